@@ -1,0 +1,85 @@
+"""Per-run configuration: the validated request settings and the backend choices.
+
+One typed object for the whole run, passed as LangGraph's run context
+(``graph.ainvoke(input, context=Context(...))``) and read by nodes through
+``runtime.context``. Deployment values (database URL, secrets) stay in ``api.settings``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from graph.services import Services
+
+AspectRatio = Literal["square", "16:9", "4:5", "21:9"]
+
+
+class GenerationSettings(BaseModel):
+    """What a request may tune, with the ranges the CLI and the API enforce."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    num_variations: int = Field(4, ge=1, le=16, description="Images generated and scored per attempt.")
+    max_enhancement_iterations: int = Field(4, ge=1, le=10, description="Cap on critique-loop rounds per scene.")
+    approval_threshold: float = Field(85.0, ge=0, le=100, description="Prompt-engineer overall score that ends the loop.")
+    quality_threshold: float = Field(30.0, ge=0, le=100, description="Minimum weighted image score a winner must reach.")
+    consistency_threshold: float = Field(
+        50.0, ge=0, le=100, description="Minimum similarity (0-100) to the scene's references; 0 disables the check."
+    )
+    max_retries: int = Field(2, ge=0, le=5, description="Extra attempts with the next reference after a failed validation.")
+    strict: bool = Field(False, description="Fail the scene when every attempt misses; otherwise keep the best with a warning.")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Base seed; every variation seed derives from it.")
+    aspect_ratio: AspectRatio = Field("square", description="Frame shape (seed 002 presets).")
+    resolution: int = Field(512, ge=64, le=2048, description="Long edge of the image in pixels.")
+
+    @property
+    def max_attempts(self) -> int:
+        return 1 + self.max_retries
+
+
+LLMBackend = Literal["auto", "heuristic", "openai"]
+GeneratorBackend = Literal["auto", "sketch", "diffusers", "openai"]
+
+
+class BackendSettings(BaseModel):
+    """Which implementation serves each role. ``auto`` never downloads: it picks a real backend
+    only when it is configured (an LLM endpoint) or already on disk (model weights)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    llm: LLMBackend = "auto"
+    llm_model: str = Field("gpt-4o-mini", description="Chat model name at the OpenAI-compatible endpoint.")
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp, ...).")
+    llm_timeout_s: float = Field(60.0, gt=0)
+    llm_max_retries: int = Field(2, ge=0, le=10, description="Client-side retries with backoff per LLM call.")
+    generator: GeneratorBackend = "auto"
+    generator_model: str | None = Field(None, description="Hub id or local path for the diffusers/OpenAI generator.")
+    scorers: tuple[str, ...] = Field(("auto",), description="Scorer names, or 'auto' / 'offline'.")
+    device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', 'mps'.")
+
+
+@dataclass(kw_only=True)
+class Context:
+    """Run dependencies of one storyboard.
+
+    ``services`` carries built backends (chat model, generator, scorers). Leave it ``None``
+    to have them resolved from ``backends`` through the process-wide cache, so each model is
+    loaded once per process; tests and benchmarks inject their own.
+    """
+
+    settings: GenerationSettings = field(
+        default_factory=GenerationSettings, metadata={"description": "Validated request settings."}
+    )
+    backends: BackendSettings = field(
+        default_factory=BackendSettings, metadata={"description": "Which backend serves each role."}
+    )
+    trace_root: str = field(
+        default="output/reference_image_traces", metadata={"description": "Folder that holds one trace folder per generation."}
+    )
+    services: Services | None = field(
+        default=None, metadata={"description": "Built backends; resolved from `backends` when omitted."}
+    )
