@@ -1,0 +1,117 @@
+"""Rich rendering for the CLI: live progress bars from graph events and the result tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from graph.context import GenerationSettings
+from traces.schemas import RunSummary
+
+SLOTS = ("pickscore", "clip", "vqa", "aesthetic")
+
+
+class LiveProgress:
+    """Four bars fed by the same events the API streams: scenes, enhancement iterations,
+    variations generated and variations scored."""
+
+    def __init__(self, console: Console, settings: GenerationSettings) -> None:
+        self.settings = settings
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<24}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}", style="dim"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> LiveProgress:
+        self.progress.start()
+        add = self.progress.add_task
+        self.tasks = {
+            "scenes": add("Scenes", total=None, note="planning"),
+            "iterations": add("Enhancement iterations", total=None, note=""),
+            "variations": add("Variations generated", total=None, note=""),
+            "scoring": add("Variations scored", total=None, note=""),
+        }
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def _advance(self, name: str, amount: float = 1, **fields: Any) -> None:
+        self.progress.update(self.tasks[name], advance=amount, **fields)
+
+    def handle(self, event: dict[str, Any]) -> None:
+        kind, data, scene = event["type"], event.get("data", {}), event.get("scene")
+        update = self.progress.update
+        if kind == "plan_ready":
+            count = len(data.get("scenes", []))
+            update(self.tasks["scenes"], total=count, note=f"{count} planned")
+            update(self.tasks["iterations"], total=count * self.settings.max_enhancement_iterations)
+            update(self.tasks["variations"], total=count * self.settings.num_variations)
+            update(self.tasks["scoring"], total=count * self.settings.num_variations)
+        elif kind == "enhance_iteration":
+            self._advance("iterations", note=f"scene {scene}: {data.get('overall', 0):.1f}")
+        elif kind == "enhance_done":
+            # An approved scene stops early: shrink the total so the bar can finish.
+            skipped = self.settings.max_enhancement_iterations - int(data.get("iterations", 0))
+            task = self.progress.tasks[self.tasks["iterations"]]
+            if skipped and task.total is not None:
+                update(self.tasks["iterations"], total=task.total - skipped)
+        elif kind == "attempt_started" and data.get("attempt", 1) > 1:
+            for name in ("variations", "scoring"):
+                task = self.progress.tasks[self.tasks[name]]
+                update(self.tasks[name], total=(task.total or 0) + int(data.get("variations", 0)))
+        elif kind == "variations_generated":
+            self._advance("variations", int(data.get("count", 0)), note=f"scene {scene}")
+        elif kind == "variations_scored":
+            best = max(data.get("overalls", [0]))
+            self._advance("scoring", len(data.get("overalls", [])), note=f"scene {scene}: best {best:.1f}")
+        elif kind == "scene_done":
+            self._advance("scenes", note=f"scene {scene} {data.get('result', {}).get('status', '')}")
+        elif kind == "warning":
+            self.progress.console.print(f"[yellow]warning:[/] {event.get('message', '')}")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def render_summary(console: Console, summary: RunSummary, trace_root: Path) -> None:
+    folder = trace_root / summary.generation_id
+    table = Table(title=f"Storyboard {summary.generation_id}: {summary.status}", show_lines=True)
+    for column in ("Scene", "Winner", "PickScore", "CLIP", "VQA", "Aesthetic", "Overall", "Attempts", "Warnings", "File"):
+        table.add_column(column, overflow="fold")
+    for scene in summary.scenes:
+        winner = scene.winner
+        components = winner.components if winner else {}
+        table.add_row(
+            str(scene.scene_number),
+            "-" if winner is None else f"image_{winner.index} (attempt {scene.winner_attempt})",
+            *(_fmt(components.get(slot)) for slot in SLOTS),
+            _fmt(winner.overall if winner else None),
+            str(len(scene.attempts)),
+            "\n".join(scene.warnings) or "-",
+            scene.winner_path or "-",
+        )
+    console.print(table)
+    if summary.scenes:
+        report = summary.scenes[0].ensemble
+        served = ", ".join(f"{i.slot}: {i.name}{' (stand-in)' if i.stand_in else ''}" for i in report.scorers)
+        weights = ", ".join(f"{k} {v:.2f}" for k, v in report.effective_weights.items())
+        console.print(f"Scorers: {served}. Effective weights: {weights}.", highlight=False)
+        for slot, reason in report.missing.items():
+            console.print(f"[dim]Left out {slot}: {reason}[/]", highlight=False)
+    for warning in summary.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if summary.error:
+        console.print(f"[bold red]error:[/] {summary.error}", highlight=False)
+    console.print(f"Trace: {folder}", highlight=False)

@@ -1,0 +1,119 @@
+"""Running one storyboard: the entry point the CLI and the API share.
+
+It streams the graph's custom events to ``on_event``, stops at a node boundary when
+``should_stop`` says so, and always leaves summary.json in a final state (completed,
+failed or cancelled), so a trace never claims to be running when nothing runs it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from contextlib import aclosing
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from pydantic import BaseModel, Field, model_validator
+
+from graph.builder import builder, graph
+from graph.context import Context
+from graph.state import InputState
+from traces.reader import TraceNotFoundError, read_summary
+from traces.schemas import RunStatus, RunSummary
+from traces.writer import TraceWriter
+
+logger = logging.getLogger(__name__)
+
+EventHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
+
+
+class StoryboardRequest(BaseModel):
+    """What to storyboard. Settings and backends travel separately, in the run context."""
+
+    generation_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
+    concept: str = Field(min_length=1, max_length=4000)
+    target_duration_s: float | None = Field(None, gt=0, le=600)
+    num_scenes: int | None = Field(None, ge=1, le=24)
+    scenes: list[str] | None = Field(None, min_length=1, max_length=24)
+    reference_path: str | None = None
+
+    @model_validator(mode="after")
+    def _scenes_not_blank(self) -> StoryboardRequest:
+        if self.scenes is not None and any(not s.strip() for s in self.scenes):
+            raise ValueError("`scenes` must not contain empty prompts")
+        return self
+
+
+class RunCancelled(Exception):
+    """Raised inside the stream loop when ``should_stop`` asks to stop."""
+
+
+def _finalize(context: Context, request: StoryboardRequest, status: RunStatus, error: str | None) -> RunSummary:
+    try:
+        summary = read_summary(context.trace_root, request.generation_id)
+    except (TraceNotFoundError, ValueError):
+        summary = RunSummary(
+            generation_id=request.generation_id,
+            status=status,
+            concept=request.concept,
+            settings=context.settings.model_dump(mode="json"),
+            started_at=datetime.now(timezone.utc),
+        )
+    finished = datetime.now(timezone.utc)
+    summary = summary.model_copy(
+        update={
+            "status": status,
+            "error": error if error is not None else summary.error,
+            "finished_at": finished,
+            "elapsed_s": round((finished - summary.started_at).total_seconds(), 3),
+        }
+    )
+    try:
+        TraceWriter(context.trace_root, request.generation_id).summary(summary)
+    except OSError:
+        logger.exception("could not write the final summary of %s", request.generation_id)
+    return summary
+
+
+async def run_storyboard(
+    request: StoryboardRequest,
+    context: Context,
+    *,
+    checkpointer: BaseCheckpointSaver | None = None,
+    resume: bool = False,
+    on_event: EventHandler | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunSummary:
+    """Run (or, with ``resume`` and a checkpointer, continue) one storyboard.
+
+    The generation id is the checkpoint thread id, so a resumed run continues after the last
+    scene it finished. Node failures do not raise: the summary comes back with status
+    "failed" and the error, and everything finished before stays on disk.
+    """
+    if resume and checkpointer is None:
+        raise ValueError("`resume` needs a `checkpointer` that holds the run's earlier steps")
+    compiled = builder.compile(checkpointer=checkpointer, name=graph.name) if checkpointer is not None else graph
+    config = {"configurable": {"thread_id": request.generation_id}, "recursion_limit": 1000}
+    payload: InputState | None = InputState(**request.model_dump())
+    if resume:
+        snapshot = await compiled.aget_state(config)
+        if snapshot.values:
+            payload = None
+    try:
+        stream = compiled.astream(payload, config, context=context, stream_mode=["custom", "updates"], subgraphs=True)
+        async with aclosing(stream):
+            async for _namespace, mode, chunk in stream:
+                if mode == "custom" and on_event is not None:
+                    result = on_event(chunk)
+                    if inspect.isawaitable(result):
+                        await result
+                if should_stop is not None and should_stop():
+                    raise RunCancelled
+    except RunCancelled:
+        return _finalize(context, request, "cancelled", None)
+    except Exception as exc:  # the run failed: record it, keep what was finished
+        logger.exception("generation %s failed", request.generation_id)
+        return _finalize(context, request, "failed", f"{type(exc).__name__}: {exc}")
+    return read_summary(context.trace_root, request.generation_id)

@@ -1,0 +1,74 @@
+"""The built backends a run uses: chat model, image generator, scorers.
+
+Backends are built once per process for each distinct BackendSettings, because loading a
+model is the expensive part; the CLI and the API build them at the boundary (where secrets
+are read) and pass them in the run context.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from graph.context import BackendSettings, Context
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from scoring.registry import ScorerSet
+    from tools.base import ImageGenerator
+
+
+@dataclass
+class Services:
+    llm: BaseChatModel | None
+    generator: ImageGenerator
+    scorers: ScorerSet
+    notes: list[str] = field(default_factory=list, metadata={"description": "One line per role: what serves it and how to change it."})
+
+    def describe(self) -> dict[str, Any]:
+        """What served each role, for summary.json."""
+        llm = None if self.llm is None else getattr(self.llm, "model_name", type(self.llm).__name__)
+        return {
+            "llm": llm or "heuristic",
+            "generator": {"name": self.generator.name, "model": self.generator.model},
+            "scorers": [info.model_dump() for info in self.scorers.infos()],
+            "consistency": {"name": self.scorers.consistency.name, "model": self.scorers.consistency.model},
+            "missing_scorers": dict(self.scorers.missing),
+        }
+
+
+_cache: dict[tuple[BackendSettings, str | None], Services] = {}
+_lock = threading.Lock()
+
+
+def build_services(backends: BackendSettings, *, api_key: str | None = None) -> Services:
+    """Build (or reuse) the backends for these settings."""
+    from agents.chat_model import describe_llm, load_chat_model
+    from scoring.registry import build_scorers
+    from tools.registry import build_generator
+
+    key = (backends, api_key)
+    with _lock:
+        if key in _cache:
+            return _cache[key]
+        llm = load_chat_model(
+            backend=backends.llm,
+            model=backends.llm_model,
+            base_url=backends.llm_base_url,
+            api_key=api_key,
+            timeout_s=backends.llm_timeout_s,
+            max_retries=backends.llm_max_retries,
+        )
+        generator, generator_note = build_generator(backends)
+        scorers, scorer_note = build_scorers(backends)
+        services = Services(
+            llm=llm, generator=generator, scorers=scorers, notes=[describe_llm(llm), generator_note, scorer_note]
+        )
+        _cache[key] = services
+        return services
+
+
+def services_for(context: Context) -> Services:
+    return context.services if context.services is not None else build_services(context.backends)

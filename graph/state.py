@@ -1,0 +1,120 @@
+"""Graph state: the storyboard graph, the per-scene enhancement loop and the scene pipeline.
+
+Each graph has a narrow input, a wider internal state and (for the storyboard) a narrow
+output. Reducers live in the annotations: scenes enhance concurrently and merge their
+results by scene number; attempts and iterations accumulate.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Annotated, TypeVar
+
+from agents.schemas import (
+    AgentEvent,
+    ConsistencyMarkers,
+    EnhancedPrompt,
+    EnhancementResult,
+    Iteration,
+    ScenePlan,
+    StoryboardPlan,
+)
+from scoring.schemas import VariationScore
+from tools.references import RankedReference
+from tools.schemas import ReferenceImage, StoredImage
+from traces.schemas import Attempt, SceneResult
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def merge(left: dict[K, V] | None, right: dict[K, V] | None) -> dict[K, V]:
+    """Reducer for results keyed by scene number: concurrent writers never collide."""
+    return {**(left or {}), **(right or {})}
+
+
+# Storyboard ------------------------------------------------------------------------------
+@dataclass(kw_only=True)
+class InputState:
+    generation_id: str = field(metadata={"description": "Names the trace folder and the checkpoint thread."})
+    concept: str = field(metadata={"description": "What the storyboard is about."})
+    target_duration_s: float | None = field(default=None, metadata={"description": "Video length; sets the scene count."})
+    num_scenes: int | None = field(default=None, metadata={"description": "Scene count, overriding the duration."})
+    scenes: list[str] | None = field(default=None, metadata={"description": "Explicit scene prompts instead of the planner."})
+    reference_path: str | None = field(default=None, metadata={"description": "A user image: scene 1's reference."})
+
+
+@dataclass(kw_only=True)
+class State(InputState):
+    plan: StoryboardPlan | None = None
+    base_seed: int = 0
+    started_at: str | None = None
+    enhancements: Annotated[dict[int, EnhancementResult], merge] = field(default_factory=dict)
+    results: Annotated[dict[int, SceneResult], merge] = field(default_factory=dict)
+    anchor: ReferenceImage | None = field(default=None, metadata={"description": "The user image or scene 1's winner."})
+    previous: ReferenceImage | None = field(default=None, metadata={"description": "The last scene's winner."})
+    next_scene: int = 1
+    warnings: Annotated[list[str], operator.add] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(kw_only=True)
+class OutputState:
+    generation_id: str
+    plan: StoryboardPlan | None = None
+    results: dict[int, SceneResult] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+# Enhancement loop (one scene) --------------------------------------------------------------
+@dataclass(kw_only=True)
+class EnhanceInput:
+    generation_id: str
+    scene: ScenePlan
+    markers: ConsistencyMarkers
+
+
+@dataclass(kw_only=True)
+class EnhanceState(EnhanceInput):
+    iterations: Annotated[list[Iteration], operator.add] = field(default_factory=list)
+    draft: EnhancedPrompt | None = None
+    draft_events: list[AgentEvent] = field(default_factory=list)
+    draft_started: float = 0.0
+    enhancements: Annotated[dict[int, EnhancementResult], merge] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class EnhanceOutput:
+    enhancements: Annotated[dict[int, EnhancementResult], merge] = field(default_factory=dict)
+
+
+# Scene pipeline ---------------------------------------------------------------------------
+@dataclass(kw_only=True)
+class SceneInput:
+    generation_id: str
+    scene: ScenePlan
+    enhancement: EnhancementResult
+    base_seed: int
+    candidates: list[ReferenceImage] = field(default_factory=list)
+    anchor: ReferenceImage | None = None
+    chain_scene: int | None = None
+
+
+@dataclass(kw_only=True)
+class SceneState(SceneInput):
+    ranking: list[RankedReference] = field(default_factory=list)
+    schedule: list[ReferenceImage | None] = field(default_factory=list)
+    attempts: Annotated[list[Attempt], operator.add] = field(default_factory=list)
+    images: list[StoredImage] = field(default_factory=list)
+    generation: dict = field(default_factory=dict)
+    scored: list[VariationScore] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    result: SceneResult | None = None
+    results: Annotated[dict[int, SceneResult], merge] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class SceneOutput:
+    results: Annotated[dict[int, SceneResult], merge] = field(default_factory=dict)
