@@ -115,7 +115,7 @@ def generate(
     max_iterations: Annotated[int, typer.Option("--max-iterations", help="Critique-loop cap, 1-10.")] = 4,
     approval_threshold: Annotated[float, typer.Option("--approval-threshold", help="Prompt score that ends the loop.")] = 85.0,
     quality_threshold: Annotated[float, typer.Option("--quality-threshold", help="Minimum weighted image score.")] = 30.0,
-    consistency_threshold: Annotated[float, typer.Option("--consistency-threshold", help="Minimum similarity to the reference; 0 disables.")] = 50.0,
+    consistency_threshold: Annotated[float, typer.Option("--consistency-threshold", help="Minimum similarity to the reference; 0 disables.")] = 30.0,
     max_retries: Annotated[int, typer.Option("--max-retries", help="Extra attempts with the next reference, 0-5.")] = 2,
     strict: Annotated[bool, typer.Option("--strict", help="Fail a scene whose attempts all miss instead of keeping the best.")] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="Base seed; the same seed reproduces the run.")] = None,
@@ -183,7 +183,7 @@ def generate(
     except ValueError as exc:  # a backend that cannot be built as asked (e.g. no endpoint, no weights)
         raise fail(str(exc)) from None
     for note in services.notes:
-        console.print(f"[dim]{note}[/]", highlight=False)
+        console.print(f"[dim]{note}[/]", highlight=False, soft_wrap=True)
 
     context = Context(settings=settings, backends=backends, trace_root=str(trace_root), services=services)
     summary = asyncio.run(_run_with_progress(request, context, console))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -86,32 +87,34 @@ def _fmt(value: float | None) -> str:
 
 
 def render_summary(console: Console, summary: RunSummary, trace_root: Path) -> None:
+    """One row per scene, then the scorers that ran, the warnings and where the trace is."""
     folder = trace_root / summary.generation_id
-    table = Table(title=f"Storyboard {summary.generation_id}: {summary.status}", show_lines=True)
-    for column in ("Scene", "Winner", "PickScore", "CLIP", "VQA", "Aesthetic", "Overall", "Attempts", "Warnings", "File"):
-        table.add_column(column, overflow="fold")
+    table = Table(title=f"Storyboard {summary.generation_id}: {summary.status}", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("Scene", "Winner", "Pick", "CLIP", "VQA", "Aesth", "Overall", "Tries", "Warn"):
+        table.add_column(column, justify="left" if column.startswith("Winner") else "right", no_wrap=True, min_width=len(column))
     for scene in summary.scenes:
         winner = scene.winner
         components = winner.components if winner else {}
+        path = Path(scene.winner_path).name if scene.winner_path else "-"
         table.add_row(
             str(scene.scene_number),
-            "-" if winner is None else f"image_{winner.index} (attempt {scene.winner_attempt})",
+            str(path),
             *(_fmt(components.get(slot)) for slot in SLOTS),
             _fmt(winner.overall if winner else None),
-            str(len(scene.attempts)),
-            "\n".join(scene.warnings) or "-",
-            scene.winner_path or "-",
+            f"{scene.winner_attempt or '-'}/{len(scene.attempts)}",
+            str(len(scene.warnings)),
         )
     console.print(table)
     if summary.scenes:
         report = summary.scenes[0].ensemble
         served = ", ".join(f"{i.slot}: {i.name}{' (stand-in)' if i.stand_in else ''}" for i in report.scorers)
         weights = ", ".join(f"{k} {v:.2f}" for k, v in report.effective_weights.items())
-        console.print(f"Scorers: {served}. Effective weights: {weights}.", highlight=False)
+        console.print(f"Scorers: {served}. Effective weights: {weights}.", highlight=False, soft_wrap=True)
         for slot, reason in report.missing.items():
-            console.print(f"[dim]Left out {slot}: {reason}[/]", highlight=False)
+            console.print(f"[dim]Left out {slot}: {reason}[/]", highlight=False, soft_wrap=True)
+    console.print("[dim]Winner: the file in scene_<k>/. Tries: winning attempt / attempts made.[/]")
     for warning in summary.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if summary.error:
-        console.print(f"[bold red]error:[/] {summary.error}", highlight=False)
-    console.print(f"Trace: {folder}", highlight=False)
+        console.print(f"[bold red]error:[/] {summary.error}", highlight=False, soft_wrap=True)
+    console.print(f"Trace: {folder}", highlight=False, soft_wrap=True)

@@ -24,6 +24,7 @@ from langgraph.types import Command, Send
 from agents import planner
 from agents.heuristics import plan_heuristic
 from agents.schemas import ScenePlan, StoryboardPlan
+from graph.cancel import reraise_cancel, stoppable
 from graph.context import Context
 from graph.enhancement import LLM_RETRY, enhancement_graph
 from graph.events import emit
@@ -108,6 +109,7 @@ async def plan(state: State, runtime: Runtime[Context]) -> dict:
 
 
 async def plan_fallback(state: State, runtime: Runtime[Context], error: NodeError) -> Command:
+    reraise_cancel(error.error)
     storyboard = plan_heuristic(state.concept, state.target_duration_s, state.num_scenes).model_copy(
         update={"source": "fallback"}
     )
@@ -201,12 +203,12 @@ async def finish(state: State, runtime: Runtime[Context]) -> dict:
 
 
 builder = StateGraph(State, context_schema=Context, input_schema=InputState, output_schema=OutputState)
-builder.add_node("plan", plan, retry_policy=LLM_RETRY, error_handler=plan_fallback, destinations=("enhance_scene",))
+builder.add_node("plan", stoppable(plan), retry_policy=LLM_RETRY, error_handler=plan_fallback, destinations=("enhance_scene",))
 builder.add_node("enhance_scene", enhancement_graph)
-builder.add_node("gather", gather)
+builder.add_node("gather", stoppable(gather))
 builder.add_node("scene", scene_graph)
-builder.add_node("chain", chain)
-builder.add_node("finish", finish)
+builder.add_node("chain", stoppable(chain))
+builder.add_node("finish", stoppable(finish))
 builder.add_edge(START, "plan")
 builder.add_conditional_edges("plan", enhance_all, ["enhance_scene"])
 builder.add_edge("enhance_scene", "gather")

@@ -7,6 +7,7 @@ One typed object for the whole run, passed as LangGraph's run context
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -28,7 +29,13 @@ class GenerationSettings(BaseModel):
     approval_threshold: float = Field(85.0, ge=0, le=100, description="Prompt-engineer overall score that ends the loop.")
     quality_threshold: float = Field(30.0, ge=0, le=100, description="Minimum weighted image score a winner must reach.")
     consistency_threshold: float = Field(
-        50.0, ge=0, le=100, description="Minimum similarity (0-100) to the scene's references; 0 disables the check."
+        30.0,
+        ge=0,
+        le=100,
+        description=(
+            "Minimum similarity (0-100) to the scene's reference; 0 disables the check. Chained scenes differ in "
+            "content by design, so the default only catches a scene whose look broke away from the storyboard."
+        ),
     )
     max_retries: int = Field(2, ge=0, le=5, description="Extra attempts with the next reference after a failed validation.")
     strict: bool = Field(False, description="Fail the scene when every attempt misses; otherwise keep the best with a warning.")
@@ -82,4 +89,7 @@ class Context:
     )
     services: Services | None = field(
         default=None, metadata={"description": "Built backends; resolved from `backends` when omitted."}
+    )
+    should_stop: Callable[[], bool] | None = field(
+        default=None, metadata={"description": "Polled at every node start; True cancels the run there."}
     )

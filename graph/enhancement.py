@@ -22,6 +22,7 @@ from agents import prompt_engineer as prompt_engineer_agent
 from agents.errors import LLMTransientError
 from agents.heuristics import critique_heuristic, enhance_heuristic
 from agents.schemas import AgentEvent, EnhancementResult, Iteration
+from graph.cancel import reraise_cancel, stoppable
 from graph.context import Context
 from graph.events import emit
 from graph.selection import best_iteration
@@ -69,6 +70,7 @@ async def cinematographer(state: EnhanceState, runtime: Runtime[Context]) -> dic
 
 
 async def cinematographer_fallback(state: EnhanceState, runtime: Runtime[Context], error: NodeError) -> Command:
+    reraise_cancel(error.error)
     last = state.iterations[-1] if state.iterations else None
     enhanced = enhance_heuristic(
         state.scene,
@@ -114,6 +116,7 @@ async def prompt_engineer(state: EnhanceState, runtime: Runtime[Context]) -> dic
 
 
 async def prompt_engineer_fallback(state: EnhanceState, runtime: Runtime[Context], error: NodeError) -> Command:
+    reraise_cancel(error.error)
     assert state.draft is not None
     critique = critique_heuristic(state.draft, state.scene, state.markers).model_copy(update={"source": "fallback"})
     update = _review_update(state, runtime, critique, _fallback_events("prompt_engineer", error))
@@ -163,19 +166,19 @@ async def finalize(state: EnhanceState, runtime: Runtime[Context]) -> dict:
 builder = StateGraph(EnhanceState, context_schema=Context, input_schema=EnhanceInput, output_schema=EnhanceOutput)
 builder.add_node(
     "cinematographer",
-    cinematographer,
+    stoppable(cinematographer),
     retry_policy=LLM_RETRY,
     error_handler=cinematographer_fallback,
     destinations=("prompt_engineer",),
 )
 builder.add_node(
     "prompt_engineer",
-    prompt_engineer,
+    stoppable(prompt_engineer),
     retry_policy=LLM_RETRY,
     error_handler=prompt_engineer_fallback,
     destinations=("cinematographer", "finalize"),
 )
-builder.add_node("finalize", finalize)
+builder.add_node("finalize", stoppable(finalize))
 builder.add_edge(START, "cinematographer")
 builder.add_edge("cinematographer", "prompt_engineer")
 builder.add_conditional_edges("prompt_engineer", route_after_review, ["cinematographer", "finalize"])

@@ -7,6 +7,7 @@ failed or cancelled), so a trace never claims to be running when nothing runs it
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 from contextlib import aclosing
@@ -18,6 +19,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from pydantic import BaseModel, Field, model_validator
 
 from graph.builder import builder, graph
+from graph.cancel import RunCancelled
 from graph.context import Context
 from graph.state import InputState
 from traces.reader import TraceNotFoundError, read_summary
@@ -44,10 +46,6 @@ class StoryboardRequest(BaseModel):
         if self.scenes is not None and any(not s.strip() for s in self.scenes):
             raise ValueError("`scenes` must not contain empty prompts")
         return self
-
-
-class RunCancelled(Exception):
-    """Raised inside the stream loop when ``should_stop`` asks to stop."""
 
 
 def _finalize(context: Context, request: StoryboardRequest, status: RunStatus, error: str | None) -> RunSummary:
@@ -94,6 +92,7 @@ async def run_storyboard(
     """
     if resume and checkpointer is None:
         raise ValueError("`resume` needs a `checkpointer` that holds the run's earlier steps")
+    context = dataclasses.replace(context, should_stop=should_stop)
     compiled = builder.compile(checkpointer=checkpointer, name=graph.name) if checkpointer is not None else graph
     config = {"configurable": {"thread_id": request.generation_id}, "recursion_limit": 1000}
     payload: InputState | None = InputState(**request.model_dump())
@@ -109,8 +108,6 @@ async def run_storyboard(
                     result = on_event(chunk)
                     if inspect.isawaitable(result):
                         await result
-                if should_stop is not None and should_stop():
-                    raise RunCancelled
     except RunCancelled:
         return _finalize(context, request, "cancelled", None)
     except Exception as exc:  # the run failed: record it, keep what was finished

@@ -15,6 +15,7 @@ from typing import Literal
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
+from graph.cancel import stoppable
 from graph.context import Context
 from graph.events import emit
 from graph.selection import choose_winner, explain_winner, quality_scores_document, validate
@@ -298,12 +299,12 @@ async def write_trace(state: SceneState, runtime: Runtime[Context]) -> dict:
 
 
 builder = StateGraph(SceneState, context_schema=Context, input_schema=SceneInput, output_schema=SceneOutput)
-builder.add_node("plan_attempts", plan_attempts)
-builder.add_node("generate", generate)
-builder.add_node("score", score)
-builder.add_node("validate", validate_attempt)
-builder.add_node("select", select)
-builder.add_node("write_trace", write_trace)
+builder.add_node("plan_attempts", stoppable(plan_attempts))
+builder.add_node("generate", stoppable(generate))
+builder.add_node("score", stoppable(score))
+builder.add_node("validate", stoppable(validate_attempt))
+builder.add_node("select", stoppable(select))
+builder.add_node("write_trace", stoppable(write_trace))
 builder.add_edge(START, "plan_attempts")
 builder.add_edge("plan_attempts", "generate")
 builder.add_edge("generate", "score")

@@ -37,10 +37,14 @@ def _iteration(number: int, overall_dims: float) -> Iteration:
         cinematography=overall_dims,
         brand_alignment=overall_dims,
     )
-    return Iteration(iteration=number, enhanced=enhanced, critique=Critique(scores=scores, critique="c"))
+    return Iteration(
+        iteration=number, enhanced=enhanced, critique=Critique(scores=scores, critique="c")
+    )
 
 
-def _variation(index: int, overall: float, rank: int, consistency: float | None = None, **components: float) -> VariationScore:
+def _variation(
+    index: int, overall: float, rank: int, consistency: float | None = None, **components: float
+) -> VariationScore:
     return VariationScore(
         attempt=1,
         index=index,
@@ -53,7 +57,9 @@ def _variation(index: int, overall: float, rank: int, consistency: float | None 
     )
 
 
-def _attempt(number: int, quality: float, passed: bool, consistency: float | None = None) -> Attempt:
+def _attempt(
+    number: int, quality: float, passed: bool, consistency: float | None = None
+) -> Attempt:
     variation = _variation(1, quality, 1, consistency).model_copy(update={"attempt": number})
     return Attempt(
         attempt=number,
@@ -92,11 +98,15 @@ def test_validate_reports_quality_and_consistency_like_seed_003():
 
 def test_validate_skips_consistency_without_a_reference_or_when_disabled():
     assert validate(_variation(1, 40, 1), quality_threshold=30, consistency_threshold=80)[0]
-    assert validate(_variation(1, 40, 1, consistency=10), quality_threshold=30, consistency_threshold=0)[0]
+    assert validate(
+        _variation(1, 40, 1, consistency=10), quality_threshold=30, consistency_threshold=0
+    )[0]
 
 
 def test_validate_passes_on_the_threshold_itself():
-    passed, reason, _ = validate(_variation(1, 30, 1, consistency=50), quality_threshold=30, consistency_threshold=50)
+    passed, reason, _ = validate(
+        _variation(1, 30, 1, consistency=50), quality_threshold=30, consistency_threshold=50
+    )
     assert passed and reason.startswith("Passed validation")
 
 
@@ -128,7 +138,13 @@ def test_explain_winner_names_margin_and_deciding_component():
         _variation(1, 65.0, 2, pickscore=70, clip=55),
     ]
     attempt = Attempt(
-        attempt=1, seeds=[101, 102], variations=variations, best_index=2, quality=70.0, passed=True, reason="Passed validation - Quality: 70.0/30"
+        attempt=1,
+        seeds=[101, 102],
+        variations=variations,
+        best_index=2,
+        quality=70.0,
+        passed=True,
+        reason="Passed validation - Quality: 70.0/30",
     )
     text = explain_winner(attempt, {"pickscore": 2 / 3, "clip": 1 / 3}, "passed")
     assert "image_2.png" in text

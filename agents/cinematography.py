@@ -1,0 +1,324 @@
+"""The heuristic cinematographer's decisions: which camera, lens and light suit a scene.
+
+Pure functions of the scene text and the storyboard markers. A product detail beat gets a
+macro lens, an establishing beat a wide lens stopped down, a night scene warm practicals, a
+morning interior window light from the left. Where two choices suit a scene equally, a hash
+of the scene text picks one, so the same scene always gets the same shot and neighbouring
+scenes of a storyboard do not all look alike.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from agents.schemas import ConsistencyMarkers, ScenePlan
+from agents.themes import (
+    Location,
+    Theme,
+    find_location,
+    find_person,
+    find_time_of_day,
+    match_theme,
+    stable_choice,
+)
+
+__all__ = ["ShotClass", "ShotPlan", "classify_shot", "plan_shot", "warmth"]
+
+ShotClass = Literal["establishing", "detail", "human", "hero", "action", "general"]
+
+_CLASS_WORDS: dict[str, tuple[str, ...]] = {
+    "establishing": ("wide", "establishing", "exterior", "skyline", "landscape", "panorama", "aerial", "overview", "vista", "view of"),
+    "detail": ("close-up", "closeup", "macro", "detail", "texture", "pour", "pouring", "poured", "crema", "droplets", "drop", "label", "dial", "beans", "grain", "steam", "ingredients", "fabric", "packaging", "stitching", "hands", "fingertips", "fingers"),
+    "human": ("woman", "man", "person", "people", "she", "he", "her", "his", "barista", "chef", "athlete", "family", "friends", "couple", "customer", "professional", "runner", "hiker", "driver", "designer", "student", "portrait", "smiles", "smiling", "sips", "laughs", "face"),
+    "hero": ("hero", "logo", "tagline", "call to action", "lineup", "product shot", "showcase", "space for", "the line"),
+    "action": ("running", "sprints", "sprinting", "jumping", "dancing", "driving", "riding", "cycling", "skating", "surfing", "racing", "steers"),
+}
+_BEAT_HINTS: dict[str, tuple[str, int]] = {
+    "hook": ("establishing", 2),
+    "establish": ("establishing", 2),
+    "build": ("detail", 1),
+    "detail": ("detail", 2),
+    "reveal": ("human", 1),
+    "human": ("human", 2),
+    "payoff": ("hero", 2),
+    "call to action": ("hero", 2),
+    "cta": ("hero", 2),
+}
+_PRODUCT_NOUNS = (
+    "mug", "cup", "bottle", "watch", "phone", "smartphone", "laptop", "shoe", "shoes",
+    "sneakers", "perfume", "jar", "box", "bag", "backpack", "headphones", "can", "glass",
+    "serum", "car", "pizza", "product",
+)
+
+_INDOOR = ("kitchen", "café", "cafe", "office", "studio", "interior", "room", "bar", "gym", "boutique", "bathroom", "loft", "apartment", "home", "restaurant", "bakery", "shop", "store", "lobby", "vanity", "counter", "desk", "window")
+_OUTDOOR = ("street", "city", "forest", "beach", "mountain", "trail", "road", "park", "garden", "field", "lake", "coast", "rooftop", "terrace", "desert", "meadow", "ridge", "outdoors", "sky")
+
+# time -> (source, indoor direction, outdoor source, outdoor direction, kelvin options)
+_LIGHT: dict[str, tuple[str, str, str, str, tuple[int, ...]]] = {
+    "dawn": ("soft blue-grey dawn window light", "from the left at 45 degrees", "low dawn sun", "from the left at 20 degrees, raking across the scene", (4300, 4500)),
+    "morning": ("soft natural window light", "from the left at 45 degrees", "low morning sun", "from the left at 30 degrees", (4800, 5200, 5600)),
+    "late morning": ("bright diffused window light", "from the left at 45 degrees", "clear late-morning sun", "from the left at 50 degrees", (5400, 5600)),
+    "midday": ("diffused skylight", "from above at 80 degrees with a white bounce fill", "high sun softened by a scrim", "from above at 80 degrees with a bounce fill", (5600, 6000)),
+    "afternoon": ("warm afternoon window light", "from the {side} at 45 degrees", "warm directional afternoon sun", "from the {side} at 45 degrees", (4800, 5000)),
+    "golden hour": ("low golden sun through the window", "from behind the subject at 15 degrees as a warm rim light", "low golden-hour sun", "from behind the subject at 15 degrees as a warm rim light", (3400, 3500)),
+    "dusk": ("cool blue-hour ambient light with warm practical lamps", "from the {side} at 60 degrees", "cool blue-hour sky with warm streetlights", "from the {side} at 60 degrees", (6500, 7000)),
+    "evening": ("warm practical lamps", "from the {side} at 60 degrees, falling off into shadow", "warm streetlights and shop windows", "from the {side} at 60 degrees", (3200, 3400)),
+    "night": ("warm tungsten practicals", "from the {side} at 60 degrees with deep shadows", "sodium streetlights and neon signage", "from the {side} at 60 degrees with deep shadows", (3200,)),
+    "studio": ("large softbox key light", "from the {side} at 45 degrees with a white bounce fill", "large softbox key light", "from the {side} at 45 degrees with a white bounce fill", (5500,)),
+}
+_TIME_LABEL = {
+    "dawn": "dawn", "morning": "early morning", "late morning": "late morning", "midday": "midday",
+    "afternoon": "late afternoon", "golden hour": "golden hour", "dusk": "blue hour at dusk",
+    "evening": "evening", "night": "night", "studio": "daytime",
+}
+
+
+class ShotPlan(BaseModel):
+    """Every decision the heuristic cinematographer makes for one scene."""
+
+    model_config = ConfigDict(frozen=True)
+
+    shot_class: ShotClass
+    shot_type: str
+    camera_angle: str
+    lens: str
+    aperture: str
+    depth_of_field: str
+    light_source: str
+    light_direction: str
+    color_temperature_k: int
+    composition: str
+    location: Location
+    in_storyboard_setting: bool
+    time_key: str
+    time_of_day: str
+    setting_detail: str
+    palette: list[str]
+    materials: list[str]
+    finish: str
+    person: str
+    mood: str
+    style: str
+    focus: str
+    action: str
+    characters: list[str]
+    brand_keywords: list[str]
+    negative_prompt: str
+
+
+def warmth(kelvin: int) -> str:
+    """How a colour temperature reads, in the words a gaffer would use."""
+    if kelvin < 3800:
+        return "warm"
+    if kelvin < 5000:
+        return "neutral-warm"
+    if kelvin <= 6000:
+        return "neutral daylight"
+    return "cool"
+
+
+def _has(text: str, phrase: str) -> bool:
+    return re.search(rf"(?<![a-z0-9]){re.escape(phrase)}(?![a-z0-9])", text) is not None
+
+
+def classify_shot(text: str, beat: str = "") -> ShotClass:
+    """The kind of shot a scene calls for, from its words and (as a hint) its beat."""
+    lowered, beat = text.lower(), beat.lower()
+    scores = {name: sum(_has(lowered, w) for w in words) for name, words in _CLASS_WORDS.items()}
+    scores["detail"] += any(_has(lowered, p) for p in _PRODUCT_NOUNS) and scores["human"] == 0
+    if re.search(r"(?<![a-z])(?:extreme )?close[ -]?up|macro", lowered):
+        scores["detail" if scores["human"] == 0 or "hands" in lowered else "human"] += 3
+    if re.search(r"wide (?:establishing )?(?:shot|view)|establishing", lowered):
+        scores["establishing"] += 3
+    if re.search(r"hero (?:shot|product)|product shot", lowered):
+        scores["hero"] += 3
+    for word, (name, weight) in _BEAT_HINTS.items():
+        if _has(beat, word):
+            scores[name] += weight
+    best = max(scores.values())
+    if best == 0:
+        return "general"
+    order: tuple[ShotClass, ...] = ("hero", "establishing", "detail", "action", "human")
+    return next(name for name in order if scores[name] == best)
+
+
+def _focus(text: str, theme: Theme) -> str:
+    lowered = text.lower()
+    for noun in _PRODUCT_NOUNS + theme.products:
+        if _has(lowered, noun):
+            return f"the {noun}"
+    return "the subject"
+
+
+def _indoor(text: str, location: Location) -> bool:
+    lowered = text.lower()
+    indoor = sum(_has(lowered, w) for w in _INDOOR)
+    outdoor = sum(_has(lowered, w) for w in _OUTDOOR)
+    if indoor != outdoor:
+        return indoor > outdoor
+    return location.indoor
+
+
+def _time_key(text: str, markers_text: str, shot_class: ShotClass) -> str:
+    found = find_time_of_day(text)
+    if found is not None:
+        return found
+    lowered = text.lower()
+    if _has(lowered, "late night") or _has(lowered, "neon"):
+        return "night"
+    if shot_class in ("detail", "hero"):
+        return "studio"
+    return find_time_of_day(markers_text) or stable_choice(("late morning", "afternoon"), text, "time")
+
+
+def _camera(shot_class: ShotClass, text: str, focus: str) -> tuple[str, str, str, str, str, str]:
+    """(shot type, camera angle, lens, aperture, depth of field, composition)."""
+    lowered = text.lower()
+    pick = lambda options, salt: stable_choice(options, text, salt)  # noqa: E731
+    if shot_class == "establishing":
+        return (
+            "wide establishing shot", pick(("high angle", "eye-level"), "angle"), "24mm", "f/8",
+            "deep depth of field",
+            pick((f"leading lines drawing the eye to {focus}, horizon on the upper third",
+                  f"rule of thirds, horizon on the lower third and {focus} on the right third"), "comp"),
+        )
+    if shot_class == "detail":
+        flat = any(_has(lowered, w) for w in ("flat lay", "overhead", "top-down", "spread", "from above"))
+        return (
+            "macro close-up", "top-down" if flat else pick(("high angle", "eye-level"), "angle"),
+            "100mm macro", "f/2.8", "shallow depth of field",
+            pick((f"centered composition on {focus} with generous negative space",
+                  f"diagonal composition following {focus} from lower left to upper right"), "comp"),
+        )
+    if shot_class == "human":
+        close = _has(lowered, "portrait") or _has(lowered, "face")
+        over = _has(lowered, "over-the-shoulder") or _has(lowered, "over the shoulder")
+        side = pick(("left", "right"), "side")
+        other = "right" if side == "left" else "left"
+        shot = "over-the-shoulder shot" if over else "close-up" if close else "medium close-up"
+        return (
+            shot, "eye-level", pick(("85mm", "50mm"), "lens") if not over else "50mm",
+            pick(("f/1.8", "f/2"), "aperture"), "shallow depth of field",
+            f"rule of thirds, subject on the {side} third looking into open space on the {other}",
+        )
+    if shot_class == "hero":
+        return (
+            "hero product shot", "low angle", "50mm", "f/4", "soft background falloff",
+            f"symmetrical centered composition on {focus} with negative space above for the tagline",
+        )
+    if shot_class == "action":
+        return (
+            "full shot", "low angle", "35mm", "f/2.8", "subject sharp against a soft background",
+            "leading lines, subject moving into open space on the right third",
+        )
+    return (
+        "medium shot", "eye-level", "35mm", "f/4", "moderate depth of field",
+        f"rule of thirds with {focus} on the left third",
+    )
+
+
+def _negative(shot_class: ShotClass, time_key: str) -> str:
+    parts = ["blurry", "out of focus subject", "watermark", "text artifacts", "distorted perspective",
+             "oversaturated colours", "cluttered background", "low resolution"]
+    if shot_class in ("human", "action"):
+        parts += ["extra fingers", "distorted hands", "asymmetrical eyes", "plastic skin"]
+    if shot_class in ("detail", "hero"):
+        parts += ["dust", "fingerprints", "smudges", "warped reflections"]
+    if shot_class == "establishing":
+        parts += ["tilted horizon", "fisheye distortion"]
+    if time_key in ("night", "evening", "dusk"):
+        parts += ["daylight", "blown-out highlights", "heavy noise"]
+    elif time_key != "studio":
+        parts += ["night sky", "harsh flash"]
+    return ", ".join(parts)
+
+
+def _scene_characters(scene: ScenePlan, markers: ConsistencyMarkers, shot_class: ShotClass) -> list[str]:
+    """The marker characters this scene shows: by id, else by shared words, else the first."""
+    chosen: list[str] = []
+    for cid in scene.character_ids:
+        match = re.fullmatch(r"character_(\d+)", cid)
+        if match and 1 <= int(match.group(1)) <= len(markers.characters):
+            chosen.append(markers.characters[int(match.group(1)) - 1])
+    if chosen or not markers.characters:
+        return chosen
+    scene_words = set(re.findall(r"[a-z]{4,}", scene.prompt.lower()))
+    overlapping = [c for c in markers.characters if scene_words & set(re.findall(r"[a-z]{4,}", c.lower()))]
+    if overlapping:
+        return overlapping[:2]
+    return markers.characters[:1] if shot_class in ("human", "action") else []
+
+
+def _place(scene: ScenePlan, markers: ConsistencyMarkers, theme: Theme) -> tuple[Location, str, bool]:
+    """(location, setting description, whether it is the storyboard's setting).
+
+    The storyboard's setting holds unless the scene names a different place of its own.
+    """
+    own = find_location(scene.prompt)
+    if markers.setting.strip():
+        marker_location = find_location(markers.setting)
+        if own is None or own == marker_location or own.short.lower() in markers.setting.lower():
+            return marker_location or own or theme.location, markers.setting.strip(), True
+    location = own or theme.location
+    return location, location.description, False
+
+
+def plan_shot(scene: ScenePlan, markers: ConsistencyMarkers) -> ShotPlan:
+    """Decide camera, lens, light, composition, setting, time and palette for one scene."""
+    markers_text = " ".join([markers.setting, markers.style, *markers.palette, *markers.brand_keywords, *markers.characters])
+    theme = match_theme(f"{scene.prompt} {markers_text}")
+    shot_class = classify_shot(scene.prompt, scene.beat)
+    location, setting, in_storyboard_setting = _place(scene, markers, theme)
+    focus = _focus(scene.prompt, theme)
+    shot_type, angle, lens, aperture, dof, composition = _camera(shot_class, scene.prompt, focus)
+
+    time_key = _time_key(scene.prompt, markers_text, shot_class)
+    source, in_dir, out_source, out_dir, kelvins = _LIGHT[time_key]
+    indoor = _indoor(f"{scene.prompt} {markers.setting}", location)
+    side = stable_choice(("left", "right"), scene.prompt, "light side")
+    light_source = source if indoor else out_source
+    light_direction = (in_dir if indoor else out_dir).format(side=side)
+    kelvin = int(stable_choice(tuple(str(k) for k in kelvins), scene.prompt, "kelvin"))
+
+    surface = location.surface
+    on_surface = f" on the {surface}" if shot_class in ("detail", "hero") and location.indoor else ""
+    setting_detail = f"{setting}, {location.props}{on_surface}"
+    palette = list(markers.palette) or list(theme.palette)
+    if len(palette) < 3:
+        palette += [c for c in theme.palette if c not in palette][: 3 - len(palette)]
+    action = {
+        "establishing": "coming to life as the light changes",
+        "human": "looking toward the light",
+        "action": "moving through the frame",
+    }.get(shot_class, "standing upright, turned slightly toward the camera")
+    return ShotPlan(
+        shot_class=shot_class,
+        shot_type=shot_type,
+        camera_angle=angle,
+        lens=lens,
+        aperture=aperture,
+        depth_of_field=dof,
+        light_source=light_source,
+        light_direction=light_direction,
+        color_temperature_k=kelvin,
+        composition=composition,
+        location=location,
+        in_storyboard_setting=in_storyboard_setting,
+        time_key=time_key,
+        time_of_day=_TIME_LABEL[time_key],
+        setting_detail=setting_detail,
+        palette=palette,
+        materials=list(theme.materials if in_storyboard_setting or location is theme.location else location.textures or theme.materials),
+        finish=theme.finish,
+        person=find_person(scene.prompt, theme).full,
+        mood=theme.mood,
+        style=markers.style.strip() or theme.style,
+        focus=focus,
+        action=action,
+        characters=_scene_characters(scene, markers, shot_class),
+        brand_keywords=list(markers.brand_keywords),
+        negative_prompt=_negative(shot_class, time_key),
+    )

@@ -1,0 +1,138 @@
+"""Choosing the scorers from the backend settings.
+
+``BackendSettings.scorers`` is either ``("auto",)``, ``("offline",)`` or a list of scorer
+names. Each name maps to a factory in ``SCORER_FACTORIES``; the consistency scorer comes
+from ``CONSISTENCY_FACTORIES``. Slots no scorer serves are recorded with the reason, so the
+ensemble renormalises and the trace says what was left out. Model-backed scorers (PickScore,
+CLIP-score, VQAScore, the LAION aesthetic head) register themselves in the same tables and
+extend ``resolve_auto`` to pick them when their weights are on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from graph.context import BackendSettings
+from scoring.base import ConsistencyScorer, Scorer
+from scoring.consistency import HistogramConsistencyScorer
+from scoring.ensemble import ensemble_report
+from scoring.schemas import BASE_WEIGHTS, EnsembleReport, ScorerInfo
+from scoring.technical import TechnicalQualityScorer
+
+__all__ = [
+    "CONSISTENCY_FACTORIES",
+    "OFFLINE_REASON",
+    "SCORER_FACTORIES",
+    "ScorerSet",
+    "build_scorers",
+    "resolve_auto",
+]
+
+ScorerFactory = Callable[[BackendSettings], Scorer]
+ConsistencyFactory = Callable[[BackendSettings], ConsistencyScorer]
+
+#: Scorer name -> factory for the ensemble's slots.
+SCORER_FACTORIES: dict[str, ScorerFactory] = {
+    "technical-quality": lambda backends: TechnicalQualityScorer(),
+}
+#: Consistency scorer name -> factory.
+CONSISTENCY_FACTORIES: dict[str, ConsistencyFactory] = {
+    "histogram-ssim": lambda backends: HistogramConsistencyScorer(),
+}
+#: What ``offline`` (and ``auto`` with nothing on disk) runs.
+OFFLINE_SCORERS: tuple[str, ...] = ("technical-quality",)
+OFFLINE_CONSISTENCY = "histogram-ssim"
+OFFLINE_REASON = "no weights on disk (offline)"
+NOT_REQUESTED_REASON = "not in the requested scorers"
+MODES = ("auto", "offline")
+
+
+@dataclass
+class ScorerSet:
+    """The scorers of one run: one per served slot, the consistency scorer, and the slots
+    left out with the reason for each."""
+
+    scorers: list[Scorer]
+    consistency: ConsistencyScorer
+    missing: dict[str, str] = field(default_factory=dict)
+
+    def infos(self) -> list[ScorerInfo]:
+        return [
+            ScorerInfo(
+                slot=s.slot,
+                name=s.name,
+                model=s.model,
+                stand_in=bool(getattr(s, "stand_in", False)),
+            )
+            for s in self.scorers
+        ]
+
+    def report(self) -> EnsembleReport:
+        """The trace's account of scoring, with the renormalised weights."""
+        return ensemble_report(self.infos(), self.missing)
+
+
+def resolve_auto(backends: BackendSettings) -> tuple[tuple[str, ...], str]:
+    """Scorer names and consistency scorer ``auto`` stands for: the model-backed ones whose
+    weights are on disk, else the offline set. With only offline scorers registered, those."""
+    return OFFLINE_SCORERS, OFFLINE_CONSISTENCY
+
+
+def _describe(scorer_set: ScorerSet) -> str:
+    served = ", ".join(
+        f"{s.name} for {s.slot}{' (offline stand-in)' if getattr(s, 'stand_in', False) else ''}"
+        for s in scorer_set.scorers
+    )
+    consistency = scorer_set.consistency.name
+    if getattr(scorer_set.consistency, "stand_in", False):
+        consistency += " (offline stand-in)"
+    line = f"Scorers: {served}; consistency: {consistency}."
+    if scorer_set.missing:
+        reasons = sorted(set(scorer_set.missing.values()))
+        left_out = ", ".join(scorer_set.missing)
+        line += f" Left out: {left_out} ({'; '.join(reasons)}); weights renormalised over the rest."
+    if any(getattr(s, "stand_in", False) for s in scorer_set.scorers):
+        line += (
+            " Install weights with `imageforge models pull pickscore` or pass --scorers with model "
+            "scorers for real preference scores."
+        )
+    return line
+
+
+def build_scorers(backends: BackendSettings) -> tuple[ScorerSet, str]:
+    """Build the configured scorers and say in one line which run and what is left out."""
+    requested = tuple(backends.scorers)
+    if not requested:
+        raise ValueError("`scorers` must name at least one scorer, or 'auto' / 'offline'.")
+    modes = [name for name in requested if name in MODES]
+    if modes and len(requested) > 1:
+        raise ValueError(f"`scorers` takes 'auto' or 'offline' alone, got {list(requested)!r}.")
+    if modes == ["auto"]:
+        names, consistency_name = resolve_auto(backends)
+    elif modes == ["offline"]:
+        names, consistency_name = OFFLINE_SCORERS, OFFLINE_CONSISTENCY
+    else:
+        names, consistency_name = requested, OFFLINE_CONSISTENCY
+    unknown = [name for name in names if name not in SCORER_FACTORIES]
+    if unknown:
+        known = sorted(SCORER_FACTORIES) + list(MODES)
+        raise ValueError(
+            f"`scorers` has unknown or unavailable names {unknown!r}; available: {known!r}."
+        )
+
+    scorers = [SCORER_FACTORIES[name](backends) for name in dict.fromkeys(names)]
+    slots = [scorer.slot for scorer in scorers]
+    doubled = sorted({slot for slot in slots if slots.count(slot) > 1})
+    if doubled:
+        raise ValueError(
+            f"`scorers` must serve each slot once; {doubled!r} would be served twice by {list(names)!r}."
+        )
+    reason = OFFLINE_REASON if modes else NOT_REQUESTED_REASON
+    missing = {slot: reason for slot in BASE_WEIGHTS if slot not in slots}
+    scorer_set = ScorerSet(
+        scorers=scorers,
+        consistency=CONSISTENCY_FACTORIES[consistency_name](backends),
+        missing=missing,
+    )
+    return scorer_set, _describe(scorer_set)

@@ -1,0 +1,88 @@
+"""Choosing scorers from the backend settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from graph.context import BackendSettings
+from scoring import registry
+from scoring.consistency import HistogramConsistencyScorer
+from scoring.registry import OFFLINE_REASON, ScorerSet, build_scorers
+from scoring.technical import TechnicalQualityScorer
+
+
+@pytest.mark.parametrize("mode", ["auto", "offline"])
+def test_offline_set(mode):
+    scorer_set, line = build_scorers(BackendSettings(scorers=(mode,)))
+    assert isinstance(scorer_set, ScorerSet)
+    assert [type(s) for s in scorer_set.scorers] == [TechnicalQualityScorer]
+    assert isinstance(scorer_set.consistency, HistogramConsistencyScorer)
+    assert scorer_set.missing == {
+        "pickscore": OFFLINE_REASON,
+        "clip": OFFLINE_REASON,
+        "vqa": OFFLINE_REASON,
+    }
+    assert OFFLINE_REASON == "no weights on disk (offline)"
+    [info] = scorer_set.infos()
+    assert (info.slot, info.name, info.model, info.stand_in) == (
+        "aesthetic",
+        "technical-quality",
+        "",
+        True,
+    )
+    assert scorer_set.report().effective_weights == {"aesthetic": 1.0}
+    assert "\n" not in line
+    assert "technical-quality" in line and "histogram-ssim" in line
+    assert "pickscore, clip, vqa" in line and OFFLINE_REASON in line
+
+
+def test_default_backends_are_auto():
+    scorer_set, _ = build_scorers(BackendSettings())
+    assert [s.name for s in scorer_set.scorers] == ["technical-quality"]
+
+
+def test_explicit_names():
+    scorer_set, _ = build_scorers(BackendSettings(scorers=("technical-quality",)))
+    assert [s.name for s in scorer_set.scorers] == ["technical-quality"]
+    assert set(scorer_set.missing) == {"pickscore", "clip", "vqa"}
+    assert all(reason == "not in the requested scorers" for reason in scorer_set.missing.values())
+
+
+def test_unknown_and_mixed_names_rejected():
+    with pytest.raises(ValueError, match="'pickscore-xl'"):
+        build_scorers(BackendSettings(scorers=("pickscore-xl",)))
+    with pytest.raises(ValueError, match="alone"):
+        build_scorers(BackendSettings(scorers=("auto", "technical-quality")))
+    with pytest.raises(ValueError, match="at least one"):
+        build_scorers(BackendSettings(scorers=()))
+
+
+class FakeClipScorer:
+    """A registered model scorer, as the real backends will add themselves."""
+
+    name = "clipscore"
+    slot = "clip"
+    model = "tiny-clip"
+    stand_in = False
+
+    def score(self, images, prompt):
+        return [50.0 for _ in images]
+
+
+def test_registered_scorers_join_and_shrink_missing(monkeypatch):
+    monkeypatch.setitem(registry.SCORER_FACTORIES, "clipscore", lambda backends: FakeClipScorer())
+    scorer_set, line = build_scorers(BackendSettings(scorers=("clipscore", "technical-quality")))
+    assert [s.slot for s in scorer_set.scorers] == ["clip", "aesthetic"]
+    assert set(scorer_set.missing) == {"pickscore", "vqa"}
+    assert scorer_set.report().effective_weights == pytest.approx(
+        {"clip": 0.25 / 0.35, "aesthetic": 0.10 / 0.35}
+    )
+    assert "clipscore for clip" in line
+
+
+def test_two_scorers_for_one_slot_rejected(monkeypatch):
+    monkeypatch.setitem(
+        registry.SCORER_FACTORIES, "other-aesthetic", lambda backends: TechnicalQualityScorer()
+    )
+    with pytest.raises(ValueError, match="aesthetic"):
+        build_scorers(BackendSettings(scorers=("technical-quality", "other-aesthetic")))

@@ -1,0 +1,55 @@
+"""Seed 002's aspect-ratio presets as pixel sizes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.sizes import ASPECT_RATIOS, size_for
+
+
+@pytest.mark.parametrize(
+    ("preset", "resolution", "expected"),
+    [
+        ("square", 512, (512, 512)),
+        ("16:9", 512, (512, 288)),  # 288 = 512 * 9 / 16 exactly
+        ("4:5", 512, (408, 512)),  # 409.6 -> 408
+        ("21:9", 512, (512, 216)),  # 219.4 -> 216
+        ("16:9", 1024, (1024, 576)),
+        ("4:5", 1024, (816, 1024)),  # 819.2 -> 816
+        ("21:9", 1024, (1024, 440)),  # 438.9 -> 440
+        ("square", 510, (512, 512)),  # the long edge is rounded too
+    ],
+)
+def test_presets(preset, resolution, expected):
+    size = size_for(preset, resolution)
+    assert (size.width, size.height) == expected
+
+
+def test_other_multiple():
+    size = size_for("4:5", 1024, multiple=64)
+    assert (size.width, size.height) == (832, 1024)  # 819.2 / 64 = 12.8 -> 13 * 64
+
+
+@pytest.mark.parametrize("preset", list(ASPECT_RATIOS))
+@pytest.mark.parametrize("resolution", [64, 333, 768, 2048])
+def test_edges_are_multiples_and_ratio_is_kept(preset, resolution):
+    size = size_for(preset, resolution)
+    ratio_w, ratio_h = ASPECT_RATIOS[preset]
+    assert size.width % 8 == 0 and size.height % 8 == 0
+    assert max(size.width, size.height) == max(8, round(resolution / 8) * 8)
+    # Rounding moves the short edge by at most half a multiple.
+    ideal_short = resolution * min(ratio_w, ratio_h) / max(ratio_w, ratio_h)
+    assert abs(min(size.width, size.height) - ideal_short) <= 4 + 1e-9
+    assert (size.width >= size.height) == (ratio_w >= ratio_h)
+
+
+def test_unknown_preset_is_named():
+    with pytest.raises(ValueError, match="'3:2'"):
+        size_for("3:2", 512)
+
+
+def test_bad_multiple_and_resolution():
+    with pytest.raises(ValueError, match="multiple"):
+        size_for("square", 512, multiple=0)
+    with pytest.raises(ValueError, match="resolution"):
+        size_for("square", 4, multiple=8)

@@ -1,0 +1,149 @@
+"""Image files on disk: atomic writes, validated reads, content digests.
+
+Trace folders are read while runs are still writing them (the API serves images of a job in
+progress) and a process may die mid-write, so every file is written to a temporary sibling,
+flushed to disk and renamed over the target: readers see the old file or the new one, never
+half of one. Images that come from users are untrusted, so reading validates them and turns
+every way they can be broken into one exception type the API maps to a 4xx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "InvalidImageError",
+    "atomic_write_bytes",
+    "image_digest",
+    "load_image",
+    "save_png",
+]
+
+#: Largest image ``load_image`` accepts by default: 8192 x 8192. Decoding allocates width x
+#: height x channels bytes before anything can be checked, so a 100-byte PNG that claims to
+#: be 50 000 x 50 000 pixels must be refused from its header alone.
+DEFAULT_MAX_PIXELS = 8192 * 8192
+
+
+class InvalidImageError(ValueError):
+    """A file that cannot be used as an image: missing, not an image, truncated or too large."""
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one.
+
+    The temporary file lives in the target's folder because ``os.replace`` is atomic only
+    within one file system. Missing parent folders are created.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(target.parent)
+    return target
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist the rename itself; a no-op where folders cannot be opened (Windows)."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def save_png(image: Image.Image, path: str | os.PathLike[str]) -> Path:
+    """Encode ``image`` as PNG and write it atomically. The same pixels give the same bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_image(
+    path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Image.Image:
+    """Open, fully decode and validate an image, returned in RGB.
+
+    EXIF orientation is applied (a phone portrait stays upright) and transparent pixels are
+    composited over white rather than turning black. ``max_pixels`` is checked from the
+    header before decoding; ``None`` leaves only Pillow's own decompression-bomb limit.
+    Every failure raises :class:`InvalidImageError` naming the file and the cause.
+    """
+    source = Path(path)
+    if max_pixels is not None and max_pixels < 1:
+        raise ValueError(f"`max_pixels` must be a positive integer or None, got {max_pixels!r}.")
+    if not source.is_file():
+        raise InvalidImageError(f"Image file {str(source)!r} does not exist or is not a file.")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (rather than raises) between its limit and twice its limit; a
+            # warning is no use to a server, so it becomes the same error as a bomb.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as opened:
+                width, height = opened.size
+                if max_pixels is not None and width * height > max_pixels:
+                    raise InvalidImageError(
+                        f"Image file {str(source)!r} is {width}x{height} = {width * height} pixels, "
+                        f"more than the limit of {max_pixels}."
+                    )
+                opened.load()
+                image = ImageOps.exif_transpose(opened)
+                return _to_rgb(image)
+    except InvalidImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidImageError(
+            f"Image file {str(source)!r} is too large to decode safely: {exc}"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidImageError(f"File {str(source)!r} is not an image Pillow can read.") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # Pillow reports truncated or corrupt data as OSError ("image file is truncated",
+        # "broken data stream"), SyntaxError (bad PNG chunks) or ValueError.
+        raise InvalidImageError(
+            f"Image file {str(source)!r} is truncated or corrupt: {exc}"
+        ) from exc
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if not has_alpha:
+        return image.convert("RGB")
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def image_digest(image: Image.Image) -> str:
+    """SHA-256 of the image's size and RGB pixels: equal pixels give equal digests whatever
+    the file format or metadata, so it can key caches of generations and embeddings."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    digest = hashlib.sha256(f"{rgb.width}x{rgb.height}:".encode("ascii"))
+    digest.update(rgb.tobytes())
+    return digest.hexdigest()
