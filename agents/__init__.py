@@ -9,7 +9,12 @@ cannot answer raises ``LLMTransientError`` for the caller's retry policy.
 from agents.chat_model import describe_llm, load_chat_model
 from agents.cinematographer import enhance
 from agents.errors import LLMError, LLMParseError, LLMTransientError
-from agents.heuristics import critique_heuristic, enhance_heuristic, plan_heuristic, scenes_for_duration
+from agents.heuristics import (
+    critique_heuristic,
+    enhance_heuristic,
+    plan_heuristic,
+    scenes_for_duration,
+)
 from agents.planner import PlanDraft, SceneDraft, plan
 from agents.prompt_engineer import review
 from agents.rubric import analyze_prompt, missing_elements, score_prompt

@@ -12,7 +12,13 @@ from __future__ import annotations
 from langchain_core.language_models import BaseChatModel
 from langchain_openai import ChatOpenAI
 
-__all__ = ["DEFAULT_OPENAI_BASE_URL", "LLM_BACKENDS", "PLACEHOLDER_API_KEY", "describe_llm", "load_chat_model"]
+__all__ = [
+    "DEFAULT_OPENAI_BASE_URL",
+    "LLM_BACKENDS",
+    "PLACEHOLDER_API_KEY",
+    "describe_llm",
+    "load_chat_model",
+]
 
 LLM_BACKENDS: tuple[str, ...] = ("auto", "heuristic", "openai")
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"

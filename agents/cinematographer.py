@@ -46,8 +46,11 @@ def _user_message(
             "scene": scene.model_dump(mode="json"),
             "markers": markers.model_dump(mode="json"),
             "previous": previous.model_dump(mode="json", exclude={"source"}) if previous else None,
-            "critique": critique.model_dump(mode="json", include={"scores", "overall", "critique", "suggestions"})
-            if critique else None,
+            "critique": critique.model_dump(
+                mode="json", include={"scores", "overall", "critique", "suggestions"}
+            )
+            if critique
+            else None,
         },
     )
 
@@ -69,17 +72,27 @@ async def enhance(
     if iteration < 1:
         raise ValueError(f"`iteration` counts from 1, got {iteration}.")
     if llm is None:
-        return enhance_heuristic(scene, markers, previous=previous, critique=critique, iteration=iteration), []
+        return enhance_heuristic(
+            scene, markers, previous=previous, critique=critique, iteration=iteration
+        ), []
     try:
         enhanced, events = await ask_structured(
-            llm, EnhancedPrompt,
+            llm,
+            EnhancedPrompt,
             system=load_system_prompt("cinematographer"),
             user=_user_message(scene, markers, previous, critique, iteration),
             agent=AGENT,
         )
     except LLMParseError as error:
-        fallback = enhance_heuristic(scene, markers, previous=previous, critique=critique, iteration=iteration)
-        return fallback.model_copy(update={"source": "fallback"}), [*error.events, AgentEvent(
-            agent=AGENT, kind="fallback", detail=f"heuristic cinematographer used: {error}",
-        )]
+        fallback = enhance_heuristic(
+            scene, markers, previous=previous, critique=critique, iteration=iteration
+        )
+        return fallback.model_copy(update={"source": "fallback"}), [
+            *error.events,
+            AgentEvent(
+                agent=AGENT,
+                kind="fallback",
+                detail=f"heuristic cinematographer used: {error}",
+            ),
+        ]
     return enhanced.model_copy(update={"source": "llm"}), events

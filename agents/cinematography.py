@@ -30,11 +30,97 @@ __all__ = ["ShotClass", "ShotPlan", "classify_shot", "plan_shot", "warmth"]
 ShotClass = Literal["establishing", "detail", "human", "hero", "action", "general"]
 
 _CLASS_WORDS: dict[str, tuple[str, ...]] = {
-    "establishing": ("wide", "establishing", "exterior", "skyline", "landscape", "panorama", "aerial", "overview", "vista", "view of"),
-    "detail": ("close-up", "closeup", "macro", "detail", "texture", "pour", "pouring", "poured", "crema", "droplets", "drop", "label", "dial", "beans", "grain", "steam", "ingredients", "fabric", "packaging", "stitching", "hands", "fingertips", "fingers"),
-    "human": ("woman", "man", "person", "people", "she", "he", "her", "his", "barista", "chef", "athlete", "family", "friends", "couple", "customer", "professional", "runner", "hiker", "driver", "designer", "student", "portrait", "smiles", "smiling", "sips", "laughs", "face"),
-    "hero": ("hero", "logo", "tagline", "call to action", "lineup", "product shot", "showcase", "space for", "the line"),
-    "action": ("running", "sprints", "sprinting", "jumping", "dancing", "driving", "riding", "cycling", "skating", "surfing", "racing", "steers"),
+    "establishing": (
+        "wide",
+        "establishing",
+        "exterior",
+        "skyline",
+        "landscape",
+        "panorama",
+        "aerial",
+        "overview",
+        "vista",
+        "view of",
+    ),
+    "detail": (
+        "close-up",
+        "closeup",
+        "macro",
+        "detail",
+        "texture",
+        "pour",
+        "pouring",
+        "poured",
+        "crema",
+        "droplets",
+        "drop",
+        "label",
+        "dial",
+        "beans",
+        "grain",
+        "steam",
+        "ingredients",
+        "fabric",
+        "packaging",
+        "stitching",
+        "hands",
+        "fingertips",
+        "fingers",
+    ),
+    "human": (
+        "woman",
+        "man",
+        "person",
+        "people",
+        "she",
+        "he",
+        "her",
+        "his",
+        "barista",
+        "chef",
+        "athlete",
+        "family",
+        "friends",
+        "couple",
+        "customer",
+        "professional",
+        "runner",
+        "hiker",
+        "driver",
+        "designer",
+        "student",
+        "portrait",
+        "smiles",
+        "smiling",
+        "sips",
+        "laughs",
+        "face",
+    ),
+    "hero": (
+        "hero",
+        "logo",
+        "tagline",
+        "call to action",
+        "lineup",
+        "product shot",
+        "showcase",
+        "space for",
+        "the line",
+    ),
+    "action": (
+        "running",
+        "sprints",
+        "sprinting",
+        "jumping",
+        "dancing",
+        "driving",
+        "riding",
+        "cycling",
+        "skating",
+        "surfing",
+        "racing",
+        "steers",
+    ),
 }
 _BEAT_HINTS: dict[str, tuple[str, int]] = {
     "hook": ("establishing", 2),
@@ -48,31 +134,161 @@ _BEAT_HINTS: dict[str, tuple[str, int]] = {
     "cta": ("hero", 2),
 }
 _PRODUCT_NOUNS = (
-    "mug", "cup", "bottle", "watch", "phone", "smartphone", "laptop", "shoe", "shoes",
-    "sneakers", "perfume", "jar", "box", "bag", "backpack", "headphones", "can", "glass",
-    "serum", "car", "pizza", "product",
+    "mug",
+    "cup",
+    "bottle",
+    "watch",
+    "phone",
+    "smartphone",
+    "laptop",
+    "shoe",
+    "shoes",
+    "sneakers",
+    "perfume",
+    "jar",
+    "box",
+    "bag",
+    "backpack",
+    "headphones",
+    "can",
+    "glass",
+    "serum",
+    "car",
+    "pizza",
+    "product",
 )
 
-_INDOOR = ("kitchen", "café", "cafe", "office", "studio", "interior", "room", "bar", "gym", "boutique", "bathroom", "loft", "apartment", "home", "restaurant", "bakery", "shop", "store", "lobby", "vanity", "counter", "desk", "window")
-_OUTDOOR = ("street", "city", "forest", "beach", "mountain", "trail", "road", "park", "garden", "field", "lake", "coast", "rooftop", "terrace", "desert", "meadow", "ridge", "outdoors", "sky")
+_INDOOR = (
+    "kitchen",
+    "café",
+    "cafe",
+    "office",
+    "studio",
+    "interior",
+    "room",
+    "bar",
+    "gym",
+    "boutique",
+    "bathroom",
+    "loft",
+    "apartment",
+    "home",
+    "restaurant",
+    "bakery",
+    "shop",
+    "store",
+    "lobby",
+    "vanity",
+    "counter",
+    "desk",
+    "window",
+)
+_OUTDOOR = (
+    "street",
+    "city",
+    "forest",
+    "beach",
+    "mountain",
+    "trail",
+    "road",
+    "park",
+    "garden",
+    "field",
+    "lake",
+    "coast",
+    "rooftop",
+    "terrace",
+    "desert",
+    "meadow",
+    "ridge",
+    "outdoors",
+    "sky",
+)
 
 # time -> (source, indoor direction, outdoor source, outdoor direction, kelvin options)
 _LIGHT: dict[str, tuple[str, str, str, str, tuple[int, ...]]] = {
-    "dawn": ("soft blue-grey dawn window light", "from the left at 45 degrees", "low dawn sun", "from the left at 20 degrees, raking across the scene", (4300, 4500)),
-    "morning": ("soft natural window light", "from the left at 45 degrees", "low morning sun", "from the left at 30 degrees", (4800, 5200, 5600)),
-    "late morning": ("bright diffused window light", "from the left at 45 degrees", "clear late-morning sun", "from the left at 50 degrees", (5400, 5600)),
-    "midday": ("diffused skylight", "from above at 80 degrees with a white bounce fill", "high sun softened by a scrim", "from above at 80 degrees with a bounce fill", (5600, 6000)),
-    "afternoon": ("warm afternoon window light", "from the {side} at 45 degrees", "warm directional afternoon sun", "from the {side} at 45 degrees", (4800, 5000)),
-    "golden hour": ("low golden sun through the window", "from behind the subject at 15 degrees as a warm rim light", "low golden-hour sun", "from behind the subject at 15 degrees as a warm rim light", (3400, 3500)),
-    "dusk": ("cool blue-hour ambient light with warm practical lamps", "from the {side} at 60 degrees", "cool blue-hour sky with warm streetlights", "from the {side} at 60 degrees", (6500, 7000)),
-    "evening": ("warm practical lamps", "from the {side} at 60 degrees, falling off into shadow", "warm streetlights and shop windows", "from the {side} at 60 degrees", (3200, 3400)),
-    "night": ("warm tungsten practicals", "from the {side} at 60 degrees with deep shadows", "sodium streetlights and neon signage", "from the {side} at 60 degrees with deep shadows", (3200,)),
-    "studio": ("large softbox key light", "from the {side} at 45 degrees with a white bounce fill", "large softbox key light", "from the {side} at 45 degrees with a white bounce fill", (5500,)),
+    "dawn": (
+        "soft blue-grey dawn window light",
+        "from the left at 45 degrees",
+        "low dawn sun",
+        "from the left at 20 degrees, raking across the scene",
+        (4300, 4500),
+    ),
+    "morning": (
+        "soft natural window light",
+        "from the left at 45 degrees",
+        "low morning sun",
+        "from the left at 30 degrees",
+        (4800, 5200, 5600),
+    ),
+    "late morning": (
+        "bright diffused window light",
+        "from the left at 45 degrees",
+        "clear late-morning sun",
+        "from the left at 50 degrees",
+        (5400, 5600),
+    ),
+    "midday": (
+        "diffused skylight",
+        "from above at 80 degrees with a white bounce fill",
+        "high sun softened by a scrim",
+        "from above at 80 degrees with a bounce fill",
+        (5600, 6000),
+    ),
+    "afternoon": (
+        "warm afternoon window light",
+        "from the {side} at 45 degrees",
+        "warm directional afternoon sun",
+        "from the {side} at 45 degrees",
+        (4800, 5000),
+    ),
+    "golden hour": (
+        "low golden sun through the window",
+        "from behind the subject at 15 degrees as a warm rim light",
+        "low golden-hour sun",
+        "from behind the subject at 15 degrees as a warm rim light",
+        (3400, 3500),
+    ),
+    "dusk": (
+        "cool blue-hour ambient light with warm practical lamps",
+        "from the {side} at 60 degrees",
+        "cool blue-hour sky with warm streetlights",
+        "from the {side} at 60 degrees",
+        (6500, 7000),
+    ),
+    "evening": (
+        "warm practical lamps",
+        "from the {side} at 60 degrees, falling off into shadow",
+        "warm streetlights and shop windows",
+        "from the {side} at 60 degrees",
+        (3200, 3400),
+    ),
+    "night": (
+        "warm tungsten practicals",
+        "from the {side} at 60 degrees with deep shadows",
+        "sodium streetlights and neon signage",
+        "from the {side} at 60 degrees with deep shadows",
+        (3200,),
+    ),
+    "studio": (
+        "large softbox key light",
+        "from the {side} at 45 degrees with a white bounce fill",
+        "large softbox key light",
+        "from the {side} at 45 degrees with a white bounce fill",
+        (5500,),
+    ),
 }
 _TIME_LABEL = {
-    "dawn": "dawn", "morning": "early morning", "late morning": "late morning", "midday": "midday",
-    "afternoon": "late afternoon", "golden hour": "golden hour", "dusk": "blue hour at dusk",
-    "evening": "evening", "night": "night", "studio": "daytime",
+    "dawn": "dawn",
+    "morning": "early morning",
+    "late morning": "late morning",
+    "midday": "midday",
+    "afternoon": "late afternoon",
+    "golden hour": "golden hour",
+    "dusk": "blue hour at dusk",
+    "evening": "evening",
+    "night": "night",
+    "studio": "daytime",
 }
 
 
@@ -171,27 +387,50 @@ def _time_key(text: str, markers_text: str, shot_class: ShotClass) -> str:
         return "night"
     if shot_class in ("detail", "hero"):
         return "studio"
-    return find_time_of_day(markers_text) or stable_choice(("late morning", "afternoon"), text, "time")
+    return find_time_of_day(markers_text) or stable_choice(
+        ("late morning", "afternoon"), text, "time"
+    )
 
 
 def _camera(shot_class: ShotClass, text: str, focus: str) -> tuple[str, str, str, str, str, str]:
     """(shot type, camera angle, lens, aperture, depth of field, composition)."""
     lowered = text.lower()
-    pick = lambda options, salt: stable_choice(options, text, salt)  # noqa: E731
+
+    def pick(options: tuple[str, ...], salt: str) -> str:
+        return stable_choice(options, text, salt)
+
     if shot_class == "establishing":
         return (
-            "wide establishing shot", pick(("high angle", "eye-level"), "angle"), "24mm", "f/8",
+            "wide establishing shot",
+            pick(("high angle", "eye-level"), "angle"),
+            "24mm",
+            "f/8",
             "deep depth of field",
-            pick((f"leading lines drawing the eye to {focus}, horizon on the upper third",
-                  f"rule of thirds, horizon on the lower third and {focus} on the right third"), "comp"),
+            pick(
+                (
+                    f"leading lines drawing the eye to {focus}, horizon on the upper third",
+                    f"rule of thirds, horizon on the lower third and {focus} on the right third",
+                ),
+                "comp",
+            ),
         )
     if shot_class == "detail":
-        flat = any(_has(lowered, w) for w in ("flat lay", "overhead", "top-down", "spread", "from above"))
+        flat = any(
+            _has(lowered, w) for w in ("flat lay", "overhead", "top-down", "spread", "from above")
+        )
         return (
-            "macro close-up", "top-down" if flat else pick(("high angle", "eye-level"), "angle"),
-            "100mm macro", "f/2.8", "shallow depth of field",
-            pick((f"centered composition on {focus} with generous negative space",
-                  f"diagonal composition following {focus} from lower left to upper right"), "comp"),
+            "macro close-up",
+            "top-down" if flat else pick(("high angle", "eye-level"), "angle"),
+            "100mm macro",
+            "f/2.8",
+            "shallow depth of field",
+            pick(
+                (
+                    f"centered composition on {focus} with generous negative space",
+                    f"diagonal composition following {focus} from lower left to upper right",
+                ),
+                "comp",
+            ),
         )
     if shot_class == "human":
         close = _has(lowered, "portrait") or _has(lowered, "face")
@@ -200,29 +439,52 @@ def _camera(shot_class: ShotClass, text: str, focus: str) -> tuple[str, str, str
         other = "right" if side == "left" else "left"
         shot = "over-the-shoulder shot" if over else "close-up" if close else "medium close-up"
         return (
-            shot, "eye-level", pick(("85mm", "50mm"), "lens") if not over else "50mm",
-            pick(("f/1.8", "f/2"), "aperture"), "shallow depth of field",
+            shot,
+            "eye-level",
+            pick(("85mm", "50mm"), "lens") if not over else "50mm",
+            pick(("f/1.8", "f/2"), "aperture"),
+            "shallow depth of field",
             f"rule of thirds, subject on the {side} third looking into open space on the {other}",
         )
     if shot_class == "hero":
         return (
-            "hero product shot", "low angle", "50mm", "f/4", "soft background falloff",
+            "hero product shot",
+            "low angle",
+            "50mm",
+            "f/4",
+            "soft background falloff",
             f"symmetrical centered composition on {focus} with negative space above for the tagline",
         )
     if shot_class == "action":
         return (
-            "full shot", "low angle", "35mm", "f/2.8", "subject sharp against a soft background",
+            "full shot",
+            "low angle",
+            "35mm",
+            "f/2.8",
+            "subject sharp against a soft background",
             "leading lines, subject moving into open space on the right third",
         )
     return (
-        "medium shot", "eye-level", "35mm", "f/4", "moderate depth of field",
+        "medium shot",
+        "eye-level",
+        "35mm",
+        "f/4",
+        "moderate depth of field",
         f"rule of thirds with {focus} on the left third",
     )
 
 
 def _negative(shot_class: ShotClass, time_key: str) -> str:
-    parts = ["blurry", "out of focus subject", "watermark", "text artifacts", "distorted perspective",
-             "oversaturated colours", "cluttered background", "low resolution"]
+    parts = [
+        "blurry",
+        "out of focus subject",
+        "watermark",
+        "text artifacts",
+        "distorted perspective",
+        "oversaturated colours",
+        "cluttered background",
+        "low resolution",
+    ]
     if shot_class in ("human", "action"):
         parts += ["extra fingers", "distorted hands", "asymmetrical eyes", "plastic skin"]
     if shot_class in ("detail", "hero"):
@@ -236,7 +498,9 @@ def _negative(shot_class: ShotClass, time_key: str) -> str:
     return ", ".join(parts)
 
 
-def _scene_characters(scene: ScenePlan, markers: ConsistencyMarkers, shot_class: ShotClass) -> list[str]:
+def _scene_characters(
+    scene: ScenePlan, markers: ConsistencyMarkers, shot_class: ShotClass
+) -> list[str]:
     """The marker characters this scene shows: by id, else by shared words, else the first."""
     chosen: list[str] = []
     for cid in scene.character_ids:
@@ -246,13 +510,17 @@ def _scene_characters(scene: ScenePlan, markers: ConsistencyMarkers, shot_class:
     if chosen or not markers.characters:
         return chosen
     scene_words = set(re.findall(r"[a-z]{4,}", scene.prompt.lower()))
-    overlapping = [c for c in markers.characters if scene_words & set(re.findall(r"[a-z]{4,}", c.lower()))]
+    overlapping = [
+        c for c in markers.characters if scene_words & set(re.findall(r"[a-z]{4,}", c.lower()))
+    ]
     if overlapping:
         return overlapping[:2]
     return markers.characters[:1] if shot_class in ("human", "action") else []
 
 
-def _place(scene: ScenePlan, markers: ConsistencyMarkers, theme: Theme) -> tuple[Location, str, bool]:
+def _place(
+    scene: ScenePlan, markers: ConsistencyMarkers, theme: Theme
+) -> tuple[Location, str, bool]:
     """(location, setting description, whether it is the storyboard's setting).
 
     The storyboard's setting holds unless the scene names a different place of its own.
@@ -268,7 +536,15 @@ def _place(scene: ScenePlan, markers: ConsistencyMarkers, theme: Theme) -> tuple
 
 def plan_shot(scene: ScenePlan, markers: ConsistencyMarkers) -> ShotPlan:
     """Decide camera, lens, light, composition, setting, time and palette for one scene."""
-    markers_text = " ".join([markers.setting, markers.style, *markers.palette, *markers.brand_keywords, *markers.characters])
+    markers_text = " ".join(
+        [
+            markers.setting,
+            markers.style,
+            *markers.palette,
+            *markers.brand_keywords,
+            *markers.characters,
+        ]
+    )
     theme = match_theme(f"{scene.prompt} {markers_text}")
     shot_class = classify_shot(scene.prompt, scene.beat)
     location, setting, in_storyboard_setting = _place(scene, markers, theme)
@@ -284,7 +560,9 @@ def plan_shot(scene: ScenePlan, markers: ConsistencyMarkers) -> ShotPlan:
     kelvin = int(stable_choice(tuple(str(k) for k in kelvins), scene.prompt, "kelvin"))
 
     surface = location.surface
-    on_surface = f" on the {surface}" if shot_class in ("detail", "hero") and location.indoor else ""
+    on_surface = (
+        f" on the {surface}" if shot_class in ("detail", "hero") and location.indoor else ""
+    )
     setting_detail = f"{setting}, {location.props}{on_surface}"
     palette = list(markers.palette) or list(theme.palette)
     if len(palette) < 3:
@@ -311,7 +589,11 @@ def plan_shot(scene: ScenePlan, markers: ConsistencyMarkers) -> ShotPlan:
         time_of_day=_TIME_LABEL[time_key],
         setting_detail=setting_detail,
         palette=palette,
-        materials=list(theme.materials if in_storyboard_setting or location is theme.location else location.textures or theme.materials),
+        materials=list(
+            theme.materials
+            if in_storyboard_setting or location is theme.location
+            else location.textures or theme.materials
+        ),
         finish=theme.finish,
         person=find_person(scene.prompt, theme).full,
         mood=theme.mood,

@@ -25,7 +25,9 @@ __all__ = ["LLMError", "LLMParseError", "LLMTransientError"]
 class LLMError(Exception):
     """An LLM agent call failed. ``events`` are the retries recorded before the failure."""
 
-    def __init__(self, message: str, *, agent: str = "", events: list[AgentEvent] | None = None) -> None:
+    def __init__(
+        self, message: str, *, agent: str = "", events: list[AgentEvent] | None = None
+    ) -> None:
         super().__init__(message)
         self.agent = agent
         self.events: list[AgentEvent] = list(events or [])

@@ -22,6 +22,8 @@ from agents.cinematography import ShotPlan, plan_shot, warmth
 from agents.rubric import (
     DIMENSIONS,
     ELEMENT_LABELS,
+    TAG_SOUP,
+    VAGUE_WORDS,
     analyze_prompt,
     missing_element_keys,
     missing_elements,
@@ -116,9 +118,18 @@ def _sentence_case(text: str) -> str:
 
 
 def _scene_prompt(
-    kind: str, *, theme: Theme, product: str, location: Location, person: Person, time_phrase: str, tagline: str
+    kind: str,
+    *,
+    theme: Theme,
+    product: str,
+    location: Location,
+    person: Person,
+    time_phrase: str,
+    tagline: str,
 ) -> str:
-    fill = lambda template: template.replace("{product}", product)  # noqa: E731
+    def fill(template: str) -> str:
+        return template.replace("{product}", product)
+
     obj = fill(theme.product_object)
     surface = location.surface
 
@@ -135,7 +146,7 @@ def _scene_prompt(
         "portrait": f"Close portrait of {person.short} {personal(theme.reaction)}, {time_phrase}",
         "ritual": f"Over-the-shoulder view of {person.short} {personal(theme.ritual)}, in the {location.short} {time_phrase}",
         "packaging": f"Detail of {fill(theme.packaging)} on the {surface}, {time_phrase}",
-        "hero": f"Hero shot of {obj} on the {surface} {time_phrase}, clean space above for the line \"{tagline}\"",
+        "hero": f'Hero shot of {obj} on the {surface} {time_phrase}, clean space above for the line "{tagline}"',
     }
     return _sentence_case(templates[kind])
 
@@ -147,17 +158,25 @@ def _durations(target_duration_s: float | None, n: int) -> list[float]:
     return [each] * (n - 1) + [round(target_duration_s - each * (n - 1), 2)]
 
 
-def check_plan_inputs(concept: str, target_duration_s: float | None, num_scenes: int | None) -> None:
+def check_plan_inputs(
+    concept: str, target_duration_s: float | None, num_scenes: int | None
+) -> None:
     """Raise ValueError naming the argument when a planning request cannot be met."""
     if not isinstance(concept, str) or not concept.strip():
         raise ValueError(f"`concept` must be a non-empty description, got {concept!r}.")
     if target_duration_s is not None and not target_duration_s > 0:
-        raise ValueError(f"`target_duration_s` must be positive seconds or None, got {target_duration_s}.")
+        raise ValueError(
+            f"`target_duration_s` must be positive seconds or None, got {target_duration_s}."
+        )
     if num_scenes is not None and not 1 <= num_scenes <= MAX_SCENES:
-        raise ValueError(f"`num_scenes` must be between 1 and {MAX_SCENES} or None, got {num_scenes}.")
+        raise ValueError(
+            f"`num_scenes` must be between 1 and {MAX_SCENES} or None, got {num_scenes}."
+        )
 
 
-def plan_heuristic(concept: str, target_duration_s: float | None = None, num_scenes: int | None = None) -> StoryboardPlan:
+def plan_heuristic(
+    concept: str, target_duration_s: float | None = None, num_scenes: int | None = None
+) -> StoryboardPlan:
     """Plan a storyboard from the concept's own words: product, place, time, person, theme."""
     # 1. Check inputs
     check_plan_inputs(concept, target_duration_s, num_scenes)
@@ -174,7 +193,9 @@ def plan_heuristic(concept: str, target_duration_s: float | None = None, num_sce
 
     # 3. Markers every scene shares
     has_person = any(kind in _HUMAN_KINDS for _, kind in beats)
-    characters = ([person.full] if has_person else []) + [theme.product_marker.replace("{product}", product)]
+    characters = ([person.full] if has_person else []) + [
+        theme.product_marker.replace("{product}", product)
+    ]
     product_id = f"character_{len(characters)}"
     markers = ConsistencyMarkers(
         characters=characters,
@@ -188,20 +209,36 @@ def plan_heuristic(concept: str, target_duration_s: float | None = None, num_sce
     time_phrase = _TIME_PHRASES[time_key]
     tagline = _sentence_case(concept)
     scenes = []
-    for number, ((beat, kind), duration) in enumerate(zip(beats, _durations(target_duration_s, n)), start=1):
+    for number, ((beat, kind), duration) in enumerate(
+        zip(beats, _durations(target_duration_s, n)), start=1
+    ):
         prompt = _scene_prompt(
-            kind, theme=theme, product=product, location=location, person=person,
-            time_phrase=time_phrase, tagline=tagline,
+            kind,
+            theme=theme,
+            product=product,
+            location=location,
+            person=person,
+            time_phrase=time_phrase,
+            tagline=tagline,
         )
         if number > len(_MIDDLE_BEATS) + 1 and 1 < number < n:
             prompt += ", moments later"
-        ids = (["character_1", product_id] if kind in _HUMAN_KINDS else [product_id])
-        scenes.append(ScenePlan(
-            scene_number=number, prompt=prompt, beat=beat, duration_s=duration,
-            character_ids=list(dict.fromkeys(ids)),
-        ))
+        ids = ["character_1", product_id] if kind in _HUMAN_KINDS else [product_id]
+        scenes.append(
+            ScenePlan(
+                scene_number=number,
+                prompt=prompt,
+                beat=beat,
+                duration_s=duration,
+                character_ids=list(dict.fromkeys(ids)),
+            )
+        )
     return StoryboardPlan(
-        concept=concept, target_duration_s=target_duration_s, scenes=scenes, markers=markers, source="heuristic"
+        concept=concept,
+        target_duration_s=target_duration_s,
+        scenes=scenes,
+        markers=markers,
+        source="heuristic",
     )
 
 
@@ -209,13 +246,33 @@ def plan_heuristic(concept: str, target_duration_s: float | None = None, num_sce
 
 #: The first pass: camera and light (like seed 004's example).
 _BASE_KEYS: tuple[str, ...] = (
-    "subject", "action", "shot_type", "camera_angle", "lens", "aperture", "light_source",
-    "light_direction", "color_temperature",
+    "subject",
+    "action",
+    "shot_type",
+    "camera_angle",
+    "lens",
+    "aperture",
+    "light_source",
+    "light_direction",
+    "color_temperature",
 )
 #: What later passes add when no critique says otherwise, in this order.
 _LAYER_ORDER: tuple[str, ...] = (
-    "setting", "time_of_day", "composition", "light_angle", "palette", "mood", "style", "materials", "characters", "marker_palette",
-    "brand_keywords", "marker_style", "marker_setting", "subject_detail", "production",
+    "setting",
+    "time_of_day",
+    "composition",
+    "light_angle",
+    "palette",
+    "mood",
+    "style",
+    "materials",
+    "characters",
+    "marker_palette",
+    "brand_keywords",
+    "marker_style",
+    "marker_setting",
+    "subject_detail",
+    "production",
 )
 #: Elements one later pass adds: enough to move the score, few enough to show the steps.
 _ADDITIONS_PER_PASS = 3
@@ -225,7 +282,14 @@ _SUGGESTION_WORDS: dict[str, tuple[str, ...]] = {
     "lens": ("lens", "focal length", "mm"),
     "aperture": ("aperture", "f/", "depth of field", "bokeh"),
     "color_temperature": ("kelvin", "colour temperature", "color temperature"),
-    "light_direction": ("light direction", "key light", "from the left", "from the right", "backlight", "rim light"),
+    "light_direction": (
+        "light direction",
+        "key light",
+        "from the left",
+        "from the right",
+        "backlight",
+        "rim light",
+    ),
     "light_source": ("light source", "window light", "softbox", "practical"),
     "light_angle": ("degrees",),
     "composition": ("composition", "rule of thirds", "leading lines", "negative space", "symmetr"),
@@ -246,23 +310,42 @@ _SUGGESTION_WORDS: dict[str, tuple[str, ...]] = {
     "production": ("sharp focus", "fill light", "bounce", "copy", "production"),
 }
 
-_VAGUE_OR_TAGS = re.compile(
-    r"(?<![a-z0-9])(?:nice|beautiful|beautifully|good|great|amazing|awesome|stunning|lovely|perfect|"
-    r"gorgeous|wonderful|fantastic|incredible|epic|pretty|cute|fancy|interesting|very|really|"
-    r"masterpiece|best quality|high quality|ultra[ -]detailed|highly detailed|8k|4k|uhd|"
-    r"trending on artstation|award[ -]winning|octane render|unreal engine|hyper[ -]?realistic|"
-    r"ultra[ -]realistic|intricate details)(?![a-z0-9])",
+#: Vague praise, intensifiers and tag soup: dropped from a scene's words (vague nouns such
+#: as "thing" are left, since removing them would break the sentence).
+_REMOVABLE = re.compile(
+    r"(?<![a-z0-9])(?:"
+    + "|".join(
+        re.escape(term).replace(r"\ ", "[ -]").replace(r"\-", "[ -]?")
+        for term in sorted(
+            {*VAGUE_WORDS, *TAG_SOUP} - {"stuff", "thing", "things", "something"},
+            key=len,
+            reverse=True,
+        )
+    )
+    + r")(?![a-z0-9])",
     re.IGNORECASE,
 )
 
 
 def _clean(text: str) -> str:
-    """The text without vague praise and tag soup, which tell a model nothing."""
-    text = _VAGUE_OR_TAGS.sub("", text)
-    text = re.sub(r"\s+([,.;])", r"\1", text)
-    text = re.sub(r"([,;])\s*(?=[,;.]|$)", "", text)
-    text = re.sub(r"^[\s,;]+", "", text)
-    return re.sub(r"\s{2,}", " ", text).strip()
+    """The text without vague praise and tag soup, which tell a model nothing.
+
+    Quoted copy (a tagline) is left exactly as written.
+    """
+    parts = re.split(r"(\"[^\"]*\"|“[^”]*”)", text)
+    return "".join(part if i % 2 else _clean_words(part) for i, part in enumerate(parts)).strip()
+
+
+def _clean_words(text: str) -> str:
+    text = _REMOVABLE.sub("", text)
+    text = re.sub(r"\s+([,.;])", r"\1", text)  # no space before punctuation
+    text = re.sub(r"([,;])(?:\s*[,;])+", r"\1", text)  # no doubled separators
+    text = re.sub(
+        r"\b(a|an|the)\s*[,;]\s*", r"\1 ", text, flags=re.IGNORECASE
+    )  # "a, mug" -> "a mug"
+    text = re.sub(r"[,;]\s*(?=\.|$)", "", text)
+    text = re.sub(r"^(\s*)[,;]+\s*", r"\1", text)  # no separator left at the start
+    return re.sub(r"\s{2,}", " ", text)
 
 
 def _cap(text: str) -> str:
@@ -273,7 +356,9 @@ def _no_article(text: str) -> str:
     return re.sub(r"^(?:a|an|the)\s+", "", text.strip(), flags=re.IGNORECASE)
 
 
-def _sentences(scene: ScenePlan, shot: ShotPlan, keys: set[str], *, with_subject: bool) -> list[str]:
+def _sentences(
+    scene: ScenePlan, shot: ShotPlan, keys: set[str], *, with_subject: bool
+) -> list[str]:
     """The production brief, one sentence per group of elements, in a fixed order."""
     out: list[str] = []
     if with_subject:
@@ -294,11 +379,15 @@ def _sentences(scene: ScenePlan, shot: ShotPlan, keys: set[str], *, with_subject
         angle = shot.camera_angle
         camera.append(_cap(angle) if "angle" in angle else f"{_cap(angle)} camera angle")
     if "shot_type" in keys:
-        camera.append(shot.shot_type if shot.shot_type.endswith("shot") else f"{shot.shot_type} shot")
+        camera.append(
+            shot.shot_type if shot.shot_type.endswith("shot") else f"{shot.shot_type} shot"
+        )
     if "lens" in keys:
         camera.append(f"{shot.lens} lens" + (f" at {shot.aperture}" if "aperture" in keys else ""))
     if "aperture" in keys:
-        camera.append(shot.depth_of_field if "lens" in keys else f"{shot.aperture}, {shot.depth_of_field}")
+        camera.append(
+            shot.depth_of_field if "lens" in keys else f"{shot.aperture}, {shot.depth_of_field}"
+        )
     if camera:
         out.append(_cap(", ".join(camera)) + ".")
 
@@ -309,7 +398,9 @@ def _sentences(scene: ScenePlan, shot: ShotPlan, keys: set[str], *, with_subject
             direction = re.sub(r" at \d+ degrees", "", direction)
         light.append(shot.light_source + (f" {direction}" if "light_direction" in keys else ""))
     if "color_temperature" in keys:
-        light.append(f"{warmth(shot.color_temperature_k)} {shot.color_temperature_k}K colour temperature")
+        light.append(
+            f"{warmth(shot.color_temperature_k)} {shot.color_temperature_k}K colour temperature"
+        )
     if light:
         out.append(_cap(", ".join(light)) + ".")
     if "composition" in keys:
@@ -369,7 +460,11 @@ def _suggested_keys(critique: Critique) -> list[str]:
 
 
 def _additions(
-    prompt: str, markers: ConsistencyMarkers, shot: ShotPlan, included: set[str], critique: Critique | None
+    prompt: str,
+    markers: ConsistencyMarkers,
+    shot: ShotPlan,
+    included: set[str],
+    critique: Critique | None,
 ) -> tuple[list[str], str]:
     """Which elements this pass adds, and a note of which critique points they answer.
 
@@ -378,14 +473,21 @@ def _additions(
     ``_ADDITIONS_PER_PASS`` in all.
     """
     applicable = _applicable(markers, shot)
-    candidates = lambda keys: [k for k in keys if k in applicable and k not in included]  # noqa: E731
+
+    def candidates(keys: list[str] | tuple[str, ...]) -> list[str]:
+        return [k for k in keys if k in applicable and k not in included]
+
     if critique is None:
         chosen = candidates(_LAYER_ORDER)[:_ADDITIONS_PER_PASS]
-        return chosen, ("no critique given: added " + _labels(chosen)) if chosen else "no critique given"
+        return chosen, (
+            "no critique given: added " + _labels(chosen)
+        ) if chosen else "no critique given"
     missing = missing_element_keys(prompt, markers)
     weakest = critique.scores.weakest()
     first = candidates(missing[weakest])[:_ADDITIONS_PER_PASS]
-    queue = _suggested_keys(critique) + [k for d in _ranked_dimensions(critique) for k in missing[d]]
+    queue = _suggested_keys(critique) + [
+        k for d in _ranked_dimensions(critique) for k in missing[d]
+    ]
     chosen = list(first)
     for key in candidates(queue + list(_LAYER_ORDER)):
         if len(chosen) >= _ADDITIONS_PER_PASS:
@@ -395,8 +497,8 @@ def _additions(
     score = getattr(critique.scores, weakest)
     note = f"weakest dimension {weakest} ({score:.0f}) first"
     note += f": added {_labels(first)}" if first else ": nothing left to add there"
-    if chosen[len(first):]:
-        note += f"; then {_labels(chosen[len(first):])}"
+    if chosen[len(first) :]:
+        note += f"; then {_labels(chosen[len(first) :])}"
     return chosen, note
 
 
@@ -420,7 +522,10 @@ def enhance_heuristic(
     present = _present_keys(base_text, markers, shot) if previous is not None else set()
     included = set(_BASE_KEYS) | present
     if previous is None and critique is None:
-        added, note = [], f"first pass: camera, lens and light for {'an' if shot.shot_class[0] in 'aeiou' else 'a'} {shot.shot_class} shot"
+        added, note = (
+            [],
+            f"first pass: camera, lens and light for {'an' if shot.shot_class[0] in 'aeiou' else 'a'} {shot.shot_class} shot",
+        )
     else:
         added, note = _additions(base_text, markers, shot, included, critique)
     included |= set(added)
@@ -455,7 +560,9 @@ def enhance_heuristic(
 # --- prompt engineer ----------------------------------------------------------------------
 
 
-def _suggestion(key: str, shot: ShotPlan, markers: ConsistencyMarkers, missing_keywords: list[str]) -> str | None:
+def _suggestion(
+    key: str, shot: ShotPlan, markers: ConsistencyMarkers, missing_keywords: list[str]
+) -> str | None:
     """A concrete edit for one missing element, using the values this scene calls for."""
     kelvin = f"{warmth(shot.color_temperature_k)} {shot.color_temperature_k}K"
     table = {
@@ -475,7 +582,8 @@ def _suggestion(key: str, shot: ShotPlan, markers: ConsistencyMarkers, missing_k
         "palette": "Name at least three colours of the palette: " + ", ".join(shot.palette) + ".",
         "materials": "Describe materials and textures: " + ", ".join(shot.materials) + ".",
         "subject_detail": (
-            f"Describe the subject concretely, as in '{shot.characters[0]}'." if shot.characters
+            f"Describe the subject concretely, as in '{shot.characters[0]}'."
+            if shot.characters
             else f"Describe the subject concretely (age, hair, clothing; or the finish: '{shot.finish}')."
         ),
         "mood": f"State the mood: '{shot.mood}'.",
@@ -486,7 +594,13 @@ def _suggestion(key: str, shot: ShotPlan, markers: ConsistencyMarkers, missing_k
         "marker_style": f"Match the storyboard style: '{markers.style}'.",
         "characters": (
             "Describe the recurring character or product exactly as the storyboard does: '"
-            + (shot.characters[0] if shot.characters else markers.characters[0] if markers.characters else "")
+            + (
+                shot.characters[0]
+                if shot.characters
+                else markers.characters[0]
+                if markers.characters
+                else ""
+            )
             + "'."
         ),
         "marker_setting": f"Place the scene in the storyboard setting: '{markers.setting}'.",
@@ -494,7 +608,9 @@ def _suggestion(key: str, shot: ShotPlan, markers: ConsistencyMarkers, missing_k
     return table.get(key)
 
 
-def critique_heuristic(enhanced: EnhancedPrompt, scene: ScenePlan, markers: ConsistencyMarkers) -> Critique:
+def critique_heuristic(
+    enhanced: EnhancedPrompt, scene: ScenePlan, markers: ConsistencyMarkers
+) -> Critique:
     """Score ``enhanced`` with the rubric and say, concretely, what would raise the score."""
     scores = score_prompt(enhanced.prompt, markers)
     missing_keys = missing_element_keys(enhanced.prompt, markers)
@@ -509,19 +625,28 @@ def critique_heuristic(enhanced: EnhancedPrompt, scene: ScenePlan, markers: Cons
     parts = [f"Weakest dimension: {weakest.replace('_', ' ')} ({values[weakest]:.0f}/100)."]
     for dimension in ranked:
         if missing_text[dimension]:
-            parts.append(f"{_cap(dimension.replace('_', ' '))} ({values[dimension]:.0f}) lacks "
-                         + "; ".join(missing_text[dimension]) + ".")
+            parts.append(
+                f"{_cap(dimension.replace('_', ' '))} ({values[dimension]:.0f}) lacks "
+                + "; ".join(missing_text[dimension])
+                + "."
+            )
     if len(parts) == 1:
         parts.append("Every rubric element is present; the prompt reads as a production brief.")
 
     # 2. Suggestions: concrete edits in the same order, problems first
     suggestions: list[str] = []
     if analysis.vague:
-        suggestions.append("Replace vague words (" + ", ".join(analysis.vague) + ") with concrete descriptions.")
+        suggestions.append(
+            "Replace vague words (" + ", ".join(analysis.vague) + ") with concrete descriptions."
+        )
     if analysis.conflicts:
         suggestions.append("Resolve conflicting terms: " + "; ".join(analysis.conflicts) + ".")
     if analysis.tag_soup:
-        suggestions.append("Drop tag-soup terms (" + ", ".join(analysis.tag_soup) + "); describe the image instead.")
+        suggestions.append(
+            "Drop tag-soup terms ("
+            + ", ".join(analysis.tag_soup)
+            + "); describe the image instead."
+        )
     seen: set[str] = set()
     for dimension in ranked:
         for key in missing_keys[dimension]:
@@ -531,4 +656,6 @@ def critique_heuristic(enhanced: EnhancedPrompt, scene: ScenePlan, markers: Cons
             text = _suggestion(key, shot, markers, analysis.brand_keywords_missing)
             if text:
                 suggestions.append(text)
-    return Critique(scores=scores, critique=" ".join(parts), suggestions=suggestions[:8], source="heuristic")
+    return Critique(
+        scores=scores, critique=" ".join(parts), suggestions=suggestions[:8], source="heuristic"
+    )

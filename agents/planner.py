@@ -29,11 +29,16 @@ AGENT = "planner"
 class SceneDraft(BaseModel):
     """One scene as the planner proposes it; the scene number is assigned afterwards."""
 
-    prompt: str = Field(min_length=1, description="Concrete image prompt: subject, action, place, time of day.")
-    beat: str = Field("", description="Narrative role: hook, build, reveal, payoff or call to action.")
+    prompt: str = Field(
+        min_length=1, description="Concrete image prompt: subject, action, place, time of day."
+    )
+    beat: str = Field(
+        "", description="Narrative role: hook, build, reveal, payoff or call to action."
+    )
     duration_s: float = Field(0.0, ge=0, description="Seconds of the video this scene covers.")
     character_ids: list[str] = Field(
-        default_factory=list, description="'character_<k>' for each markers.characters[k-1] shown in this scene."
+        default_factory=list,
+        description="'character_<k>' for each markers.characters[k-1] shown in this scene.",
     )
 
 
@@ -64,8 +69,14 @@ def plan_draft_schema(num_scenes: int) -> type[PlanDraft]:
         "PlanDraft",
         __base__=PlanDraft,
         __doc__=PlanDraft.__doc__,
-        scenes=(list[SceneDraft], Field(min_length=num_scenes, max_length=num_scenes,
-                                        description=f"Exactly {num_scenes} scenes in story order.")),
+        scenes=(
+            list[SceneDraft],
+            Field(
+                min_length=num_scenes,
+                max_length=num_scenes,
+                description=f"Exactly {num_scenes} scenes in story order.",
+            ),
+        ),
     )
 
 
@@ -92,10 +103,16 @@ def _to_plan(draft: PlanDraft, concept: str, target_duration_s: float | None) ->
             duration_s=max(0.0, duration),
             character_ids=list(dict.fromkeys(scene.character_ids)),
         )
-        for number, (scene, duration) in enumerate(zip(draft.scenes, _durations(draft.scenes, target_duration_s)), start=1)
+        for number, (scene, duration) in enumerate(
+            zip(draft.scenes, _durations(draft.scenes, target_duration_s)), start=1
+        )
     ]
     return StoryboardPlan(
-        concept=concept, target_duration_s=target_duration_s, scenes=scenes, markers=draft.markers, source="llm"
+        concept=concept,
+        target_duration_s=target_duration_s,
+        scenes=scenes,
+        markers=draft.markers,
+        source="llm",
     )
 
 
@@ -129,14 +146,22 @@ async def plan(
     n = num_scenes or scenes_for_duration(target_duration_s)
     try:
         draft, events = await ask_structured(
-            llm, plan_draft_schema(n),
+            llm,
+            plan_draft_schema(n),
             system=load_system_prompt("planner"),
             user=_user_message(concept, target_duration_s, n),
             agent=AGENT,
         )
     except LLMParseError as error:
-        fallback = plan_heuristic(concept, target_duration_s, n).model_copy(update={"source": "fallback"})
-        return fallback, [*error.events, AgentEvent(
-            agent=AGENT, kind="fallback", detail=f"heuristic planner used: {error}",
-        )]
+        fallback = plan_heuristic(concept, target_duration_s, n).model_copy(
+            update={"source": "fallback"}
+        )
+        return fallback, [
+            *error.events,
+            AgentEvent(
+                agent=AGENT,
+                kind="fallback",
+                detail=f"heuristic planner used: {error}",
+            ),
+        ]
     return _to_plan(draft, concept, target_duration_s), events

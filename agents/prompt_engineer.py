@@ -13,7 +13,14 @@ from langchain_core.language_models import BaseChatModel
 from agents.errors import LLMParseError
 from agents.heuristics import critique_heuristic
 from agents.messages import user_message
-from agents.schemas import AgentEvent, ConsistencyMarkers, Critique, CritiqueDraft, EnhancedPrompt, ScenePlan
+from agents.schemas import (
+    AgentEvent,
+    ConsistencyMarkers,
+    Critique,
+    CritiqueDraft,
+    EnhancedPrompt,
+    ScenePlan,
+)
 from agents.structured import ask_structured
 from agents.system_prompts import load_system_prompt
 
@@ -50,15 +57,23 @@ async def review(
         return critique_heuristic(enhanced, scene, markers), []
     try:
         draft, events = await ask_structured(
-            llm, CritiqueDraft,
+            llm,
+            CritiqueDraft,
             system=load_system_prompt("prompt_engineer"),
             user=_user_message(enhanced, scene, markers),
             agent=AGENT,
         )
     except LLMParseError as error:
         fallback = critique_heuristic(enhanced, scene, markers)
-        return fallback.model_copy(update={"source": "fallback"}), [*error.events, AgentEvent(
-            agent=AGENT, kind="fallback", detail=f"heuristic prompt engineer used: {error}",
-        )]
-    critique = Critique(scores=draft.scores, critique=draft.critique, suggestions=draft.suggestions, source="llm")
+        return fallback.model_copy(update={"source": "fallback"}), [
+            *error.events,
+            AgentEvent(
+                agent=AGENT,
+                kind="fallback",
+                detail=f"heuristic prompt engineer used: {error}",
+            ),
+        ]
+    critique = Critique(
+        scores=draft.scores, critique=draft.critique, suggestions=draft.suggestions, source="llm"
+    )
     return critique, events

@@ -59,6 +59,8 @@ from agents.schemas import ConsistencyMarkers, DimensionScores
 __all__ = [
     "DIMENSIONS",
     "ELEMENT_LABELS",
+    "TAG_SOUP",
+    "VAGUE_WORDS",
     "ElementKey",
     "PromptAnalysis",
     "analyze_prompt",
@@ -133,16 +135,101 @@ ELEMENT_LABELS: dict[str, str] = {
 # --- vocabulary -------------------------------------------------------------------------
 
 _STOPWORDS = frozenset(
-    """a an the and or of in on at to for with from by into onto over under as is are be
-    its it this that these those their his her our your my we you they he she them him
-    while then than so very just also some any each every all both up down out off about
-    across along around through behind beside between near next against per""".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "with",
+        "from",
+        "by",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "as",
+        "is",
+        "are",
+        "be",
+        "its",
+        "it",
+        "this",
+        "that",
+        "these",
+        "those",
+        "their",
+        "his",
+        "her",
+        "our",
+        "your",
+        "my",
+        "we",
+        "you",
+        "they",
+        "he",
+        "she",
+        "them",
+        "him",
+        "while",
+        "then",
+        "than",
+        "so",
+        "very",
+        "just",
+        "also",
+        "some",
+        "any",
+        "each",
+        "every",
+        "all",
+        "both",
+        "up",
+        "down",
+        "out",
+        "off",
+        "about",
+        "across",
+        "along",
+        "around",
+        "through",
+        "behind",
+        "beside",
+        "between",
+        "near",
+        "next",
+        "against",
+        "per",
+    ]
 )
 
 _TIME_OF_DAY = (
-    "early morning", "late morning", "morning", "dawn", "sunrise", "daybreak", "midday",
-    "noon", "afternoon", "late afternoon", "daytime", "golden hour", "sunset", "dusk",
-    "twilight", "blue hour", "evening", "nighttime", "night", "midnight",
+    "early morning",
+    "late morning",
+    "morning",
+    "dawn",
+    "sunrise",
+    "daybreak",
+    "midday",
+    "noon",
+    "afternoon",
+    "late afternoon",
+    "daytime",
+    "golden hour",
+    "sunset",
+    "dusk",
+    "twilight",
+    "blue hour",
+    "evening",
+    "nighttime",
+    "night",
+    "midnight",
 )
 _MORNING = frozenset({"early morning", "late morning", "morning", "dawn", "sunrise", "daybreak"})
 _DAY = frozenset({"midday", "noon", "afternoon", "late afternoon", "daytime"})
@@ -150,77 +237,313 @@ _EVENING = frozenset({"sunset", "dusk", "twilight", "blue hour", "evening"})
 _NIGHT = frozenset({"nighttime", "night", "midnight"})
 
 _SHOT_TYPES = (
-    "extreme close-up", "extreme wide shot", "medium close-up", "medium wide shot",
-    "medium long shot", "medium full shot", "medium shot", "macro close-up", "macro shot",
-    "close-up", "closeup", "wide establishing shot", "establishing shot", "wide shot",
-    "long shot", "full shot", "full-body shot", "cowboy shot", "two-shot",
-    "over-the-shoulder shot", "insert shot", "detail shot", "hero shot", "product shot",
-    "aerial shot", "point-of-view shot", "pov shot", "tracking shot", "flat lay",
+    "extreme close-up",
+    "extreme wide shot",
+    "medium close-up",
+    "medium wide shot",
+    "medium long shot",
+    "medium full shot",
+    "medium shot",
+    "macro close-up",
+    "macro shot",
+    "close-up",
+    "closeup",
+    "wide establishing shot",
+    "establishing shot",
+    "wide shot",
+    "long shot",
+    "full shot",
+    "full-body shot",
+    "cowboy shot",
+    "two-shot",
+    "over-the-shoulder shot",
+    "insert shot",
+    "detail shot",
+    "hero shot",
+    "product shot",
+    "aerial shot",
+    "point-of-view shot",
+    "pov shot",
+    "tracking shot",
+    "flat lay",
 )
-_WIDE_SHOTS = frozenset({"extreme wide shot", "wide establishing shot", "establishing shot", "wide shot", "aerial shot"})
+_WIDE_SHOTS = frozenset(
+    {"extreme wide shot", "wide establishing shot", "establishing shot", "wide shot", "aerial shot"}
+)
 _MACRO_SHOTS = frozenset({"extreme close-up", "macro close-up", "macro shot"})
 
 _CAMERA_ANGLES = (
-    "eye-level", "low angle", "high angle", "overhead angle", "overhead view", "top-down",
-    "bird's-eye", "birds-eye", "worm's-eye", "dutch angle", "dutch tilt", "canted angle",
-    "three-quarter angle", "three-quarter view", "profile view", "side profile",
-    "straight-on", "frontal angle",
+    "eye-level",
+    "low angle",
+    "high angle",
+    "overhead angle",
+    "overhead view",
+    "top-down",
+    "bird's-eye",
+    "birds-eye",
+    "worm's-eye",
+    "dutch angle",
+    "dutch tilt",
+    "canted angle",
+    "three-quarter angle",
+    "three-quarter view",
+    "profile view",
+    "side profile",
+    "straight-on",
+    "frontal angle",
 )
 _TOP_DOWN = frozenset({"overhead angle", "overhead view", "top-down", "bird's-eye", "birds-eye"})
 _LOW = frozenset({"low angle", "worm's-eye"})
 
-_LENS_WORDS = ("wide-angle lens", "telephoto", "macro lens", "anamorphic", "prime lens", "tilt-shift", "fisheye")
+_LENS_WORDS = (
+    "wide-angle lens",
+    "telephoto",
+    "macro lens",
+    "anamorphic",
+    "prime lens",
+    "tilt-shift",
+    "fisheye",
+)
 _DOF_SHALLOW = ("shallow depth of field", "bokeh", "background blur")
 _DOF_DEEP = ("deep depth of field", "deep focus", "everything in focus")
 _DOF_OTHER = ("depth of field",)
 
 _LIGHT_DIRECTIONS = (
-    "from the left", "from left", "from the right", "from right", "from above", "from below",
-    "from behind", "camera left", "camera right", "backlight", "backlit", "backlighting",
-    "rim light", "side light", "sidelight", "side-lit", "top light", "front light",
-    "front-lit", "rembrandt lighting", "butterfly lighting", "split lighting",
+    "from the left",
+    "from left",
+    "from the right",
+    "from right",
+    "from above",
+    "from below",
+    "from behind",
+    "camera left",
+    "camera right",
+    "backlight",
+    "backlit",
+    "backlighting",
+    "rim light",
+    "side light",
+    "sidelight",
+    "side-lit",
+    "top light",
+    "front light",
+    "front-lit",
+    "rembrandt lighting",
+    "butterfly lighting",
+    "split lighting",
 )
 _LIGHT_SOURCES = (
-    "window light", "natural light", "daylight", "sunlight", "sun", "softbox", "strip light",
-    "ring light", "practicals", "practical lamps", "practical light", "lamp", "lamps",
-    "candlelight", "neon", "streetlights", "streetlight", "tungsten", "led panel", "bounce",
-    "fill light", "key light", "diffused", "soft light", "hard light", "overcast",
-    "ambient light", "moonlight", "spotlight", "chiaroscuro", "high-key", "low-key",
+    "window light",
+    "natural light",
+    "daylight",
+    "sunlight",
+    "sun",
+    "softbox",
+    "strip light",
+    "ring light",
+    "practicals",
+    "practical lamps",
+    "practical light",
+    "lamp",
+    "lamps",
+    "candlelight",
+    "neon",
+    "streetlights",
+    "streetlight",
+    "tungsten",
+    "led panel",
+    "bounce",
+    "fill light",
+    "key light",
+    "diffused",
+    "soft light",
+    "hard light",
+    "overcast",
+    "ambient light",
+    "moonlight",
+    "spotlight",
+    "chiaroscuro",
+    "high-key",
+    "low-key",
 )
 
 _COMPOSITION = (
-    "rule of thirds", "left third", "right third", "upper third", "lower third",
-    "leading lines", "symmetry", "symmetrical", "centered composition", "centred composition",
-    "centered", "centred", "golden ratio", "golden spiral", "negative space",
-    "frame within a frame", "framed by", "diagonal composition", "triangular composition",
-    "foreground interest", "layered depth", "s-curve", "lead room", "looking room", "headroom",
+    "rule of thirds",
+    "left third",
+    "right third",
+    "upper third",
+    "lower third",
+    "leading lines",
+    "symmetry",
+    "symmetrical",
+    "centered composition",
+    "centred composition",
+    "centered",
+    "centred",
+    "golden ratio",
+    "golden spiral",
+    "negative space",
+    "frame within a frame",
+    "framed by",
+    "diagonal composition",
+    "triangular composition",
+    "foreground interest",
+    "layered depth",
+    "s-curve",
+    "lead room",
+    "looking room",
+    "headroom",
 )
 
 _COLOURS = (
-    "red", "crimson", "burgundy", "maroon", "scarlet", "orange", "amber", "rust",
-    "terracotta", "coral", "peach", "yellow", "mustard", "ochre", "gold", "champagne",
-    "green", "emerald", "sage", "olive", "moss", "mint", "teal", "turquoise", "cyan",
-    "blue", "navy", "cobalt", "azure", "indigo", "purple", "violet", "lavender", "plum",
-    "magenta", "pink", "blush", "rose", "white", "ivory", "cream", "beige", "tan", "sand",
-    "caramel", "brown", "chestnut", "chocolate", "mocha", "black", "charcoal", "graphite",
-    "grey", "gray", "silver", "slate", "bronze", "copper",
+    "red",
+    "crimson",
+    "burgundy",
+    "maroon",
+    "scarlet",
+    "orange",
+    "amber",
+    "rust",
+    "terracotta",
+    "coral",
+    "peach",
+    "yellow",
+    "mustard",
+    "ochre",
+    "gold",
+    "champagne",
+    "green",
+    "emerald",
+    "sage",
+    "olive",
+    "moss",
+    "mint",
+    "teal",
+    "turquoise",
+    "cyan",
+    "blue",
+    "navy",
+    "cobalt",
+    "azure",
+    "indigo",
+    "purple",
+    "violet",
+    "lavender",
+    "plum",
+    "magenta",
+    "pink",
+    "blush",
+    "rose",
+    "white",
+    "ivory",
+    "cream",
+    "beige",
+    "tan",
+    "sand",
+    "caramel",
+    "brown",
+    "chestnut",
+    "chocolate",
+    "mocha",
+    "black",
+    "charcoal",
+    "graphite",
+    "grey",
+    "gray",
+    "silver",
+    "slate",
+    "bronze",
+    "copper",
 )
 
 _MATERIALS = (
-    "ceramic", "porcelain", "stoneware", "wood", "wooden", "oak", "walnut", "maple", "teak",
-    "bamboo", "marble", "granite", "concrete", "terrazzo", "stone", "brick", "linen",
-    "cotton", "wool", "knit", "cashmere", "silk", "satin", "velvet", "leather", "suede",
-    "denim", "canvas", "glass", "crystal", "steel", "aluminium", "aluminum", "chrome",
-    "brass", "metal", "carbon fibre", "carbon fiber", "rubber", "mesh", "paper", "cardboard",
-    "rattan", "wicker", "clay", "asphalt", "grain", "weave", "condensation", "steam",
-    "droplets", "patina", "foam", "crema", "velvet", "moss", "bark", "sand",
+    "ceramic",
+    "porcelain",
+    "stoneware",
+    "wood",
+    "wooden",
+    "oak",
+    "walnut",
+    "maple",
+    "teak",
+    "bamboo",
+    "marble",
+    "granite",
+    "concrete",
+    "terrazzo",
+    "stone",
+    "brick",
+    "linen",
+    "cotton",
+    "wool",
+    "knit",
+    "cashmere",
+    "silk",
+    "satin",
+    "velvet",
+    "leather",
+    "suede",
+    "denim",
+    "canvas",
+    "glass",
+    "crystal",
+    "steel",
+    "aluminium",
+    "aluminum",
+    "chrome",
+    "brass",
+    "metal",
+    "carbon fibre",
+    "carbon fiber",
+    "rubber",
+    "mesh",
+    "paper",
+    "cardboard",
+    "rattan",
+    "wicker",
+    "clay",
+    "asphalt",
+    "grain",
+    "weave",
+    "condensation",
+    "steam",
+    "droplets",
+    "patina",
+    "foam",
+    "crema",
+    "velvet",
+    "moss",
+    "bark",
+    "sand",
 )
 
 _SUBJECT_DETAIL_WORDS = (
-    "hair", "eyes", "wearing", "dressed in", "beard", "freckles", "skin", "sweater",
-    "shirt", "jacket", "dress", "apron", "hoodie", "coat", "tee", "robe",
-    "matte", "glossy", "polished", "brushed", "hand-thrown", "frosted", "weathered",
-    "embossed", "engraved", "hand-stitched",
+    "hair",
+    "eyes",
+    "wearing",
+    "dressed in",
+    "beard",
+    "freckles",
+    "skin",
+    "sweater",
+    "shirt",
+    "jacket",
+    "dress",
+    "apron",
+    "hoodie",
+    "coat",
+    "tee",
+    "robe",
+    "matte",
+    "glossy",
+    "polished",
+    "brushed",
+    "hand-thrown",
+    "frosted",
+    "weathered",
+    "embossed",
+    "engraved",
+    "hand-stitched",
 )
 _AGE_PATTERNS = (
     r"\b\d{1,2}[- ]years?[- ]old\b",
@@ -229,70 +552,323 @@ _AGE_PATTERNS = (
 )
 
 _MOOD = (
-    "mood", "atmosphere", "inviting", "cozy", "cosy", "calm", "serene", "tranquil",
-    "peaceful", "intimate", "energetic", "dynamic", "dramatic", "moody", "mysterious",
-    "joyful", "playful", "nostalgic", "luxurious", "refined", "elegant", "confident",
-    "optimistic", "bold", "sleek", "powerful", "contemplative", "focused", "determined",
-    "convivial", "romantic", "melancholic", "uplifting", "hopeful", "expansive", "relaxed",
+    "mood",
+    "atmosphere",
+    "inviting",
+    "cozy",
+    "cosy",
+    "calm",
+    "serene",
+    "tranquil",
+    "peaceful",
+    "intimate",
+    "energetic",
+    "dynamic",
+    "dramatic",
+    "moody",
+    "mysterious",
+    "joyful",
+    "playful",
+    "nostalgic",
+    "luxurious",
+    "refined",
+    "elegant",
+    "confident",
+    "optimistic",
+    "bold",
+    "sleek",
+    "powerful",
+    "contemplative",
+    "focused",
+    "determined",
+    "convivial",
+    "romantic",
+    "melancholic",
+    "uplifting",
+    "hopeful",
+    "expansive",
+    "relaxed",
 )
 
 _STYLE = (
-    "photography", "photograph", "photo", "editorial", "commercial", "cinematic",
-    "film still", "documentary", "still life", "lifestyle", "photorealistic",
-    "analog film", "35mm film", "illustration", "watercolor", "watercolour",
-    "oil painting", "3d render", "anime",
+    "photography",
+    "photograph",
+    "photo",
+    "editorial",
+    "commercial",
+    "cinematic",
+    "film still",
+    "documentary",
+    "still life",
+    "lifestyle",
+    "photorealistic",
+    "analog film",
+    "35mm film",
+    "illustration",
+    "watercolor",
+    "watercolour",
+    "oil painting",
+    "3d render",
+    "anime",
 )
 
 _PRODUCTION = (
-    "sharp focus", "focus on", "catchlight", "catchlights", "bounce fill", "fill light",
-    "key light", "negative space for", "space for the tagline", "clean background",
-    "seamless backdrop", "colour grade", "color grade", "graded", "styled", "hair light",
+    "sharp focus",
+    "focus on",
+    "catchlight",
+    "catchlights",
+    "bounce fill",
+    "fill light",
+    "key light",
+    "negative space for",
+    "space for the tagline",
+    "clean background",
+    "seamless backdrop",
+    "colour grade",
+    "color grade",
+    "graded",
+    "styled",
+    "hair light",
 )
 
 _SETTING = (
-    "kitchen", "café", "cafe", "coffee shop", "restaurant", "bar", "bakery", "diner",
-    "studio", "office", "workspace", "desk", "counter", "table", "living room", "bedroom",
-    "bathroom", "vanity", "apartment", "loft", "home", "interior", "lobby", "boutique",
-    "shop", "store", "gallery", "workshop", "warehouse", "factory", "garage", "gym",
-    "street", "alley", "city", "skyline", "rooftop", "park", "garden", "forest", "woods",
-    "trail", "mountain", "hill", "valley", "lake", "river", "beach", "coast", "ocean",
-    "sea", "desert", "field", "meadow", "road", "highway", "bridge", "station", "market",
-    "terrace", "balcony", "patio", "backdrop", "stage", "showroom", "track", "court",
+    "kitchen",
+    "café",
+    "cafe",
+    "coffee shop",
+    "restaurant",
+    "bar",
+    "bakery",
+    "diner",
+    "studio",
+    "office",
+    "workspace",
+    "desk",
+    "counter",
+    "table",
+    "living room",
+    "bedroom",
+    "bathroom",
+    "vanity",
+    "apartment",
+    "loft",
+    "home",
+    "interior",
+    "lobby",
+    "boutique",
+    "shop",
+    "store",
+    "gallery",
+    "workshop",
+    "warehouse",
+    "factory",
+    "garage",
+    "gym",
+    "street",
+    "alley",
+    "city",
+    "skyline",
+    "rooftop",
+    "park",
+    "garden",
+    "forest",
+    "woods",
+    "trail",
+    "mountain",
+    "hill",
+    "valley",
+    "lake",
+    "river",
+    "beach",
+    "coast",
+    "ocean",
+    "sea",
+    "desert",
+    "field",
+    "meadow",
+    "road",
+    "highway",
+    "bridge",
+    "station",
+    "market",
+    "terrace",
+    "balcony",
+    "patio",
+    "backdrop",
+    "stage",
+    "showroom",
+    "track",
+    "court",
 )
 
 _ACTION_VERBS = (
-    "holds", "holding", "pours", "sips", "reaches", "walks", "runs", "smiles", "looks",
-    "stands", "sits", "opens", "lifts", "takes", "wraps", "drinks", "eats", "laughs",
-    "rests", "leans", "turns", "glances", "places", "hands", "grinds", "steams", "rises",
-    "drives", "jumps", "dances", "sprints", "types", "reads", "writes", "works", "cooks",
-    "stirs", "spins", "glides", "waits", "sits", "poses", "unboxes", "sprays", "applies",
+    "holds",
+    "holding",
+    "pours",
+    "sips",
+    "reaches",
+    "walks",
+    "runs",
+    "smiles",
+    "looks",
+    "stands",
+    "sits",
+    "opens",
+    "lifts",
+    "takes",
+    "wraps",
+    "drinks",
+    "eats",
+    "laughs",
+    "rests",
+    "leans",
+    "turns",
+    "glances",
+    "places",
+    "hands",
+    "grinds",
+    "steams",
+    "rises",
+    "drives",
+    "jumps",
+    "dances",
+    "sprints",
+    "types",
+    "reads",
+    "writes",
+    "works",
+    "cooks",
+    "stirs",
+    "spins",
+    "glides",
+    "waits",
+    "sits",
+    "poses",
+    "unboxes",
+    "sprays",
+    "applies",
 )
 _NOT_ACTIONS = frozenset(
-    """morning evening lighting setting ceiling building clothing ring king thing things
-    something nothing everything string spring wing sling awning framing styling grading
-    painting during bring icing frosting seasoning pudding wedding amazing stunning
-    interesting charming ongoing upcoming outstanding following matching""".split()
+    [
+        "morning",
+        "evening",
+        "lighting",
+        "setting",
+        "ceiling",
+        "building",
+        "clothing",
+        "ring",
+        "king",
+        "thing",
+        "things",
+        "something",
+        "nothing",
+        "everything",
+        "string",
+        "spring",
+        "wing",
+        "sling",
+        "awning",
+        "framing",
+        "styling",
+        "grading",
+        "painting",
+        "during",
+        "bring",
+        "icing",
+        "frosting",
+        "seasoning",
+        "pudding",
+        "wedding",
+        "amazing",
+        "stunning",
+        "interesting",
+        "charming",
+        "ongoing",
+        "upcoming",
+        "outstanding",
+        "following",
+        "matching",
+    ]
 )
 
-_VAGUE = (
-    "nice", "beautiful", "beautifully", "good", "great", "amazing", "awesome", "stunning",
-    "lovely", "perfect", "gorgeous", "wonderful", "fantastic", "incredible", "epic",
-    "pretty", "cute", "fancy", "interesting", "stuff", "thing", "things", "something",
-    "very", "really",
+VAGUE_WORDS: tuple[str, ...] = (
+    "nice",
+    "beautiful",
+    "beautifully",
+    "good",
+    "great",
+    "amazing",
+    "awesome",
+    "stunning",
+    "lovely",
+    "perfect",
+    "gorgeous",
+    "wonderful",
+    "fantastic",
+    "incredible",
+    "epic",
+    "pretty",
+    "cute",
+    "fancy",
+    "interesting",
+    "stuff",
+    "thing",
+    "things",
+    "something",
+    "very",
+    "really",
 )
-_TAG_SOUP = (
-    "masterpiece", "best quality", "high quality", "ultra detailed", "highly detailed",
-    "8k", "4k", "uhd", "trending on artstation", "award winning", "octane render",
-    "unreal engine", "hyperrealistic", "hyper-realistic", "ultra realistic",
-    "ultra-realistic", "intricate details",
+TAG_SOUP: tuple[str, ...] = (
+    "masterpiece",
+    "best quality",
+    "high quality",
+    "ultra detailed",
+    "highly detailed",
+    "8k",
+    "4k",
+    "uhd",
+    "trending on artstation",
+    "award winning",
+    "octane render",
+    "unreal engine",
+    "hyperrealistic",
+    "hyper-realistic",
+    "ultra realistic",
+    "ultra-realistic",
+    "intricate details",
 )
 
 _TECHNICAL_WORDS = frozenset(
     w
-    for group in (_SHOT_TYPES, _CAMERA_ANGLES, _LENS_WORDS, _LIGHT_DIRECTIONS, _LIGHT_SOURCES,
-                  _COMPOSITION, _STYLE, _TIME_OF_DAY, _DOF_SHALLOW, _DOF_DEEP, _MOOD,
-                  ("shot", "angle", "lens", "light", "lighting", "aperture", "camera",
-                   "temperature", "composition", "palette", "colour", "color", "degrees"))
+    for group in (
+        _SHOT_TYPES,
+        _CAMERA_ANGLES,
+        _LENS_WORDS,
+        _LIGHT_DIRECTIONS,
+        _LIGHT_SOURCES,
+        _COMPOSITION,
+        _STYLE,
+        _TIME_OF_DAY,
+        _DOF_SHALLOW,
+        _DOF_DEEP,
+        _MOOD,
+        (
+            "shot",
+            "angle",
+            "lens",
+            "light",
+            "lighting",
+            "aperture",
+            "camera",
+            "temperature",
+            "composition",
+            "palette",
+            "colour",
+            "color",
+            "degrees",
+        ),
+    )
     for term in group
     for w in re.findall(r"[a-z']+", term)
 )
@@ -340,7 +916,11 @@ def _normalise(text: str) -> str:
 
 
 def _content_tokens(text: str) -> list[str]:
-    return [w.strip(".'") for w in _WORD.findall(text) if w.strip(".'") and w.strip(".'") not in _STOPWORDS]
+    return [
+        w.strip(".'")
+        for w in _WORD.findall(text)
+        if w.strip(".'") and w.strip(".'") not in _STOPWORDS
+    ]
 
 
 def _mentions(text_tokens: set[str], phrase: str) -> bool:
@@ -410,27 +990,29 @@ def _conflicts(
     times: list[str], dof: list[str], sources: list[str], angles: list[str], shots: list[str]
 ) -> list[str]:
     """Pairs of terms that cannot both hold in one frame."""
-    out = []
-    day_or_morning = set(times) & (_MORNING | _DAY)
-    if set(times) & _NIGHT and day_or_morning:
-        out.append(f"{sorted(day_or_morning)[0]} vs {sorted(set(times) & _NIGHT)[0]}")
-    if set(times) & _MORNING and set(times) & _EVENING:
-        out.append(f"{sorted(set(times) & _MORNING)[0]} vs {sorted(set(times) & _EVENING)[0]}")
+    pairs = [
+        (set(times) & (_MORNING | _DAY), set(times) & _NIGHT),
+        (set(times) & _MORNING, set(times) & _EVENING),
+        (set(angles) & _TOP_DOWN, set(angles) & _LOW),
+        (set(shots) & _MACRO_SHOTS, set(shots) & _WIDE_SHOTS),
+    ]
+    out = [f"{min(a)} vs {min(b)}" for a, b in pairs if a and b]
     if set(dof) & set(_DOF_SHALLOW) and set(dof) & set(_DOF_DEEP):
         out.append("shallow vs deep depth of field")
     if {"high-key", "low-key"} <= set(sources):
         out.append("high-key vs low-key lighting")
-    if set(angles) & _TOP_DOWN and set(angles) & _LOW:
-        out.append(f"{sorted(set(angles) & _TOP_DOWN)[0]} vs {sorted(set(angles) & _LOW)[0]}")
-    if set(shots) & _MACRO_SHOTS and set(shots) & _WIDE_SHOTS:
-        out.append(f"{sorted(set(shots) & _MACRO_SHOTS)[0]} vs {sorted(set(shots) & _WIDE_SHOTS)[0]}")
     return out
 
 
 def _actions(text: str) -> list[str]:
     found = _find(text, _ACTION_VERBS)
     for word in re.findall(r"\b[a-z]{3,}ing\b", text):
-        if word not in _NOT_ACTIONS and word not in _TECHNICAL_WORDS and word not in _VAGUE and word not in found:
+        if (
+            word not in _NOT_ACTIONS
+            and word not in _TECHNICAL_WORDS
+            and word not in VAGUE_WORDS
+            and word not in found
+        ):
             found.append(word)
     return found
 
@@ -438,7 +1020,7 @@ def _actions(text: str) -> list[str]:
 def _names_something(token: str) -> bool:
     """A content word that is not camera/lighting vocabulary, a number or a vague word."""
     parts = [p for p in re.split(r"[-/.]", token) if p]
-    if not parts or token[0].isdigit() or token in _VAGUE:
+    if not parts or token[0].isdigit() or token in VAGUE_WORDS:
         return False
     return not all(p in _TECHNICAL_WORDS or p in _STOPWORDS for p in parts)
 
@@ -456,19 +1038,24 @@ def analyze_prompt(prompt: str, markers: ConsistencyMarkers | None = None) -> Pr
     palette_have = [c for c in markers.palette if _mentions(token_set, c)]
     keywords_have = [k for k in markers.brand_keywords if _mentions(token_set, k)]
     characters_have = [c for c in markers.characters if _mentions(token_set, c)]
-    fields: dict = dict(
+    times = _find(text, _TIME_OF_DAY)
+    shots = _find(text, _SHOT_TYPES)
+    angles = _find(text, _CAMERA_ANGLES)
+    dof = _find(text, _DOF_SHALLOW + _DOF_DEEP + _DOF_OTHER)
+    sources = _find(text, _LIGHT_SOURCES)
+    return PromptAnalysis(
         subject=subject,
         action=_actions(described),
         setting=_find(text, _SETTING),
-        time_of_day=_find(text, _TIME_OF_DAY),
-        shot_type=_find(text, _SHOT_TYPES),
-        camera_angle=_find(text, _CAMERA_ANGLES),
+        time_of_day=times,
+        shot_type=shots,
+        camera_angle=angles,
         lens=[f"{m}mm" for m in _LENS_MM.findall(text)] + _find(text, _LENS_WORDS),
         lens_mm=[int(m) for m in _LENS_MM.findall(text)],
-        aperture=_find(text, _DOF_SHALLOW + _DOF_DEEP + _DOF_OTHER),
+        aperture=dof,
         f_numbers=[float(m) for m in _F_NUMBER.findall(text)],
         light_direction=_find(text, _LIGHT_DIRECTIONS),
-        light_source=_find(text, _LIGHT_SOURCES),
+        light_source=sources,
         color_temperature=[int(k) for k in _KELVIN.findall(text) if 1000 <= int(k) <= 12000],
         light_angle=_DEGREES.findall(text),
         composition=_find(text, _COMPOSITION),
@@ -479,8 +1066,8 @@ def analyze_prompt(prompt: str, markers: ConsistencyMarkers | None = None) -> Pr
         mood=_find(text, _MOOD),
         style=_find(text, _STYLE),
         production=_find(text, _PRODUCTION),
-        vague=_find(described, _VAGUE),
-        tag_soup=_find(described, _TAG_SOUP),
+        vague=_find(described, VAGUE_WORDS),
+        tag_soup=_find(described, TAG_SOUP),
         words=len(_WORD.findall(text)),
         content_words=len(tokens),
         sentences=sentences,
@@ -492,12 +1079,8 @@ def analyze_prompt(prompt: str, markers: ConsistencyMarkers | None = None) -> Pr
         characters_missing=[c for c in markers.characters if c not in characters_have],
         marker_style=_mentions(token_set, markers.style) if markers.style.strip() else None,
         marker_setting=_mentions(token_set, markers.setting) if markers.setting.strip() else None,
+        conflicts=_conflicts(times, dof, sources, angles, shots),
     )
-    fields["conflicts"] = _conflicts(
-        fields["time_of_day"], fields["aperture"], fields["light_source"],
-        fields["camera_angle"], fields["shot_type"],
-    )
-    return PromptAnalysis(**fields)
 
 
 def _clamp(value: float) -> float:
@@ -507,32 +1090,55 @@ def _clamp(value: float) -> float:
 def _completeness(a: PromptAnalysis) -> float:
     lighting = a.light_direction or a.light_source or a.color_temperature
     points = (
-        15 * bool(a.subject) + 10 * bool(a.action) + 15 * bool(a.setting)
-        + 10 * bool(a.time_of_day) + 10 * bool(a.shot_type) + 10 * bool(lighting)
-        + 10 * bool(a.composition) + 10 * bool(a.palette) + 10 * bool(a.mood)
+        15 * bool(a.subject)
+        + 10 * bool(a.action)
+        + 15 * bool(a.setting)
+        + 10 * bool(a.time_of_day)
+        + 10 * bool(a.shot_type)
+        + 10 * bool(lighting)
+        + 10 * bool(a.composition)
+        + 10 * bool(a.palette)
+        + 10 * bool(a.mood)
     )
     return _clamp(points)
 
 
 def _specificity(a: PromptAnalysis) -> float:
     points = (
-        10 * bool(a.lens_mm) + 10 * bool(a.f_numbers) + 10 * bool(a.color_temperature)
-        + 5 * bool(a.light_angle) + 5 * min(3, len(a.palette)) + 5 * min(3, len(a.materials))
-        + 10 * bool(a.subject_detail) + min(25.0, 0.5 * a.content_words)
+        10 * bool(a.lens_mm)
+        + 10 * bool(a.f_numbers)
+        + 10 * bool(a.color_temperature)
+        + 5 * bool(a.light_angle)
+        + 5 * min(3, len(a.palette))
+        + 5 * min(3, len(a.materials))
+        + 10 * bool(a.subject_detail)
+        + min(25.0, 0.5 * a.content_words)
     )
     return _clamp(points - min(30, 10 * len(a.vague)))
 
 
 def _professionalism(a: PromptAnalysis) -> float:
     technical = sum(
-        bool(x) for x in (a.shot_type, a.camera_angle, a.lens, a.aperture or a.f_numbers,
-                          a.light_direction, a.color_temperature, a.composition)
+        bool(x)
+        for x in (
+            a.shot_type,
+            a.camera_angle,
+            a.lens,
+            a.aperture or a.f_numbers,
+            a.light_direction,
+            a.color_temperature,
+            a.composition,
+        )
     )
     structure = 15 if a.sentences >= 3 else 8 if a.sentences == 2 else 0
     length = 10 if a.words >= 30 else 5 if a.words >= 15 else 0
     points = (
-        structure + 6 * technical + 13 * bool(a.style) + 5 * min(2, len(a.production))
-        + length + 10 * bool(a.mood)
+        structure
+        + 6 * technical
+        + 13 * bool(a.style)
+        + 5 * min(2, len(a.production))
+        + length
+        + 10 * bool(a.mood)
     )
     penalty = 10 * len(a.vague) + 8 * len(a.tag_soup) + 15 * len(a.conflicts) + 10 * (a.words > 220)
     return _clamp(points - penalty)
@@ -540,9 +1146,14 @@ def _professionalism(a: PromptAnalysis) -> float:
 
 def _cinematography(a: PromptAnalysis) -> float:
     points = (
-        15 * bool(a.shot_type) + 15 * bool(a.camera_angle) + 12 * bool(a.lens)
-        + 12 * bool(a.aperture or a.f_numbers) + 14 * bool(a.light_direction)
-        + 12 * bool(a.color_temperature) + 14 * bool(a.composition) + 6 * bool(a.light_source)
+        15 * bool(a.shot_type)
+        + 15 * bool(a.camera_angle)
+        + 12 * bool(a.lens)
+        + 12 * bool(a.aperture or a.f_numbers)
+        + 14 * bool(a.light_direction)
+        + 12 * bool(a.color_temperature)
+        + 14 * bool(a.composition)
+        + 6 * bool(a.light_source)
     )
     return _clamp(points - 10 * len(a.conflicts))
 
@@ -583,16 +1194,55 @@ def score_prompt(prompt: str, markers: ConsistencyMarkers | None = None) -> Dime
 
 #: Which elements earn points in which dimension, in the order a critique should ask for them.
 _DIMENSION_ELEMENTS: dict[str, tuple[str, ...]] = {
-    "completeness": ("subject", "action", "setting", "time_of_day", "shot_type",
-                     "light_source", "composition", "palette", "mood"),
-    "specificity": ("lens", "aperture", "color_temperature", "light_angle", "palette",
-                    "materials", "subject_detail"),
-    "professionalism": ("shot_type", "camera_angle", "lens", "aperture", "light_direction",
-                        "color_temperature", "composition", "style", "production", "mood"),
-    "cinematography": ("shot_type", "camera_angle", "lens", "aperture", "light_direction",
-                       "color_temperature", "composition", "light_source"),
-    "brand_alignment": ("marker_palette", "brand_keywords", "marker_style", "characters",
-                        "marker_setting"),
+    "completeness": (
+        "subject",
+        "action",
+        "setting",
+        "time_of_day",
+        "shot_type",
+        "light_source",
+        "composition",
+        "palette",
+        "mood",
+    ),
+    "specificity": (
+        "lens",
+        "aperture",
+        "color_temperature",
+        "light_angle",
+        "palette",
+        "materials",
+        "subject_detail",
+    ),
+    "professionalism": (
+        "shot_type",
+        "camera_angle",
+        "lens",
+        "aperture",
+        "light_direction",
+        "color_temperature",
+        "composition",
+        "style",
+        "production",
+        "mood",
+    ),
+    "cinematography": (
+        "shot_type",
+        "camera_angle",
+        "lens",
+        "aperture",
+        "light_direction",
+        "color_temperature",
+        "composition",
+        "light_source",
+    ),
+    "brand_alignment": (
+        "marker_palette",
+        "brand_keywords",
+        "marker_style",
+        "characters",
+        "marker_setting",
+    ),
 }
 
 
@@ -612,7 +1262,9 @@ def _element_missing(a: PromptAnalysis, key: str) -> bool:
     return not a.has(key)
 
 
-def missing_element_keys(prompt: str, markers: ConsistencyMarkers | None = None) -> dict[str, list[str]]:
+def missing_element_keys(
+    prompt: str, markers: ConsistencyMarkers | None = None
+) -> dict[str, list[str]]:
     """Per dimension, the ElementKeys whose absence costs points (empty list: nothing to add)."""
     a = analyze_prompt(prompt, markers)
     out: dict[str, list[str]] = {}
@@ -626,16 +1278,25 @@ def missing_element_keys(prompt: str, markers: ConsistencyMarkers | None = None)
     return out
 
 
-def missing_elements(prompt: str, markers: ConsistencyMarkers | None = None) -> dict[str, list[str]]:
+def missing_elements(
+    prompt: str, markers: ConsistencyMarkers | None = None
+) -> dict[str, list[str]]:
     """Per dimension, what a critique should name as missing or wrong, in plain words."""
     a = analyze_prompt(prompt, markers)
-    out = {d: [ELEMENT_LABELS[k] for k in keys] for d, keys in missing_element_keys(prompt, markers).items()}
+    out = {
+        d: [ELEMENT_LABELS[k] for k in keys]
+        for d, keys in missing_element_keys(prompt, markers).items()
+    }
     if a.marker_palette_missing and "the storyboard palette" in out["brand_alignment"]:
         i = out["brand_alignment"].index("the storyboard palette")
-        out["brand_alignment"][i] = "the storyboard palette (" + ", ".join(a.marker_palette_missing) + ")"
+        out["brand_alignment"][i] = (
+            "the storyboard palette (" + ", ".join(a.marker_palette_missing) + ")"
+        )
     if a.brand_keywords_missing and "the brand keywords" in out["brand_alignment"]:
         i = out["brand_alignment"].index("the brand keywords")
-        out["brand_alignment"][i] = "the brand keywords (" + ", ".join(a.brand_keywords_missing) + ")"
+        out["brand_alignment"][i] = (
+            "the brand keywords (" + ", ".join(a.brand_keywords_missing) + ")"
+        )
     if a.vague:
         problem = "replace vague words: " + ", ".join(a.vague)
         out["specificity"].append(problem)

@@ -57,7 +57,9 @@ def _problem(reply: dict[str, Any], schema: type[BaseModel]) -> str | None:
     raw = reply.get("raw")
     if isinstance(raw, AIMessage) and raw.invalid_tool_calls:
         bad = raw.invalid_tool_calls[0]
-        return _short(f"the {bad.get('name') or 'tool'} call's arguments are not valid JSON: {bad.get('error') or bad.get('args')}")
+        return _short(
+            f"the {bad.get('name') or 'tool'} call's arguments are not valid JSON: {bad.get('error') or bad.get('args')}"
+        )
     content = raw.content if isinstance(raw, BaseMessage) else raw
     return _short(f"the reply has no {schema.__name__} tool call (text: {str(content)[:200]!r})")
 
@@ -70,15 +72,19 @@ def _correction(raw: Any, schema: type[BaseModel], problem: str) -> list[BaseMes
         for call in [*raw.tool_calls, *raw.invalid_tool_calls]:
             if call.get("id"):
                 messages.append(ToolMessage(content=f"Error: {problem}", tool_call_id=call["id"]))
-    messages.append(HumanMessage(
-        f"Your previous reply could not be used: {problem}\n"
-        f"Call the `{schema.__name__}` tool again with arguments that match its schema exactly: "
-        "every required field present, the right types, values within the stated ranges."
-    ))
+    messages.append(
+        HumanMessage(
+            f"Your previous reply could not be used: {problem}\n"
+            f"Call the `{schema.__name__}` tool again with arguments that match its schema exactly: "
+            "every required field present, the right types, values within the stated ranges."
+        )
+    )
     return messages
 
 
-async def _call(structured: Any, messages: list[BaseMessage], agent: str, events: list[AgentEvent]) -> dict[str, Any]:
+async def _call(
+    structured: Any, messages: list[BaseMessage], agent: str, events: list[AgentEvent]
+) -> dict[str, Any]:
     try:
         return await structured.ainvoke(messages)
     except Exception as error:
@@ -108,10 +114,13 @@ async def ask_structured(
     if problem is None:
         return reply["parsed"], events
 
-    events.append(AgentEvent(
-        agent=agent, kind="parse_retry",
-        detail=f"reply did not parse into {schema.__name__}: {problem}; asked again with the error",
-    ))
+    events.append(
+        AgentEvent(
+            agent=agent,
+            kind="parse_retry",
+            detail=f"reply did not parse into {schema.__name__}: {problem}; asked again with the error",
+        )
+    )
     messages += _correction(reply.get("raw"), schema, problem)
     reply = await _call(structured, messages, agent, events)
     second = _problem(reply, schema)
@@ -119,5 +128,6 @@ async def ask_structured(
         return reply["parsed"], events
     raise LLMParseError(
         f"{agent}: reply did not parse into {schema.__name__} after one retry: {second}",
-        agent=agent, events=events,
+        agent=agent,
+        events=events,
     )

@@ -105,6 +105,11 @@ def _root() -> None:
     """Turn a concept into a storyboard of scored reference images."""
 
 
+from api.cli_models import models_app  # noqa: E402  (sub-apps are mounted after the root)
+
+app.add_typer(models_app, name="models")
+
+
 @app.command()
 def generate(
     concept: Annotated[str, typer.Argument(help="What the storyboard is about.")],

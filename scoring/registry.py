@@ -17,6 +17,7 @@ from graph.context import BackendSettings
 from scoring.base import ConsistencyScorer, Scorer
 from scoring.consistency import HistogramConsistencyScorer
 from scoring.ensemble import ensemble_report
+from scoring.model_registry import ModelNotAvailableError
 from scoring.schemas import BASE_WEIGHTS, EnsembleReport, ScorerInfo
 from scoring.technical import TechnicalQualityScorer
 
@@ -32,14 +33,64 @@ __all__ = [
 ScorerFactory = Callable[[BackendSettings], Scorer]
 ConsistencyFactory = Callable[[BackendSettings], ConsistencyScorer]
 
+
+# Model-backed scorers. Each imports torch/transformers only when called, loads once per
+# process through scoring.model_registry, and reads weights from a local path or the Hugging
+# Face cache only (ModelNotAvailableError otherwise); nothing here downloads.
+def _pickscore(backends: BackendSettings) -> Scorer:
+    from scoring.pickscore import load_pickscore_scorer
+
+    return load_pickscore_scorer(device=backends.device)
+
+
+def _clip_score(backends: BackendSettings) -> Scorer:
+    from scoring.clipscore import load_clipscore_scorer
+
+    return load_clipscore_scorer(device=backends.device)
+
+
+def _laion_aesthetic(backends: BackendSettings) -> Scorer:
+    from scoring.aesthetic import load_aesthetic_scorer
+    from tools.model_store import local_model_path
+
+    head = local_model_path("aesthetic")  # the .pth file, wherever `models pull` put it
+    return load_aesthetic_scorer(head_path=head, device=backends.device)
+
+
+def _vqascore(backends: BackendSettings) -> Scorer:
+    from scoring.vqascore import load_vqa_scorer
+
+    return load_vqa_scorer(device=backends.device)
+
+
+def _clip_consistency(backends: BackendSettings) -> ConsistencyScorer:
+    from scoring.embedding_consistency import load_embedding_consistency_scorer
+
+    return load_embedding_consistency_scorer(kind="clip", device=backends.device)
+
+
 #: Scorer name -> factory for the ensemble's slots.
 SCORER_FACTORIES: dict[str, ScorerFactory] = {
     "technical-quality": lambda backends: TechnicalQualityScorer(),
+    "pickscore": _pickscore,
+    "clip-score": _clip_score,
+    "laion-aesthetic": _laion_aesthetic,
+    "vqascore": _vqascore,
 }
 #: Consistency scorer name -> factory.
 CONSISTENCY_FACTORIES: dict[str, ConsistencyFactory] = {
     "histogram-ssim": lambda backends: HistogramConsistencyScorer(),
+    "clip-consistency": _clip_consistency,
 }
+#: Model scorer -> (its slot, the `imageforge models pull` sets it needs). The scorers'
+#: default model ids are the catalogue's repositories (tools.model_store.CATALOGUE).
+MODEL_SCORERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "pickscore": ("pickscore", ("pickscore",)),
+    "clip-score": ("clip", ("clip-l",)),
+    "vqascore": ("vqa", ("vqa",)),
+    "laion-aesthetic": ("aesthetic", ("clip-l", "aesthetic")),
+}
+MODEL_CONSISTENCY: tuple[str, tuple[str, ...]] = ("clip-consistency", ("clip-l",))
 #: What ``offline`` (and ``auto`` with nothing on disk) runs.
 OFFLINE_SCORERS: tuple[str, ...] = ("technical-quality",)
 OFFLINE_CONSISTENCY = "histogram-ssim"
@@ -73,10 +124,27 @@ class ScorerSet:
         return ensemble_report(self.infos(), self.missing)
 
 
-def resolve_auto(backends: BackendSettings) -> tuple[tuple[str, ...], str]:
-    """Scorer names and consistency scorer ``auto`` stands for: the model-backed ones whose
-    weights are on disk, else the offline set. With only offline scorers registered, those."""
-    return OFFLINE_SCORERS, OFFLINE_CONSISTENCY
+def resolve_auto(backends: BackendSettings) -> tuple[tuple[str, ...], str, dict[str, str]]:
+    """What ``auto`` stands for: each model scorer whose weights are on disk (checked without
+    the network), the offline stand-in for the aesthetic slot when the LAION head is not,
+    and, per slot left out, why. Consistency is CLIP's when CLIP ViT-L/14 is on disk."""
+    from tools.model_store import is_available
+
+    names: list[str] = []
+    reasons: dict[str, str] = {}
+    for name, (slot, sets) in MODEL_SCORERS.items():
+        absent = [model_set for model_set in sets if not is_available(model_set)]
+        if absent:
+            reasons[slot] = f"weights not on disk (`imageforge models pull {' '.join(absent)}`)"
+        else:
+            names.append(name)
+    if "aesthetic" in reasons:
+        names.append("technical-quality")
+        del reasons["aesthetic"]
+    consistency_name, consistency_sets = MODEL_CONSISTENCY
+    if not all(is_available(model_set) for model_set in consistency_sets):
+        consistency_name = OFFLINE_CONSISTENCY
+    return tuple(names), consistency_name, reasons
 
 
 def _describe(scorer_set: ScorerSet) -> str:
@@ -94,7 +162,7 @@ def _describe(scorer_set: ScorerSet) -> str:
         line += f" Left out: {left_out} ({'; '.join(reasons)}); weights renormalised over the rest."
     if any(getattr(s, "stand_in", False) for s in scorer_set.scorers):
         line += (
-            " Install weights with `imageforge models pull pickscore` or pass --scorers with model "
+            " Install weights with `imageforge models pull scorers` or pass --scorers with model "
             "scorers for real preference scores."
         )
     return line
@@ -108,8 +176,9 @@ def build_scorers(backends: BackendSettings) -> tuple[ScorerSet, str]:
     modes = [name for name in requested if name in MODES]
     if modes and len(requested) > 1:
         raise ValueError(f"`scorers` takes 'auto' or 'offline' alone, got {list(requested)!r}.")
+    reasons: dict[str, str] = {}
     if modes == ["auto"]:
-        names, consistency_name = resolve_auto(backends)
+        names, consistency_name, reasons = resolve_auto(backends)
     elif modes == ["offline"]:
         names, consistency_name = OFFLINE_SCORERS, OFFLINE_CONSISTENCY
     else:
@@ -121,7 +190,14 @@ def build_scorers(backends: BackendSettings) -> tuple[ScorerSet, str]:
             f"`scorers` has unknown or unavailable names {unknown!r}; available: {known!r}."
         )
 
-    scorers = [SCORER_FACTORIES[name](backends) for name in dict.fromkeys(names)]
+    scorers = []
+    for name in dict.fromkeys(names):
+        try:
+            scorers.append(SCORER_FACTORIES[name](backends))
+        except (ModelNotAvailableError, OSError, ValueError) as exc:
+            if modes != ["auto"]:
+                raise  # named explicitly: the user should see why it cannot run
+            reasons[MODEL_SCORERS[name][0]] = f"{name} could not be loaded: {exc}"
     slots = [scorer.slot for scorer in scorers]
     doubled = sorted({slot for slot in slots if slots.count(slot) > 1})
     if doubled:
@@ -129,10 +205,12 @@ def build_scorers(backends: BackendSettings) -> tuple[ScorerSet, str]:
             f"`scorers` must serve each slot once; {doubled!r} would be served twice by {list(names)!r}."
         )
     reason = OFFLINE_REASON if modes else NOT_REQUESTED_REASON
-    missing = {slot: reason for slot in BASE_WEIGHTS if slot not in slots}
-    scorer_set = ScorerSet(
-        scorers=scorers,
-        consistency=CONSISTENCY_FACTORIES[consistency_name](backends),
-        missing=missing,
-    )
+    missing = {slot: reasons.get(slot, reason) for slot in BASE_WEIGHTS if slot not in slots}
+    try:
+        consistency = CONSISTENCY_FACTORIES[consistency_name](backends)
+    except (ModelNotAvailableError, OSError, ValueError):
+        if modes != ["auto"]:
+            raise
+        consistency = CONSISTENCY_FACTORIES[OFFLINE_CONSISTENCY](backends)
+    scorer_set = ScorerSet(scorers=scorers, consistency=consistency, missing=missing)
     return scorer_set, _describe(scorer_set)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from graph.context import BackendSettings
+from tools import model_store
 from tools.base import ImageGenerator
 from tools.sketch import SketchGenerator
 
@@ -28,13 +29,55 @@ def _build_sketch(backends: BackendSettings) -> tuple[ImageGenerator, str]:
     return SketchGenerator(), SKETCH_LINE
 
 
-#: Backend name -> factory. Real backends (diffusers, openai) add themselves here.
-GENERATOR_FACTORIES: dict[str, GeneratorFactory] = {"sketch": _build_sketch}
+def _build_diffusers(backends: BackendSettings) -> tuple[ImageGenerator, str]:
+    from tools.diffusers_generator import load_diffusers_generator
+
+    if backends.generator == "auto":
+        model = model_store.auto_generator_model(backends.generator_model)
+    else:
+        model = backends.generator_model or model_store.auto_generator_model()
+    if model is None:
+        raise ValueError(
+            "`generator` 'diffusers' needs --generator-model (a local folder, or a hub id whose "
+            "weights are in the Hugging Face cache) or sd-turbo on disk: run "
+            "`imageforge models pull sd-turbo`."
+        )
+    try:
+        generator = load_diffusers_generator(model, device=backends.device)
+    except FileNotFoundError as exc:
+        raise ValueError(str(exc)) from exc
+    line = (
+        f"Generator: diffusers {generator.model} on {generator.device} ({generator.dtype}, "
+        f"{generator.steps} steps, guidance {generator.guidance_scale:g}). "
+        "Pass --generator sketch for offline frames or --generator-model for another model."
+    )
+    return generator, line
+
+
+def _build_openai(backends: BackendSettings) -> tuple[ImageGenerator, str]:
+    from tools.openai_images import load_openai_generator
+
+    # The SDK reads OPENAI_API_KEY (and OPENAI_BASE_URL for compatible servers).
+    generator = load_openai_generator(backends.generator_model or "gpt-image-1")
+    return generator, (
+        f"Generator: OpenAI Images {generator.model}. "
+        "Pass --generator sketch for offline frames or --generator diffusers for local models."
+    )
+
+
+#: Backend name -> factory.
+GENERATOR_FACTORIES: dict[str, GeneratorFactory] = {
+    "sketch": _build_sketch,
+    "diffusers": _build_diffusers,
+    "openai": _build_openai,
+}
 
 
 def resolve_auto(backends: BackendSettings) -> str:
-    """The backend ``auto`` stands for: the first registered real backend that is usable
-    without a download, else the offline sketch. With only the sketch registered, sketch."""
+    """diffusers when its weights are already on disk (the configured model, else sd-turbo);
+    otherwise the offline sketch. Never downloads."""
+    if model_store.auto_generator_model(backends.generator_model) is not None:
+        return "diffusers"
     return "sketch"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from agents.schemas import AgentEvent, Critique, EnhancedPrompt, EnhancementResult
-from tools.storage import atomic_write_bytes
+from tools.storage import atomic_copy, atomic_write_bytes
 from traces import layout
 from traces.schemas import RunSummary, SceneResult
 
@@ -128,7 +128,7 @@ class TraceWriter:
             attempt = next(a for a in result.attempts if a.attempt == result.winner_attempt)
             for variation in attempt.variations:
                 target = folder / layout.image_file(variation.index)
-                atomic_write_bytes(target, Path(variation.path).read_bytes())
+                atomic_copy(variation.path, target)
                 if variation.index == attempt.best_index:
                     winner_path = str(target)
         result = result.model_copy(update={"winner_path": winner_path})

@@ -20,10 +20,17 @@ def test_sketch_for_auto_and_sketch(backend):
     )
 
 
-@pytest.mark.parametrize("backend", ["diffusers", "openai"])
-def test_real_backends_not_available_yet(backend):
-    with pytest.raises(ValueError, match=f"'{backend}' is not available yet"):
-        build_generator(BackendSettings(generator=backend))
+def test_diffusers_without_weights_says_how_to_get_them():
+    with pytest.raises(ValueError, match="imageforge models pull sd-turbo"):
+        build_generator(BackendSettings(generator="diffusers"))
+    with pytest.raises(ValueError, match="/nowhere"):
+        build_generator(BackendSettings(generator="diffusers", generator_model="/nowhere/model"))
+
+
+def test_openai_without_a_key_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
+        build_generator(BackendSettings(generator="openai"))
 
 
 def test_registered_backend_is_used(monkeypatch):

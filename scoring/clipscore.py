@@ -1,0 +1,77 @@
+"""CLIP-score: prompt-image agreement as torchmetrics defines it, ``100 * max(cos, 0)``
+(Hessel et al. 2021 without their 2.5 rescaling), mapped to 0-100 by
+``normalise.clipscore_to_100``.
+
+The ViT-L/14 image embeddings it computes are the ones the LAION aesthetic head reads, and
+both scorers share them through the backbone's embedding cache (see ``aesthetic``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from scoring.clip_backbone import (
+    ClipBackbone,
+    check_batch_size,
+    check_score_inputs,
+    load_clip_backbone,
+)
+from scoring.model_registry import ModelRegistry, registry
+from scoring.normalise import CLIPSCORE_BAND, clipscore_to_100
+from scoring.schemas import Slot
+
+__all__ = ["CLIPSCORE_MODEL", "ClipScoreScorer", "clipscore_raw", "load_clipscore_scorer"]
+
+CLIPSCORE_MODEL = "openai/clip-vit-large-patch14"
+
+
+def clipscore_raw(image_embeds: torch.Tensor, text_embed: torch.Tensor) -> list[float]:
+    """``100 * max(cos, 0)`` per image; both embeddings already L2-normalised."""
+    return (100.0 * (image_embeds @ text_embed.reshape(-1))).clamp_min(0.0).tolist()
+
+
+@dataclass(eq=False)
+class ClipScoreScorer:
+    """Scorer for the "clip" slot. ``raw_scores`` gives the torchmetrics CLIPScore values."""
+
+    backbone: ClipBackbone
+    batch_size: int = 8
+    band: tuple[float, float] = CLIPSCORE_BAND
+    name: str = "clip-score"
+    slot: Slot = "clip"
+    stand_in: bool = False
+    model: str = ""
+
+    def __post_init__(self) -> None:
+        check_batch_size(self.batch_size)
+        self.model = self.model or self.backbone.name
+
+    def raw_scores(self, images: Sequence[Image.Image], prompt: str) -> list[float]:
+        check_score_inputs(images, prompt)
+        if not images:
+            return []
+        image_embeds = self.backbone.cached_image_embeddings(images, self.batch_size)
+        text_embed = self.backbone.text_embeddings([prompt])[0]
+        return clipscore_raw(image_embeds, text_embed)
+
+    def score(self, images: list[Image.Image], prompt: str) -> list[float]:
+        return [clipscore_to_100(raw, self.band) for raw in self.raw_scores(images, prompt)]
+
+
+def load_clipscore_scorer(
+    *,
+    model: str = CLIPSCORE_MODEL,
+    device: str = "auto",
+    batch_size: int = 8,
+    allow_download: bool = False,
+    models: ModelRegistry = registry,
+) -> ClipScoreScorer:
+    """CLIP-score from a local path or the Hugging Face cache. ViT-L/14: ~1.7 GB fp32."""
+    backbone = load_clip_backbone(
+        model, device=device, allow_download=allow_download, models=models
+    )
+    return ClipScoreScorer(backbone=backbone, batch_size=batch_size)

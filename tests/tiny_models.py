@@ -1,0 +1,165 @@
+"""A tiny random-weight Stable Diffusion pipeline, saved to disk for the real generator loader.
+
+Built like diffusers' own ``get_dummy_components()`` (UNet ``block_out_channels=(4, 8)``, a
+two-layer CLIP text encoder, a two-block VAE, DDIM), seeded so that every build has the
+same weights. Tests save it with ``save_pretrained`` and load it back through
+``load_diffusers_generator``, the code users run. It makes 32x32 images in about a second
+on one CPU core. The tokenizer is written from a character-level vocab.json/merges.txt, so
+every ASCII prompt tokenizes and different prompts give different text embeddings.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+__all__ = [
+    "build_tiny_sd_pipeline",
+    "save_tiny_ip_adapter",
+    "save_tiny_sd_pipeline",
+    "write_tiny_clip_vocab",
+]
+
+_BOS, _EOS = "<|startoftext|>", "<|endoftext|>"
+_CHARS = string.ascii_letters + string.digits + "\"'.,:;!?-()/&"
+
+
+def write_tiny_clip_vocab(folder: Path) -> tuple[Path, Path]:
+    """Write a CLIP-style vocab.json (each character alone and word-final) and an empty merges.txt."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tokens = [_BOS, _EOS] + [token for char in _CHARS for token in (char, char + "</w>")]
+    vocab_file, merges_file = folder / "vocab.json", folder / "merges.txt"
+    vocab_file.write_text(
+        json.dumps({token: index for index, token in enumerate(tokens)}), encoding="utf-8"
+    )
+    merges_file.write_text("#version: 0.2\n", encoding="utf-8")
+    return vocab_file, merges_file
+
+
+def build_tiny_sd_pipeline(workdir: Path, *, seed: int = 0):
+    """A StableDiffusionPipeline with random tiny weights (``workdir`` holds the tokenizer files)."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    vocab_file, merges_file = write_tiny_clip_vocab(workdir / "_vocab")
+    tokenizer = CLIPTokenizer(vocab=str(vocab_file), merges=str(merges_file), model_max_length=77)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(4, 8),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=2,
+    )
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        block_out_channels=(4, 8),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        norm_num_groups=2,
+        sample_size=32,
+    )
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            projection_dim=32,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    return StableDiffusionPipeline(
+        vae=vae.eval(),
+        text_encoder=text_encoder.eval(),
+        tokenizer=tokenizer,
+        unet=unet.eval(),
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def save_tiny_sd_pipeline(folder: Path, *, seed: int = 0) -> Path:
+    """Save the tiny pipeline with ``save_pretrained`` (model_index.json plus one folder per part)."""
+    folder = Path(folder)
+    pipeline = build_tiny_sd_pipeline(folder.parent / f"{folder.name}_src", seed=seed)
+    pipeline.save_pretrained(folder)
+    return folder
+
+
+def save_tiny_ip_adapter(folder: Path, unet, *, seed: int = 0) -> Path:
+    """An IP-Adapter for ``unet`` laid out like h94/IP-Adapter: ``models/ip-adapter.safetensors``
+    (image projection to 4 tokens, to_k_ip/to_v_ip per cross-attention layer, numbered 1, 3,
+    5, ... as diffusers' converter expects) and a tiny CLIP vision encoder in
+    ``models/image_encoder``. Returns ``folder``; the spec string is
+    ``f"{folder}:models/ip-adapter.safetensors"``."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    folder = Path(folder)
+    cross_dim = unet.config.cross_attention_dim
+    channels = list(unet.config.block_out_channels)
+    torch.manual_seed(seed)
+    encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+            projection_dim=32,
+        )
+    )
+    encoder.save_pretrained(folder / "models" / "image_encoder")
+    tensors = {
+        "image_proj.proj.weight": torch.randn(4 * cross_dim, 32) * 0.1,
+        "image_proj.proj.bias": torch.zeros(4 * cross_dim),
+        "image_proj.norm.weight": torch.ones(cross_dim),
+        "image_proj.norm.bias": torch.zeros(cross_dim),
+    }
+    key_id = 1
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        if name.startswith("mid_block"):
+            hidden = channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(channels))[int(name.split(".")[1])]
+        else:
+            hidden = channels[int(name.split(".")[1])]
+        tensors[f"ip_adapter.{key_id}.to_k_ip.weight"] = torch.randn(hidden, cross_dim) * 0.1
+        tensors[f"ip_adapter.{key_id}.to_v_ip.weight"] = torch.randn(hidden, cross_dim) * 0.1
+        key_id += 2
+    save_file(tensors, str(folder / "models" / "ip-adapter.safetensors"))
+    return folder

@@ -1,0 +1,288 @@
+"""The diffusers generator on a tiny random Stable Diffusion pipeline, loaded from disk the
+way users load a real one (no network, no downloaded weights)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+from PIL import Image
+from tiny_models import save_tiny_sd_pipeline
+
+from scoring.model_registry import registry
+from tools.base import GenerationError, ImageGenerator
+from tools.diffusers_generator import (
+    DiffusersGenerator,
+    load_diffusers_generator,
+    round_size,
+    sampling_defaults,
+)
+from tools.generation_cache import GenerationCache
+from tools.schemas import ImageSize
+
+SIZE = ImageSize(width=32, height=32)
+PROMPT = "a red fox in the snow, golden hour"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return save_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny") / "tiny-sd")
+
+
+def _load(folder, **kwargs) -> DiffusersGenerator:
+    options = {"device": "cpu", "steps": 2, "guidance_scale": 7.5, **kwargs}
+    return load_diffusers_generator(str(folder), **options)
+
+
+@pytest.fixture(scope="module")
+def generator(tiny_folder) -> DiffusersGenerator:
+    return _load(tiny_folder)
+
+
+def _pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image, dtype=np.int16)
+
+
+def _generate(gen: DiffusersGenerator, seeds, *, references=(), negative="", size=SIZE):
+    return gen.generate(
+        PROMPT, negative_prompt=negative, seeds=list(seeds), references=list(references), size=size
+    )
+
+
+def _same_up_to_rounding(a: Image.Image, b: Image.Image) -> bool:
+    """Equal pixels, allowing one level in 255 on under 1% of values (batched float sums)."""
+    diff = np.abs(_pixels(a) - _pixels(b))
+    return diff.max() <= 1 and (diff > 0).mean() < 0.01
+
+
+def test_text_to_image_one_image_per_seed_with_metadata(generator):
+    assert isinstance(generator, ImageGenerator)
+    output = _generate(generator, [11, 12, 13])
+    assert [image.seed for image in output.images] == [11, 12, 13]
+    assert all(image.image.size == (32, 32) for image in output.images)
+    assert (output.backend, output.cache_hits, output.warnings) == ("diffusers", 0, [])
+    meta = output.images[0].metadata
+    assert meta["mode"] == "text2img"
+    assert (meta["steps"], meta["guidance_scale"], meta["strength"]) == (2, 7.5, None)
+    assert (meta["device"], meta["dtype"]) == ("cpu", "float32")
+    assert (meta["batch_size"], meta["batch_sizes"], meta["cache_hit"]) == (3, [3], False)
+    assert meta["size"] == "32x32"
+
+
+def test_same_seed_gives_same_image_alone_or_in_a_batch(generator):
+    alone = _generate(generator, [7]).images[0].image
+    again = _generate(generator, [7]).images[0].image
+    batch = _generate(generator, [3, 7, 11, 19]).images
+    assert np.array_equal(_pixels(alone), _pixels(again))
+    assert _same_up_to_rounding(alone, batch[1].image)
+    # Different seeds are different pictures, not a rounding apart.
+    assert np.abs(_pixels(batch[0].image) - _pixels(batch[1].image)).mean() > 10
+
+
+def test_image_to_image_follows_the_reference(generator):
+    red = Image.new("RGB", (64, 48), (220, 30, 30))
+    blue = Image.new("RGB", (64, 48), (30, 30, 220))
+    from_red = _generate(generator, [5, 6], references=[red])
+    from_blue = _generate(generator, [5], references=[blue]).images[0]
+    text_only = _generate(generator, [5]).images[0]
+    first = from_red.images[0]
+    assert first.image.size == (32, 32)
+    assert first.metadata["mode"] == "img2img"
+    assert first.metadata["strength"] == 0.6
+    assert first.metadata["references_used"] == 1
+    # Strength 0.6 of 2 steps is 1.2 -> 1 step; at least one must remain, so steps >= 2.
+    assert int(first.metadata["steps"] * 0.6) >= 1
+    assert _pixels(first.image)[..., 0].mean() > _pixels(from_blue.image)[..., 0].mean()
+    assert not np.array_equal(_pixels(first.image), _pixels(text_only.image))
+    alone = _generate(generator, [6], references=[red]).images[0]
+    assert _same_up_to_rounding(alone.image, from_red.images[1].image)
+
+
+def test_negative_prompt_is_applied_with_guidance(generator):
+    plain = _generate(generator, [2]).images[0]
+    negative = _generate(generator, [2], negative="blurry, low quality").images[0]
+    assert negative.metadata["negative_prompt_applied"] is True
+    assert plain.metadata["negative_prompt_applied"] is False
+    assert not np.array_equal(_pixels(plain.image), _pixels(negative.image))
+
+
+def test_negative_prompt_is_not_applied_without_guidance(tiny_folder):
+    turbo_like = _load(tiny_folder, guidance_scale=0.0)
+    image = _generate(turbo_like, [2], negative="blurry").images[0]
+    assert image.metadata["negative_prompt_applied"] is False
+
+
+def test_size_is_rounded_to_what_the_model_needs(generator):
+    output = _generate(generator, [1], size=ImageSize(width=35, height=45))
+    # Stable Diffusion pipelines want both edges divisible by 8.
+    assert output.images[0].image.size == (32, 48)
+    assert output.images[0].metadata["requested_size"] == "35x45"
+    assert any("rounded to 32x48" in warning for warning in output.warnings)
+
+
+def _oom_above(limit: int, error: BaseException, monkeypatch) -> list[int]:
+    """Make the text-to-image pipeline run out of memory for batches above ``limit``."""
+    calls: list[int] = []
+    original = StableDiffusionPipeline.__call__
+
+    def flaky_call(self, *args, **kwargs):
+        calls.append(kwargs["num_images_per_prompt"])
+        if kwargs["num_images_per_prompt"] > limit:
+            raise error
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(StableDiffusionPipeline, "__call__", flaky_call)
+    return calls
+
+
+def test_out_of_memory_halves_the_batch_and_records_it(tiny_folder, generator, monkeypatch, caplog):
+    expected = _generate(generator, [21, 22, 23, 24]).images
+    fresh = _load(tiny_folder)
+    calls = _oom_above(
+        1, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"), monkeypatch
+    )
+    with caplog.at_level("WARNING", logger="tools.diffusers_generator"):
+        output = _generate(fresh, [21, 22, 23, 24])
+    assert calls == [4, 2, 1, 1, 1, 1]
+    assert len(output.warnings) == 2
+    assert "batch of 4; retrying in batches of 2" in output.warnings[0]
+    assert "batch of 2; retrying in batches of 1" in output.warnings[1]
+    assert len([r for r in caplog.records if "Out of memory" in r.message]) == 2
+    assert all(image.metadata["batch_sizes"] == [1, 1, 1, 1] for image in output.images)
+    for made, reference in zip(output.images, expected, strict=True):
+        assert made.seed == reference.seed
+        assert _same_up_to_rounding(made.image, reference.image)
+    # The next call starts at the batch size that fitted.
+    calls.clear()
+    _generate(fresh, [31, 32])
+    assert calls == [1, 1]
+
+
+def test_runtime_out_of_memory_message_is_recognised(tiny_folder, monkeypatch):
+    fresh = _load(tiny_folder)
+    calls = _oom_above(
+        2, RuntimeError("MPS backend out of memory (MPS allocated: 9 GB)"), monkeypatch
+    )
+    output = _generate(fresh, [1, 2, 3])
+    assert calls == [3, 1, 1, 1]
+    assert [image.seed for image in output.images] == [1, 2, 3]
+
+
+def test_out_of_memory_with_one_image_is_a_generation_error(tiny_folder, monkeypatch):
+    fresh = _load(tiny_folder)
+    _oom_above(0, torch.OutOfMemoryError("CUDA out of memory"), monkeypatch)
+    with pytest.raises(GenerationError, match="Out of memory on cpu generating one 32x32 image"):
+        _generate(fresh, [1, 2])
+
+
+def test_other_pipeline_errors_are_not_retried(tiny_folder, monkeypatch):
+    fresh = _load(tiny_folder)
+    calls = _oom_above(0, RuntimeError("mat1 and mat2 shapes cannot be multiplied"), monkeypatch)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        _generate(fresh, [1, 2])
+    assert calls == [2]
+
+
+def test_cache_hits_skip_generation(tiny_folder, tmp_path, monkeypatch):
+    cached = _load(tiny_folder, cache=GenerationCache(tmp_path / "cache"))
+    first = _generate(cached, [1, 2])
+    assert first.cache_hits == 0
+    calls = _oom_above(99, RuntimeError("unused"), monkeypatch)
+    second = _generate(cached, [2, 1, 3])
+    assert second.cache_hits == 2
+    assert calls == [1]
+    hits = {image.seed: image for image in second.images}
+    assert hits[1].metadata["cache_hit"] is True and hits[2].metadata["cache_hit"] is True
+    assert hits[3].metadata["cache_hit"] is False
+    assert np.array_equal(_pixels(hits[1].image), _pixels(first.images[0].image))
+    # A different prompt or a reference is a miss.
+    other_prompt = cached.generate(
+        "another prompt", negative_prompt="", seeds=[1], references=[], size=SIZE
+    )
+    with_reference = _generate(cached, [1], references=[Image.new("RGB", (32, 32), "white")])
+    assert other_prompt.cache_hits == 0 and with_reference.cache_hits == 0
+
+
+def test_pipeline_is_loaded_once_per_process(tiny_folder, generator):
+    again = _load(tiny_folder)
+    assert again.text2img is generator.text2img
+    keys = [model.key for model in registry.loaded() if model.kind == "generator"]
+    assert sum(str(tiny_folder) in key for key in keys) == 1
+
+
+def test_invalid_inputs_are_rejected(generator):
+    with pytest.raises(ValueError, match="`seeds`"):
+        _generate(generator, [])
+    with pytest.raises(ValueError, match="`prompt`"):
+        generator.generate(" ", negative_prompt="", seeds=[1], references=[], size=SIZE)
+    with pytest.raises(ValueError, match="`img2img_strength`"):
+        load_diffusers_generator("unused", device="cpu", img2img_strength=0)
+
+
+def test_a_model_not_on_disk_is_never_downloaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(FileNotFoundError, match="imageforge models pull"):
+        load_diffusers_generator("stabilityai/sd-turbo", device="cpu")
+
+
+def test_cpu_offload_needs_a_gpu(tiny_folder):
+    with pytest.raises(ValueError, match="`cpu_offload` needs a CUDA device"):
+        _load(tiny_folder, cpu_offload=True)
+
+
+@pytest.mark.parametrize(
+    ("model", "pipeline_class", "steps", "guidance"),
+    [
+        ("stabilityai/sd-turbo", "StableDiffusionPipeline", 1, 0.0),
+        ("stabilityai/sdxl-turbo", "StableDiffusionXLPipeline", 1, 0.0),
+        ("stable-diffusion-v1-5/stable-diffusion-v1-5", "StableDiffusionPipeline", 25, 7.5),
+        ("stabilityai/stable-diffusion-xl-base-1.0", "StableDiffusionXLPipeline", 30, 7.0),
+        ("black-forest-labs/FLUX.1-schnell", "FluxPipeline", 4, 0.0),
+        ("black-forest-labs/FLUX.1-dev", "FluxPipeline", 28, 3.5),
+    ],
+)
+def test_family_defaults(model, pipeline_class, steps, guidance):
+    defaults = sampling_defaults(model, pipeline_class)
+    assert (defaults.steps, defaults.guidance_scale) == (steps, guidance)
+
+
+def test_round_size():
+    assert round_size(ImageSize(width=512, height=288), 8) == ImageSize(width=512, height=288)
+    assert round_size(ImageSize(width=500, height=283), 8) == ImageSize(width=504, height=280)
+    assert round_size(ImageSize(width=20, height=20), 64) == ImageSize(width=64, height=64)
+    with pytest.raises(ValueError, match="`multiple`"):
+        round_size(SIZE, 0)
+
+
+def test_ip_adapter_conditions_on_the_reference(tiny_folder, generator, tmp_path):
+    from diffusers import UNet2DConditionModel
+    from tiny_models import save_tiny_ip_adapter
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_folder / "unet")
+    adapter = save_tiny_ip_adapter(tmp_path / "ip-adapter", unet)
+    with_adapter = _load(
+        tiny_folder, ip_adapter=f"{adapter}:models/ip-adapter.safetensors", ip_adapter_scale=1.0
+    )
+    # Without a reference the adapter runs at scale 0: the text-only image, unchanged.
+    text_only = _generate(with_adapter, [1]).images[0]
+    assert text_only.metadata["mode"] == "text2img"
+    assert np.array_equal(
+        _pixels(text_only.image), _pixels(_generate(generator, [1]).images[0].image)
+    )
+    red = _generate(with_adapter, [1], references=[Image.new("RGB", (40, 40), "red")]).images[0]
+    blue = _generate(with_adapter, [1], references=[Image.new("RGB", (40, 40), "blue")]).images[0]
+    assert (red.metadata["mode"], red.metadata["ip_adapter_scale"]) == ("ip_adapter", 1.0)
+    assert not np.array_equal(_pixels(red.image), _pixels(blue.image))
+    with pytest.raises(ValueError, match="`ip_adapter` must look like"):
+        _load(tiny_folder, ip_adapter="no-weights-file")
+    with pytest.raises(FileNotFoundError, match="IP-Adapter weights"):
+        _load(tiny_folder, ip_adapter=f"{adapter}:models/missing.safetensors")

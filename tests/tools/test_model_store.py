@@ -1,0 +1,327 @@
+"""The model catalogue against a fake Hugging Face cache (no network), and `imageforge models`."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import socket
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from huggingface_hub import HfApi
+from huggingface_hub.hf_api import RepoSibling
+from tiny_models import save_tiny_sd_pipeline
+from typer.testing import CliRunner
+
+from api.cli_models import format_bytes, models_app
+from tools import model_store
+from tools.diffusers_generator import load_diffusers_generator
+from tools.schemas import ImageSize
+
+SD_TURBO = "stabilityai/sd-turbo"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory) -> Path:
+    return save_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny") / "tiny-sd")
+
+
+@pytest.fixture
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch) -> Path:
+    """An empty Hugging Face cache that every lookup in the test uses."""
+    cache = tmp_path / "hf" / "hub"
+    cache.mkdir(parents=True)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def fake_snapshot(cache: Path, repo_id: str, source: Path) -> Path:
+    """Lay ``source`` out as the hub cache does: content in blobs/, symlinks in snapshots/."""
+    repo_folder = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo_folder / "snapshots" / COMMIT
+    (repo_folder / "blobs").mkdir(parents=True, exist_ok=True)
+    for file in sorted(p for p in source.rglob("*") if p.is_file()):
+        data = file.read_bytes()
+        blob = repo_folder / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        link = snapshot / file.relative_to(source)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(blob)
+    (repo_folder / "refs").mkdir(exist_ok=True)
+    (repo_folder / "refs" / "main").write_text(COMMIT, encoding="utf-8")
+    return snapshot
+
+
+def test_nothing_is_available_in_an_empty_cache(hub):
+    assert model_store.hub_cache_dir() == hub
+    assert model_store.local_snapshot(SD_TURBO) is None
+    assert not model_store.is_available("sd-turbo")
+    assert not model_store.is_available(SD_TURBO)
+    assert model_store.auto_generator_model() is None
+    statuses = model_store.list_models()
+    assert {s.name for s in statuses} >= {
+        "sd-turbo",
+        "sdxl-turbo",
+        "sd15",
+        "pickscore",
+        "clip-l",
+        "aesthetic",
+        "vqa",
+    }
+    assert not any(s.present for s in statuses)
+    assert all(s.size_bytes == 0 for s in statuses)
+
+
+def test_a_cached_sd_turbo_snapshot_is_found_and_loaded(hub, tiny_folder, one_thread):
+    snapshot = fake_snapshot(hub, SD_TURBO, tiny_folder)
+    assert model_store.local_snapshot(SD_TURBO) == snapshot
+    assert model_store.is_available("sd-turbo") and model_store.is_available(SD_TURBO)
+    [status] = [s for s in model_store.list_models() if s.name == "sd-turbo"]
+    blobs = sum(p.stat().st_size for p in (snapshot.parents[1] / "blobs").iterdir())
+    assert status.present and status.size_bytes == blobs
+    assert status.repo_ids == [SD_TURBO] and "generator" in status.used_by[0]
+    assert model_store.auto_generator_model() == str(snapshot)
+    # What the auto generator then runs: the snapshot, named and configured as sd-turbo.
+    generator = load_diffusers_generator(model_store.auto_generator_model(), device="cpu")
+    assert generator.model == SD_TURBO
+    assert (generator.steps, generator.guidance_scale) == (1, 0.0)
+    output = generator.generate(
+        "a fox", negative_prompt="", seeds=[3], references=[], size=ImageSize(width=32, height=32)
+    )
+    assert output.images[0].image.size == (32, 32)
+
+
+def test_an_incomplete_snapshot_is_not_available(hub, tiny_folder, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(tiny_folder, partial)
+    for weights in (partial / "unet").glob("*.safetensors"):
+        weights.unlink()
+    fake_snapshot(hub, SD_TURBO, partial)
+    assert model_store.local_snapshot(SD_TURBO) is not None
+    assert not model_store.is_available("sd-turbo")
+    assert model_store.auto_generator_model() is None
+
+
+def test_hf_home_alone_locates_the_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    assert model_store.hub_cache_dir() == tmp_path / "home" / "hub"
+
+
+def test_local_folders_and_a_configured_model(hub, tiny_folder, tmp_path):
+    assert model_store.is_available(str(tiny_folder))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert not model_store.is_available(str(empty))
+    assert model_store.auto_generator_model(str(tiny_folder)) == str(tiny_folder)
+    assert model_store.auto_generator_model(str(tmp_path / "missing")) is None
+
+
+def test_aesthetic_head_installed_beside_the_cache_counts(hub):
+    head = hub.parent / "imageforge" / "sac+logos+ava1-l14-linearMSE.pth"
+    head.parent.mkdir()
+    head.write_bytes(b"x" * 1234)
+    assert model_store.local_model_path("aesthetic") == head
+    [status] = [s for s in model_store.list_models() if s.name == "aesthetic"]
+    assert status.present and status.size_bytes == 1234
+
+
+def test_weights_variant_detects_fp16_only_components(tmp_path):
+    (tmp_path / "unet").mkdir()
+    (tmp_path / "unet" / "diffusion_pytorch_model.fp16.safetensors").write_bytes(b"")
+    assert model_store.weights_variant(tmp_path) == "fp16"
+    (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+    assert model_store.weights_variant(tmp_path) is None
+
+
+SD_TURBO_LISTING = [
+    ".gitattributes",
+    "README.md",
+    "model_index.json",
+    "sd_turbo.safetensors",
+    "sd_turbo_fp16.safetensors",
+    "image.png",
+    "scheduler/scheduler_config.json",
+    "text_encoder/config.json",
+    "text_encoder/model.safetensors",
+    "text_encoder/model.fp16.safetensors",
+    "tokenizer/merges.txt",
+    "tokenizer/special_tokens_map.json",
+    "tokenizer/tokenizer_config.json",
+    "tokenizer/vocab.json",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+    "unet/diffusion_pytorch_model.fp16.safetensors",
+    "unet/diffusion_pytorch_model.non_ema.bin",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+    "vae/diffusion_pytorch_model.fp16.safetensors",
+    "vae_encoder/model.onnx",
+]
+
+
+def test_select_files_for_a_diffusers_repo():
+    repo = model_store.ModelRepo(repo_id=SD_TURBO, kind="diffusers")
+    assert model_store.select_files(repo, SD_TURBO_LISTING) == [
+        "model_index.json",
+        "scheduler/scheduler_config.json",
+        "text_encoder/config.json",
+        "text_encoder/model.fp16.safetensors",
+        "tokenizer/merges.txt",
+        "tokenizer/special_tokens_map.json",
+        "tokenizer/tokenizer_config.json",
+        "tokenizer/vocab.json",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.fp16.safetensors",
+        "vae/config.json",
+        "vae/diffusion_pytorch_model.fp16.safetensors",
+    ]
+
+
+def test_select_files_for_transformers_processor_and_file_repos():
+    listing = [
+        "config.json",
+        "preprocessor_config.json",
+        "tokenizer.json",
+        "merges.txt",
+        "model.safetensors",
+        "pytorch_model.bin",
+        "tf_model.h5",
+        "flax_model.msgpack",
+        "open_clip_pytorch_model.bin",
+        "README.md",
+    ]
+    model = model_store.ModelRepo(repo_id="x/clip", kind="transformers")
+    assert model_store.select_files(model, listing) == [
+        "config.json",
+        "merges.txt",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "tokenizer.json",
+    ]
+    bin_only = [name for name in listing if name != "model.safetensors"]
+    assert "pytorch_model.bin" in model_store.select_files(model, bin_only)
+    processor = model_store.ModelRepo(repo_id="x/clip", kind="processor")
+    assert model_store.select_files(processor, listing) == [
+        "config.json",
+        "merges.txt",
+        "preprocessor_config.json",
+        "tokenizer.json",
+    ]
+    [aesthetic] = model_store.CATALOGUE["aesthetic"].repos
+    assert model_store.select_files(aesthetic, ["README.md", aesthetic.filename]) == [
+        aesthetic.filename
+    ]
+    with pytest.raises(ValueError, match="has no file"):
+        model_store.select_files(aesthetic, ["README.md"])
+
+
+class FakeHubApi:
+    """Answers model_info from a listing, as HfApi(files_metadata=True) does."""
+
+    endpoint = "http://hub.invalid"
+
+    def model_info(self, repo_id, files_metadata=False):
+        assert files_metadata
+        return SimpleNamespace(
+            siblings=[RepoSibling(rfilename=name, size=100) for name in SD_TURBO_LISTING]
+        )
+
+
+def test_plan_pull_sizes_what_would_be_fetched():
+    plan = model_store.plan_pull("sd-turbo", api=FakeHubApi())
+    [repo] = plan.repos
+    assert repo.repo_id == SD_TURBO and len(repo.files) == 12
+    assert plan.size_bytes == 1200
+    assert model_store.remote_size(SD_TURBO, api=FakeHubApi()) == 1200
+
+
+def test_names_and_groups():
+    with pytest.raises(ValueError, match="`name` must be one of .*sd-turbo"):
+        model_store.get_model_set("sd-99")
+    scorers = model_store.get_model_set("scorers")
+    assert [repo.repo_id for repo in scorers.repos] == [
+        "yuvalkirstain/PickScore_v1",
+        "laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
+        "openai/clip-vit-large-patch14",
+        "camenduru/improved-aesthetic-predictor",
+        "Salesforce/instructblip-flan-t5-xl",
+    ]
+    assert len(model_store.get_model_set("all").repos) == 8
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_unreachable_hub_is_a_hub_error():
+    api = HfApi(endpoint=f"http://127.0.0.1:{_closed_port()}")
+    with pytest.raises(model_store.HubError, match="Cannot reach the Hugging Face Hub"):
+        model_store.plan_pull("sd-turbo", api=api)
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+
+
+def test_cli_list_shows_presence_size_and_users(hub, tiny_folder):
+    fake_snapshot(hub, SD_TURBO, tiny_folder)
+    result = CliRunner().invoke(models_app, ["list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    [row] = [
+        line for line in result.output.splitlines() if "sd-turbo" in line and "sdxl" not in line
+    ]
+    assert "yes" in row and "KB" in row and "generator" in row
+    [row] = [line for line in result.output.splitlines() if line.startswith("│ pickscore")]
+    assert "no" in row
+
+
+def test_cli_pull_unknown_name_exits_2():
+    result = CliRunner().invoke(models_app, ["pull", "sd-99", "--yes"])
+    assert result.exit_code == 2
+    assert "unknown model set" in result.output
+
+
+def test_cli_pull_offline_exits_2(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    result = CliRunner().invoke(models_app, ["pull", "sd-turbo", "--yes"])
+    assert result.exit_code == 2
+    assert "Cannot reach the Hugging Face Hub" in result.output
+
+
+def test_cli_pull_shows_the_size_and_asks_first(monkeypatch):
+    pulled = []
+    real_plan = model_store.plan_pull
+    monkeypatch.setattr(
+        model_store, "plan_pull", lambda name, api=None: real_plan(name, api=FakeHubApi())
+    )
+    monkeypatch.setattr(model_store, "pull", lambda name, **kwargs: pulled.append(name) or [])
+    declined = CliRunner().invoke(models_app, ["pull", "sd-turbo"], input="n\n")
+    assert declined.exit_code == 1
+    assert "1.2 KB to download" in declined.output and "Nothing downloaded" in declined.output
+    assert pulled == []
+    accepted = CliRunner().invoke(models_app, ["pull", "sd-turbo"], input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert pulled == ["sd-turbo"]
+
+
+def test_format_bytes():
+    assert format_bytes(512) == "512 B"
+    assert format_bytes(1_500) == "1.5 KB"
+    assert format_bytes(2_600_000_000) == "2.6 GB"

@@ -1,0 +1,111 @@
+"""Which torch device and dtype a model runs on.
+
+torch is imported inside the functions, never at module import: the CLI and the offline core
+import this module without paying torch's start-up time.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "default_dtype",
+    "dtype_name",
+    "free_device_memory",
+    "is_out_of_memory",
+    "resolve_device",
+]
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def resolve_device(device: str = "auto") -> str:
+    """The concrete device for ``device``: "auto" picks cuda, then mps, then cpu.
+
+    An explicit accelerator that is not there is an error rather than a silent fall-back to
+    the CPU, where a real model would be tens of times slower than the user expects.
+    """
+    if not _DEVICE_PATTERN.match(device):
+        raise ValueError(
+            f"`device` must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N', got {device!r}."
+        )
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"`device` is {device!r} but torch sees no CUDA device; use 'auto' or 'cpu'."
+            )
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(
+                f"`device` is {device!r} but torch sees only {torch.cuda.device_count()} CUDA device(s)."
+            )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(
+            "`device` is 'mps' but the MPS backend is not available; use 'auto' or 'cpu'."
+        )
+    return device
+
+
+def default_dtype(device: str, *, prefer_bf16: bool = False) -> torch.dtype:
+    """Half precision on accelerators, full precision on the CPU.
+
+    On CUDA, float16 unless ``prefer_bf16`` (FLUX and SD3 were trained in bfloat16 and
+    overflow in float16) and the GPU supports bfloat16. MPS runs float16 well; CPU kernels
+    for half precision are slow or missing, so the CPU gets float32.
+    """
+    import torch
+
+    if device.startswith("cuda"):
+        if prefer_bf16 and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float16
+    if device == "mps":
+        return torch.float16
+    if device == "cpu":
+        return torch.float32
+    raise ValueError(
+        f"`device` must be a resolved device ('cpu', 'mps', 'cuda', 'cuda:N'), got {device!r}."
+    )
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """'float16' for torch.float16: the form traces and metadata record."""
+    return str(dtype).removeprefix("torch.")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an accelerator (or host) running out of memory.
+
+    torch raises ``torch.OutOfMemoryError`` for CUDA; MPS and some CUDA paths raise a plain
+    RuntimeError whose message says "out of memory".
+    """
+    import torch
+
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def free_device_memory(device: str) -> None:
+    """Return cached blocks to the allocator after an out-of-memory error, before retrying."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif device == "mps" and torch.backends.mps.is_available():
+        torch.mps.empty_cache()

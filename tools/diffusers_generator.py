@@ -1,0 +1,601 @@
+"""Image generation with a diffusers text-to-image pipeline, loaded once per process.
+
+``DiffusersGenerator`` is built from pipelines that are already loaded (as a diffusers
+pipeline is built from its components); ``load_diffusers_generator`` finds the weights on
+disk, loads them through ``AutoPipelineForText2Image`` via the process-wide model registry,
+derives the matching image-to-image pipeline from the same components and applies the
+memory options. Nothing here downloads: a model that is not on disk is an error that says
+how to fetch it (``imageforge models pull``).
+
+Each seed gets its own ``torch.Generator`` (on the CPU, so the starting noise is the same on
+every device), and all seeds of a call run as one batch; an image therefore does not depend
+on which other seeds shared its batch. The starting noise is bitwise identical either way;
+the denoised pixels agree to float rounding (batched convolutions sum in a different order,
+so a pixel may differ by one level in 255).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from PIL import Image
+
+from tools.base import GenerationError
+from tools.devices import (
+    default_dtype,
+    dtype_name,
+    free_device_memory,
+    is_out_of_memory,
+    resolve_device,
+)
+from tools.generation_cache import GenerationCache, cache_key, references_digest
+from tools.schemas import GeneratedImage, GenerationOutput, ImageSize
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "DiffusersGenerator",
+    "LoadedPipelines",
+    "SamplingDefaults",
+    "load_diffusers_generator",
+    "round_size",
+    "sampling_defaults",
+]
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["text2img", "img2img", "ip_adapter"]
+
+
+@dataclass(frozen=True)
+class SamplingDefaults:
+    """Steps and guidance a model family is meant to run with."""
+
+    steps: int
+    guidance_scale: float
+    prefer_bf16: bool = False
+    uses_cfg: bool = True
+    """Whether guidance_scale > 1 means classifier-free guidance (and so a negative prompt
+    matters). FLUX's guidance is distilled into the model and takes no negative prompt."""
+
+
+def sampling_defaults(model: str, pipeline_class: str) -> SamplingDefaults:
+    """The family defaults for a model, from its name and its pipeline class.
+
+    Turbo models are distilled for 1-4 steps without guidance (SD-Turbo's and SDXL-Turbo's
+    model cards use 1 step, guidance 0); FLUX-schnell 4 steps, FLUX-dev 28 at guidance 3.5;
+    SD3 28 at 7.0; SDXL 30 at 7.0; Stable Diffusion 1.x/2.x 25 at 7.5.
+    """
+    name = model.lower()
+    if "Flux" in pipeline_class:
+        if "schnell" in name:
+            return SamplingDefaults(steps=4, guidance_scale=0.0, prefer_bf16=True, uses_cfg=False)
+        return SamplingDefaults(steps=28, guidance_scale=3.5, prefer_bf16=True, uses_cfg=False)
+    is_sd3 = "StableDiffusion3" in pipeline_class
+    if "turbo" in name:
+        return SamplingDefaults(steps=4 if is_sd3 else 1, guidance_scale=0.0, prefer_bf16=is_sd3)
+    if is_sd3:
+        return SamplingDefaults(steps=28, guidance_scale=7.0, prefer_bf16=True)
+    if "StableDiffusionXL" in pipeline_class:
+        return SamplingDefaults(steps=30, guidance_scale=7.0)
+    return SamplingDefaults(steps=25, guidance_scale=7.5)
+
+
+def round_size(size: ImageSize, multiple: int) -> ImageSize:
+    """``size`` with both edges rounded to the nearest multiple of ``multiple`` (at least one)."""
+    if multiple < 1:
+        raise ValueError(f"`multiple` must be a positive integer, got {multiple!r}.")
+
+    def edge(value: int) -> int:
+        return max(multiple, math.floor(value / multiple + 0.5) * multiple)
+
+    return ImageSize(width=edge(size.width), height=edge(size.height))
+
+
+def _size_multiple(pipeline: Any) -> int:
+    """What both edges must divide by: the "multiple of 8" the Stable Diffusion pipelines check,
+    and the VAE's downscale, doubled for transformer pipelines (FLUX, SD3) that pack 2x2
+    latent patches (16 for both)."""
+    factor = int(getattr(pipeline, "vae_scale_factor", 8))
+    if getattr(pipeline, "transformer", None) is not None:
+        factor *= 2
+    return math.lcm(8, factor)
+
+
+def _call_parameters(pipeline: Any) -> frozenset[str]:
+    return frozenset(inspect.signature(type(pipeline).__call__).parameters)
+
+
+@dataclass
+class LoadedPipelines:
+    """What the model registry holds for one model: both pipelines share their components,
+    and one lock, because a pipeline's scheduler keeps per-call state."""
+
+    text2img: Any
+    img2img: Any | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class DiffusersGenerator:
+    """Best-of-N generation with a loaded diffusers pipeline (see the module docstring).
+
+    ``text2img`` is a text-to-image pipeline; ``img2img`` the image-to-image pipeline made
+    from the same components (None: references are ignored with a warning). With
+    ``ip_adapter_scale`` set, an IP-Adapter is loaded into ``text2img`` and references
+    condition it through the adapter instead of image-to-image.
+    """
+
+    name = "diffusers"
+
+    def __init__(
+        self,
+        text2img: Any,
+        img2img: Any | None = None,
+        *,
+        model: str,
+        device: str,
+        steps: int,
+        guidance_scale: float,
+        img2img_strength: float = 0.6,
+        uses_cfg: bool = True,
+        ip_adapter_scale: float | None = None,
+        cache: GenerationCache | None = None,
+        cache_model_id: str | None = None,
+        max_batch_size: int | None = None,
+        lock: threading.Lock | None = None,
+    ) -> None:
+        if steps < 1:
+            raise ValueError(f"`steps` must be >= 1, got {steps!r}.")
+        if guidance_scale < 0:
+            raise ValueError(f"`guidance_scale` must be >= 0, got {guidance_scale!r}.")
+        if not 0 < img2img_strength <= 1:
+            raise ValueError(f"`img2img_strength` must be in (0, 1], got {img2img_strength!r}.")
+        if max_batch_size is not None and max_batch_size < 1:
+            raise ValueError(f"`max_batch_size` must be >= 1 or None, got {max_batch_size!r}.")
+        self.text2img = text2img
+        self.img2img = img2img
+        self.model = model
+        self.device = device
+        self.steps = steps
+        self.guidance_scale = guidance_scale
+        self.img2img_strength = img2img_strength
+        self.uses_cfg = uses_cfg
+        self.ip_adapter_scale = ip_adapter_scale
+        self.cache = cache
+        self.cache_model_id = cache_model_id or model
+        self.max_batch_size = max_batch_size
+        self._lock = lock or threading.Lock()
+        self._oom_batch_limit: int | None = None
+        self._size_multiple = _size_multiple(text2img)
+        self._text2img_parameters = _call_parameters(text2img)
+        self._img2img_parameters = _call_parameters(img2img) if img2img is not None else frozenset()
+        self.dtype = dtype_name(text2img.dtype)
+
+    # -- the one public method -------------------------------------------------------------
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        negative_prompt: str,
+        seeds: list[int],
+        references: list[Image.Image],
+        size: ImageSize,
+    ) -> GenerationOutput:
+        start = time.perf_counter()
+        # 1. Check inputs. Raise error if not correct
+        self.check_inputs(prompt, seeds)
+
+        # 2. Define call parameters: frame size, mode, steps
+        warnings: list[str] = []
+        frame = round_size(size, self._size_multiple)
+        if frame != size:
+            warnings.append(
+                f"Size {size} rounded to {frame}: {self.model} needs multiples of {self._size_multiple}."
+            )
+        mode = self._mode(references, warnings)
+        negative_applied = bool(negative_prompt) and self._accepts_negative(mode)
+        steps = self.steps
+        if mode == "img2img":
+            # Image-to-image runs int(steps * strength) steps; at least one must remain.
+            steps = max(self.steps, math.ceil(1 / self.img2img_strength))
+        params: dict[str, Any] = {
+            "backend": self.name,
+            "mode": mode,
+            "steps": steps,
+            "guidance_scale": self.guidance_scale,
+            "strength": self.img2img_strength if mode == "img2img" else None,
+            "ip_adapter_scale": self.ip_adapter_scale if mode == "ip_adapter" else None,
+            "dtype": self.dtype,
+        }
+        base_metadata = {
+            **params,
+            "model": self.model,
+            "device": self.device,
+            "size": str(frame),
+            "requested_size": str(size),
+            "negative_prompt_applied": negative_applied,
+            "references_used": 1 if mode != "text2img" else 0,
+            "rng": "torch.Generator('cpu') per seed",
+        }
+
+        # 3. Look up the cache
+        digest = references_digest(references[:1]) if mode != "text2img" else ""
+        keys = {
+            seed: cache_key(
+                prompt=prompt,
+                negative_prompt=negative_prompt if negative_applied else "",
+                seed=seed,
+                model=self.cache_model_id,
+                size=frame,
+                reference_digest=digest,
+                params=params,
+            )
+            for seed in seeds
+        }
+        images: dict[int, GeneratedImage] = {}
+        for seed in dict.fromkeys(seeds):
+            cached = self.cache.get(keys[seed]) if self.cache is not None else None
+            if cached is not None:
+                images[seed] = GeneratedImage(
+                    image=cached.image, seed=seed, metadata={**cached.metadata, "cache_hit": True}
+                )
+        cache_hits = len(images)
+
+        # 4. Generate the misses in batches, halving the batch on out-of-memory
+        pending = [seed for seed in dict.fromkeys(seeds) if seed not in images]
+        if pending:
+            reference = (
+                references[0]
+                .convert("RGB")
+                .resize((frame.width, frame.height), Image.Resampling.LANCZOS)
+                if mode != "text2img"
+                else None
+            )
+            made, batch_sizes = self._generate_batches(
+                prompt,
+                negative_prompt if negative_applied else None,
+                pending,
+                reference,
+                frame,
+                mode,
+                steps,
+                warnings,
+            )
+            for seed, (image, batch_size) in made.items():
+                metadata = {
+                    **base_metadata,
+                    "seed": seed,
+                    "batch_size": batch_size,
+                    "batch_sizes": batch_sizes,
+                    "cache_hit": False,
+                }
+                images[seed] = GeneratedImage(image=image, seed=seed, metadata=metadata)
+                if self.cache is not None:
+                    self.cache.put(keys[seed], image, metadata)
+
+        return GenerationOutput(
+            images=[images[seed] for seed in seeds],
+            backend=self.name,
+            model=self.model,
+            elapsed_s=time.perf_counter() - start,
+            cache_hits=cache_hits,
+            warnings=warnings,
+        )
+
+    def check_inputs(self, prompt: str, seeds: Sequence[int]) -> None:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(f"`prompt` must be a non-empty string, got {prompt!r}.")
+        if not seeds:
+            raise ValueError("`seeds` must hold at least one seed, got [].")
+        for seed in seeds:
+            if not isinstance(seed, int) or not 0 <= seed < 2**63:
+                raise ValueError(f"`seeds` must be integers in [0, 2**63), got {seed!r}.")
+
+    # -- steps of generate -----------------------------------------------------------------
+
+    def _mode(self, references: list[Image.Image], warnings: list[str]) -> Mode:
+        if not references:
+            return "text2img"
+        if self.ip_adapter_scale is not None:
+            return "ip_adapter"
+        if self.img2img is None:
+            warnings.append(
+                f"References ignored: {type(self.text2img).__name__} has no image-to-image pipeline."
+            )
+            return "text2img"
+        return "img2img"
+
+    def _accepts_negative(self, mode: Mode) -> bool:
+        parameters = self._img2img_parameters if mode == "img2img" else self._text2img_parameters
+        return "negative_prompt" in parameters and self.uses_cfg and self.guidance_scale > 1
+
+    def _generate_batches(
+        self,
+        prompt: str,
+        negative_prompt: str | None,
+        seeds: list[int],
+        reference: Image.Image | None,
+        frame: ImageSize,
+        mode: Mode,
+        steps: int,
+        warnings: list[str],
+    ) -> tuple[dict[int, tuple[Image.Image, int]], list[int]]:
+        """Run ``seeds`` in batches as large as allowed; on out-of-memory halve the batch and go
+        on with the seeds not yet made. Returns each seed's image with its batch size, and
+        the batch sizes run."""
+        made: dict[int, tuple[Image.Image, int]] = {}
+        batch_sizes: list[int] = []
+        # A batch size that ran out of memory once is not tried again by later calls.
+        batch = min(
+            len(seeds), self.max_batch_size or len(seeds), self._oom_batch_limit or len(seeds)
+        )
+        position = 0
+        while position < len(seeds):
+            chunk = seeds[position : position + batch]
+            try:
+                with self._lock:
+                    result = self._run(
+                        prompt, negative_prompt, chunk, reference, frame, mode, steps
+                    )
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                free_device_memory(self.device)
+                if len(chunk) == 1:
+                    raise GenerationError(
+                        f"Out of memory on {self.device} generating one {frame} image with {self.model} "
+                        f"({self.dtype}, {steps} steps). Lower the resolution, enable attention/VAE slicing or "
+                        f"CPU offload, or use a smaller model. ({exc})"
+                    ) from exc
+                batch = max(1, len(chunk) // 2)
+                self._oom_batch_limit = batch
+                message = f"Out of memory on {self.device} with a batch of {len(chunk)}; retrying in batches of {batch}."
+                logger.warning(message)
+                warnings.append(message)
+                continue
+            batch_sizes.append(len(chunk))
+            for seed, image in zip(chunk, result, strict=True):
+                made[seed] = (image, len(chunk))
+            position += len(chunk)
+        return made, batch_sizes
+
+    def _run(
+        self,
+        prompt: str,
+        negative_prompt: str | None,
+        seeds: list[int],
+        reference: Image.Image | None,
+        frame: ImageSize,
+        mode: Mode,
+        steps: int,
+    ) -> list[Image.Image]:
+        """One pipeline call for ``seeds``: one CPU generator per seed, so each image's noise
+        depends on its own seed only."""
+        import torch
+
+        generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+        pipeline = self.img2img if mode == "img2img" else self.text2img
+        parameters = self._img2img_parameters if mode == "img2img" else self._text2img_parameters
+        kwargs: dict[str, Any] = {
+            "prompt": prompt,
+            "num_images_per_prompt": len(seeds),
+            "generator": generators,
+            "num_inference_steps": steps,
+            "guidance_scale": self.guidance_scale,
+            "output_type": "pil",
+        }
+        if negative_prompt is not None:
+            kwargs["negative_prompt"] = negative_prompt
+        if mode == "img2img":
+            kwargs["image"] = reference
+            kwargs["strength"] = self.img2img_strength
+        if "height" in parameters and "width" in parameters:
+            kwargs["height"], kwargs["width"] = frame.height, frame.width
+        if self.ip_adapter_scale is not None:
+            # An IP-Adapter, once loaded, needs an image on every call: without a reference
+            # it gets a blank one at scale 0, which leaves the text-only result unchanged.
+            if mode == "ip_adapter":
+                self.text2img.set_ip_adapter_scale(self.ip_adapter_scale)
+                kwargs["ip_adapter_image"] = reference
+            else:
+                self.text2img.set_ip_adapter_scale(0.0)
+                kwargs["ip_adapter_image"] = Image.new("RGB", (224, 224), (127, 127, 127))
+        with torch.inference_mode():
+            output = pipeline(**kwargs)
+        return list(output.images)
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+def _dtype_keyword() -> str:
+    """diffusers renamed ``torch_dtype`` to ``dtype`` (2026); older releases accept only the
+    old name."""
+    from diffusers.utils import deprecation_utils
+
+    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+
+def _display_name(model: str, folder: Path) -> str:
+    """The hub id (org/name) for a Hugging Face cache snapshot folder, else what the user gave."""
+    parts = folder.parts
+    if "snapshots" in parts:
+        repo_folder = parts[parts.index("snapshots") - 1]
+        if repo_folder.startswith("models--"):
+            return repo_folder.removeprefix("models--").replace("--", "/")
+    return model
+
+
+def _pipeline_class(folder: Path) -> str:
+    try:
+        return str(
+            json.loads((folder / "model_index.json").read_text(encoding="utf-8"))["_class_name"]
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(
+            f"`model` folder {str(folder)!r} has no readable model_index.json: {exc}"
+        ) from exc
+
+
+def _parse_ip_adapter(spec: str) -> tuple[str, str, str]:
+    """Split 'REPO_OR_FOLDER:SUBFOLDER/WEIGHTS' into its three parts, e.g.
+    'h94/IP-Adapter:models/ip-adapter_sd15.safetensors' -> (h94/IP-Adapter, models, weights)."""
+    source, _, weight_path = spec.rpartition(":")
+    if not source or not weight_path or weight_path.endswith("/"):
+        raise ValueError(
+            "`ip_adapter` must look like 'REPO_OR_FOLDER:SUBFOLDER/WEIGHTS', e.g. "
+            f"'h94/IP-Adapter:models/ip-adapter_sd15.safetensors', got {spec!r}."
+        )
+    subfolder, _, weight_name = weight_path.rpartition("/")
+    return source, subfolder, weight_name
+
+
+def _load_pipelines(
+    folder: Path,
+    *,
+    device: str,
+    dtype: torch.dtype,
+    variant: str | None,
+    attention_slicing: bool,
+    vae_slicing: bool,
+    cpu_offload: bool,
+    ip_adapter: tuple[Path, str, str] | None,
+) -> LoadedPipelines:
+    """Load the text-to-image pipeline from ``folder`` (local files only) and derive the
+    image-to-image pipeline from its components."""
+    from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
+
+    dtype_kwargs = {_dtype_keyword(): dtype}
+    text2img = AutoPipelineForText2Image.from_pretrained(
+        str(folder), local_files_only=True, variant=variant, **dtype_kwargs
+    )
+    text2img.set_progress_bar_config(disable=True)
+    if ip_adapter is not None:
+        source, subfolder, weight_name = ip_adapter
+        text2img.load_ip_adapter(
+            str(source), subfolder=subfolder, weight_name=weight_name, local_files_only=True
+        )
+    try:
+        # dtype must be passed: from_pipe casts the shared components to float32 otherwise.
+        img2img = AutoPipelineForImage2Image.from_pipe(text2img, **dtype_kwargs)
+        img2img.set_progress_bar_config(disable=True)
+    except ValueError as exc:
+        logger.warning(
+            "%s has no image-to-image pipeline (%s); references will be ignored.", folder, exc
+        )
+        img2img = None
+    if attention_slicing:
+        text2img.enable_attention_slicing()
+    if vae_slicing and hasattr(text2img.vae, "enable_slicing"):
+        text2img.vae.enable_slicing()
+    if cpu_offload:
+        # Offload hooks sit on the shared modules; each pipeline re-installs its own at the
+        # end of a call, and calls are serialised by LoadedPipelines.lock.
+        text2img.enable_model_cpu_offload(device=device)
+        if img2img is not None:
+            img2img.enable_model_cpu_offload(device=device)
+    else:
+        text2img.to(device)
+    return LoadedPipelines(text2img=text2img, img2img=img2img)
+
+
+def load_diffusers_generator(
+    model: str,
+    *,
+    device: str = "auto",
+    dtype: torch.dtype | None = None,
+    attention_slicing: bool = False,
+    vae_slicing: bool = False,
+    cpu_offload: bool = False,
+    img2img_strength: float = 0.6,
+    ip_adapter: str | None = None,
+    ip_adapter_scale: float = 0.6,
+    steps: int | None = None,
+    guidance_scale: float | None = None,
+    cache: GenerationCache | None = None,
+    max_batch_size: int | None = None,
+) -> DiffusersGenerator:
+    """A generator for any diffusers text-to-image model on disk, loaded once per process.
+
+    ``model`` is a local folder (with model_index.json), a Hugging Face hub id whose weights
+    are in the local cache, or a catalogue name ("sd-turbo"). ``ip_adapter`` is
+    'REPO_OR_FOLDER:SUBFOLDER/WEIGHTS' (its image encoder in SUBFOLDER/image_encoder), also
+    read from disk only. ``steps``/``guidance_scale`` default to the model family's values.
+    """
+    from scoring.model_registry import registry
+    from tools import model_store
+
+    if not 0 < img2img_strength <= 1:
+        raise ValueError(f"`img2img_strength` must be in (0, 1], got {img2img_strength!r}.")
+    if not 0 <= ip_adapter_scale <= 2:
+        raise ValueError(f"`ip_adapter_scale` must be in [0, 2], got {ip_adapter_scale!r}.")
+    resolved_device = resolve_device(device)
+    if cpu_offload and not resolved_device.startswith("cuda"):
+        raise ValueError(f"`cpu_offload` needs a CUDA device, got device={resolved_device!r}.")
+    folder = model_store.local_model_path(model)
+    if folder is None:
+        raise FileNotFoundError(
+            f"Diffusers model {model!r} is not on disk (neither a complete local folder nor in the Hugging Face "
+            f"cache at {model_store.hub_cache_dir()}). Download it first: `imageforge models pull sd-turbo` for "
+            f"the default, or `hf download {model}`; nothing is downloaded implicitly."
+        )
+    ip_source: tuple[Path, str, str] | None = None
+    if ip_adapter is not None:
+        source, subfolder, weight_name = _parse_ip_adapter(ip_adapter)
+        local = Path(source).expanduser()
+        source_folder = local if local.is_dir() else model_store.local_snapshot(source)
+        if source_folder is None or not (source_folder / subfolder / weight_name).is_file():
+            raise FileNotFoundError(
+                f"IP-Adapter weights {ip_adapter!r} are not on disk. Download them first, e.g. "
+                f"`hf download {source} {subfolder}/{weight_name} --include '{subfolder}/image_encoder/*'`."
+            )
+        ip_source = (source_folder, subfolder, weight_name)
+
+    pipeline_class = _pipeline_class(folder)
+    display = _display_name(model, folder)
+    defaults = sampling_defaults(display, pipeline_class)
+    resolved_dtype = dtype or default_dtype(resolved_device, prefer_bf16=defaults.prefer_bf16)
+    variant = model_store.weights_variant(folder)
+    options = f"attn={attention_slicing},vae={vae_slicing},offload={cpu_offload},ip={ip_adapter}"
+    key = f"diffusers:{folder}:{resolved_device}:{dtype_name(resolved_dtype)}:{options}"
+    loaded = registry.get(
+        key,
+        lambda: _load_pipelines(
+            folder,
+            device=resolved_device,
+            dtype=resolved_dtype,
+            variant=variant,
+            attention_slicing=attention_slicing,
+            vae_slicing=vae_slicing,
+            cpu_offload=cpu_offload,
+            ip_adapter=ip_source,
+        ),
+        device=resolved_device,
+        kind="generator",
+    )
+    return DiffusersGenerator(
+        loaded.text2img,
+        loaded.img2img,
+        model=display,
+        device=resolved_device,
+        steps=steps if steps is not None else defaults.steps,
+        guidance_scale=guidance_scale if guidance_scale is not None else defaults.guidance_scale,
+        img2img_strength=img2img_strength,
+        uses_cfg=defaults.uses_cfg,
+        ip_adapter_scale=ip_adapter_scale if ip_source is not None else None,
+        cache=cache,
+        cache_model_id=str(folder),
+        max_batch_size=max_batch_size,
+        lock=loaded.lock,
+    )

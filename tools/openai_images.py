@@ -1,0 +1,453 @@
+"""Image generation through the OpenAI Images API (or a server that speaks it).
+
+gpt-image models make up to 10 images per request and take reference images through the
+edit endpoint; dall-e-3 makes one image per request, so N variations are N concurrent
+requests, and it has no edit endpoint, so references are ignored with a warning. Each model
+accepts a few fixed sizes: the closest in aspect ratio is requested and the result is
+cropped and resized to the frame asked for.
+
+The SDK's own retries are off (``max_retries=0``): this module retries 429, 5xx, timeouts and
+dropped connections itself with exponential backoff, honouring ``Retry-After``, so that every
+retry is counted, bounded and written to the trace. A quota error (429
+``insufficient_quota``) and other 4xx answers are not retried.
+
+The Images API takes no seed. Each image still carries the seed it was requested for (the
+generation cache is keyed by it, and the trace records it), with a note that it did not
+determine the image.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from tools.base import GenerationError
+from tools.generation_cache import GenerationCache, cache_key, references_digest
+from tools.schemas import GeneratedImage, GenerationOutput, ImageSize
+
+if TYPE_CHECKING:
+    import openai
+
+__all__ = [
+    "ModelLimits",
+    "OpenAIImageGenerator",
+    "RetryPolicy",
+    "api_size_for",
+    "load_openai_generator",
+    "model_limits",
+    "retry_delay",
+]
+
+logger = logging.getLogger(__name__)
+
+SEED_NOTE = (
+    "The OpenAI Images API takes no seed; the seed is recorded for the trace and cache only."
+)
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    """What one Images API model accepts."""
+
+    sizes: tuple[tuple[int, int], ...] | None
+    """Accepted (width, height); None: any WxH is passed through (compatible servers)."""
+    max_n: int
+    edits: bool
+    """Whether the edit endpoint takes reference images for this model."""
+    response_format: bool
+    """Whether to ask for b64_json explicitly (gpt-image models always return it and reject
+    the parameter)."""
+
+
+_GPT_IMAGE = ModelLimits(
+    sizes=((1024, 1024), (1536, 1024), (1024, 1536)), max_n=10, edits=True, response_format=False
+)
+_DALL_E_3 = ModelLimits(
+    sizes=((1024, 1024), (1792, 1024), (1024, 1792)), max_n=1, edits=False, response_format=True
+)
+_DALL_E_2 = ModelLimits(
+    sizes=((256, 256), (512, 512), (1024, 1024)), max_n=10, edits=False, response_format=True
+)
+_OTHER = ModelLimits(sizes=None, max_n=1, edits=False, response_format=True)
+
+
+def model_limits(model: str) -> ModelLimits:
+    """Limits of the gpt-image family, dall-e-3 and dall-e-2; any other model (a compatible
+    server's) is treated conservatively: one image per request, no edits, size as asked."""
+    if model.startswith("gpt-image"):
+        return _GPT_IMAGE
+    if model == "dall-e-3":
+        return _DALL_E_3
+    if model == "dall-e-2":
+        return _DALL_E_2
+    return _OTHER
+
+
+def api_size_for(size: ImageSize, limits: ModelLimits) -> str:
+    """The accepted size closest in aspect ratio to ``size`` (the larger on a tie)."""
+    if limits.sizes is None:
+        return f"{size.width}x{size.height}"
+    target = size.width / size.height
+    width, height = min(limits.sizes, key=lambda wh: (abs(wh[0] / wh[1] - target), -wh[0] * wh[1]))
+    return f"{width}x{height}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff: ``base_delay_s * 2**(attempt-1)`` capped at ``max_delay_s``, or the
+    server's Retry-After (also capped); at most ``max_attempts`` requests in all."""
+
+    max_attempts: int = 5
+    base_delay_s: float = 1.0
+    max_delay_s: float = 60.0
+    jitter: float = 0.1
+    """Up to this fraction is added at random to computed delays (not to Retry-After), so
+    that concurrent requests do not retry in lockstep."""
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"`max_attempts` must be >= 1, got {self.max_attempts!r}.")
+        if self.base_delay_s < 0 or self.max_delay_s < 0:
+            raise ValueError(
+                f"`base_delay_s` and `max_delay_s` must be >= 0, got {self.base_delay_s!r} and {self.max_delay_s!r}."
+            )
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"`jitter` must be in [0, 1], got {self.jitter!r}.")
+
+
+def _retry_after_s(headers: Any) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds is not None:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def retry_delay(
+    attempt: int, policy: RetryPolicy, retry_after_s: float | None, rng: random.Random
+) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+    if retry_after_s is not None:
+        return min(retry_after_s, policy.max_delay_s)
+    delay = policy.base_delay_s * 2 ** (attempt - 1)
+    delay *= 1 + policy.jitter * rng.random()
+    return min(delay, policy.max_delay_s)
+
+
+@dataclass
+class _Answer:
+    """One API response turned into images, with how many attempts it took."""
+
+    images: list[Image.Image]
+    revised_prompts: list[str | None]
+    attempts: int
+    warnings: list[str]
+
+
+class OpenAIImageGenerator:
+    """Images from an OpenAI-compatible Images API through an injected ``openai.OpenAI`` client
+    (built with ``max_retries=0``; see ``load_openai_generator``)."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        *,
+        model: str = "gpt-image-1",
+        quality: str | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_concurrency: int = 4,
+        cache: GenerationCache | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not model:
+            raise ValueError(f"`model` must be a non-empty model name, got {model!r}.")
+        if max_concurrency < 1:
+            raise ValueError(f"`max_concurrency` must be >= 1, got {max_concurrency!r}.")
+        self.client = client
+        self.model = model
+        self.quality = quality
+        self.limits = model_limits(model)
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
+        self.max_concurrency = max_concurrency
+        self.cache = cache
+        self._rng = rng or random.Random()
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        negative_prompt: str,
+        seeds: list[int],
+        references: list[Image.Image],
+        size: ImageSize,
+    ) -> GenerationOutput:
+        start = time.perf_counter()
+        # 1. Check inputs
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(f"`prompt` must be a non-empty string, got {prompt!r}.")
+        if not seeds:
+            raise ValueError("`seeds` must hold at least one seed, got [].")
+
+        # 2. Define call parameters: endpoint, size, the prompt the API gets
+        warnings: list[str] = []
+        use_edit = bool(references) and self.limits.edits
+        if references and not self.limits.edits:
+            warnings.append(
+                f"References ignored: {self.model} has no edit endpoint that takes reference images."
+            )
+        api_size = api_size_for(size, self.limits)
+        # The API has no negative prompt; the instruction goes into the prompt itself.
+        full_prompt = f"{prompt}\n\nAvoid: {negative_prompt}" if negative_prompt.strip() else prompt
+        params = {
+            "backend": self.name,
+            "endpoint": "edits" if use_edit else "generations",
+            "quality": self.quality,
+        }
+
+        # 3. Look up the cache
+        digest = references_digest(references) if use_edit else ""
+        keys = {
+            seed: cache_key(
+                prompt=full_prompt,
+                negative_prompt="",
+                seed=seed,
+                model=self.model,
+                size=size,
+                reference_digest=digest,
+                params=params,
+            )
+            for seed in seeds
+        }
+        images: dict[int, GeneratedImage] = {}
+        for seed in dict.fromkeys(seeds):
+            cached = self.cache.get(keys[seed]) if self.cache is not None else None
+            if cached is not None:
+                images[seed] = GeneratedImage(
+                    image=cached.image, seed=seed, metadata={**cached.metadata, "cache_hit": True}
+                )
+        cache_hits = len(images)
+
+        # 4. Request the misses: batches of max_n, concurrently
+        pending = [seed for seed in dict.fromkeys(seeds) if seed not in images]
+        groups = [
+            pending[i : i + self.limits.max_n] for i in range(0, len(pending), self.limits.max_n)
+        ]
+        if groups:
+            workers = min(len(groups), self.max_concurrency)
+            with ThreadPoolExecutor(
+                max_workers=workers, thread_name_prefix="openai-images"
+            ) as pool:
+                answers = list(
+                    pool.map(
+                        lambda group: self._request(
+                            full_prompt, len(group), api_size, references if use_edit else []
+                        ),
+                        groups,
+                    )
+                )
+            for request_index, (group, answer) in enumerate(zip(groups, answers, strict=True)):
+                warnings.extend(answer.warnings)
+                for seed, image, revised in zip(
+                    group, answer.images, answer.revised_prompts, strict=True
+                ):
+                    metadata = {
+                        **params,
+                        "model": self.model,
+                        "seed": seed,
+                        "seed_applied": False,
+                        "seed_note": SEED_NOTE,
+                        "size": str(size),
+                        "api_size": api_size,
+                        "request_index": request_index,
+                        "images_in_request": len(group),
+                        "attempts": answer.attempts,
+                        "references_used": len(references) if use_edit else 0,
+                        "negative_prompt_applied": "appended to the prompt"
+                        if negative_prompt.strip()
+                        else False,
+                        "revised_prompt": revised,
+                        "cache_hit": False,
+                    }
+                    framed = ImageOps.fit(
+                        image, (size.width, size.height), Image.Resampling.LANCZOS
+                    )
+                    images[seed] = GeneratedImage(image=framed, seed=seed, metadata=metadata)
+                    if self.cache is not None:
+                        self.cache.put(keys[seed], framed, metadata)
+
+        return GenerationOutput(
+            images=[images[seed] for seed in seeds],
+            backend=self.name,
+            model=self.model,
+            elapsed_s=time.perf_counter() - start,
+            cache_hits=cache_hits,
+            warnings=warnings,
+        )
+
+    # -- one request, with retries ---------------------------------------------------------
+
+    def _request(
+        self, prompt: str, n: int, api_size: str, references: list[Image.Image]
+    ) -> _Answer:
+        import openai
+
+        kwargs: dict[str, Any] = {"model": self.model, "prompt": prompt, "n": n, "size": api_size}
+        if self.quality is not None:
+            kwargs["quality"] = self.quality
+        if self.limits.response_format:
+            kwargs["response_format"] = "b64_json"
+        if references:
+            kwargs["image"] = [
+                (f"reference_{i}.png", _png_bytes(image), "image/png")
+                for i, image in enumerate(references, 1)
+            ]
+            call = self.client.images.edit
+        else:
+            call = self.client.images.generate
+
+        warnings: list[str] = []
+        for attempt in range(1, self.retry.max_attempts + 1):
+            try:
+                response = call(**kwargs)
+            except openai.APIStatusError as exc:
+                # As the SDK's own policy: 408, 409 (lock timeout), 429 and 5xx are transient;
+                # a 429 for an exhausted quota is not.
+                retryable = exc.status_code in (408, 409, 429) or exc.status_code >= 500
+                if exc.status_code == 429 and getattr(exc, "code", None) == "insufficient_quota":
+                    retryable = False
+                reason = f"HTTP {exc.status_code}: {_error_message(exc)}"
+                if not retryable:
+                    raise GenerationError(
+                        f"OpenAI Images ({self.model}) refused the request with {reason}"
+                    ) from exc
+                retry_after = _retry_after_s(
+                    exc.response.headers if exc.response is not None else None
+                )
+            except openai.APIConnectionError as exc:  # includes APITimeoutError
+                reason = (
+                    "timed out"
+                    if isinstance(exc, openai.APITimeoutError)
+                    else f"connection failed: {exc}"
+                )
+                retry_after = None
+            else:
+                images, revised = _decode(response, self.model)
+                if len(images) != n:
+                    raise GenerationError(
+                        f"OpenAI Images ({self.model}) returned {len(images)} images for n={n}."
+                    )
+                return _Answer(
+                    images=images, revised_prompts=revised, attempts=attempt, warnings=warnings
+                )
+
+            if attempt == self.retry.max_attempts:
+                raise GenerationError(
+                    f"OpenAI Images ({self.model}) failed after {attempt} attempts; last error {reason}."
+                )
+            delay = retry_delay(attempt, self.retry, retry_after, self._rng)
+            source = f"Retry-After {retry_after:g}s" if retry_after is not None else "backoff"
+            message = (
+                f"OpenAI Images attempt {attempt} {reason}; retrying in {delay:.2f}s ({source})."
+            )
+            logger.warning(message)
+            warnings.append(message)
+            self.sleep(delay)
+        raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _error_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return exc.message
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _decode(response: Any, model: str) -> tuple[list[Image.Image], list[str | None]]:
+    images, revised = [], []
+    for item in response.data or []:
+        if not item.b64_json:
+            raise GenerationError(
+                f"OpenAI Images ({model}) answered without b64_json (a URL instead?); this backend needs base64 images."
+            )
+        try:
+            with Image.open(io.BytesIO(base64.b64decode(item.b64_json))) as opened:
+                images.append(opened.convert("RGB"))
+        except (binascii.Error, UnidentifiedImageError, OSError) as exc:
+            raise GenerationError(
+                f"OpenAI Images ({model}) returned an image that cannot be decoded: {exc}"
+            ) from exc
+        revised.append(getattr(item, "revised_prompt", None))
+    return images, revised
+
+
+def load_openai_generator(
+    model: str = "gpt-image-1",
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    timeout_s: float = 120.0,
+    quality: str | None = None,
+    retry: RetryPolicy | None = None,
+    max_concurrency: int = 4,
+    cache: GenerationCache | None = None,
+) -> OpenAIImageGenerator:
+    """A generator with its own SDK client: retries off in the SDK (they are done here), an
+    explicit timeout, ``base_url`` for compatible servers. ``api_key`` None lets the SDK read
+    OPENAI_API_KEY."""
+    import openai
+
+    if timeout_s <= 0:
+        raise ValueError(f"`timeout_s` must be > 0, got {timeout_s!r}.")
+    try:
+        client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
+    except openai.OpenAIError as exc:
+        raise ValueError(
+            "OpenAI image generation needs an API key: pass `api_key` or set OPENAI_API_KEY "
+            f"(a compatible server that ignores keys still needs a placeholder). ({exc})"
+        ) from exc
+    return OpenAIImageGenerator(
+        client,
+        model=model,
+        quality=quality,
+        retry=retry,
+        max_concurrency=max_concurrency,
+        cache=cache,
+    )
