@@ -10,7 +10,7 @@ scenes of a storyboard do not all look alike.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,6 +21,7 @@ from agents.themes import (
     find_location,
     find_person,
     find_time_of_day,
+    has_phrase,
     match_theme,
     stable_choice,
 )
@@ -29,97 +30,29 @@ __all__ = ["ShotClass", "ShotPlan", "classify_shot", "plan_shot", "warmth"]
 
 ShotClass = Literal["establishing", "detail", "human", "hero", "action", "general"]
 
+# fmt: off
 _CLASS_WORDS: dict[str, tuple[str, ...]] = {
     "establishing": (
-        "wide",
-        "establishing",
-        "exterior",
-        "skyline",
-        "landscape",
-        "panorama",
-        "aerial",
-        "overview",
-        "vista",
-        "view of",
+        "wide", "establishing", "exterior", "skyline", "landscape", "panorama", "aerial",
+        "overview", "vista", "view of",
     ),
     "detail": (
-        "close-up",
-        "closeup",
-        "macro",
-        "detail",
-        "texture",
-        "pour",
-        "pouring",
-        "poured",
-        "crema",
-        "droplets",
-        "drop",
-        "label",
-        "dial",
-        "beans",
-        "grain",
-        "steam",
-        "ingredients",
-        "fabric",
-        "packaging",
-        "stitching",
-        "hands",
-        "fingertips",
-        "fingers",
+        "close-up", "closeup", "macro", "detail", "texture", "pour", "pouring", "poured", "crema",
+        "droplets", "drop", "label", "dial", "beans", "grain", "steam", "ingredients", "fabric",
+        "packaging", "stitching", "hands", "fingertips", "fingers",
     ),
     "human": (
-        "woman",
-        "man",
-        "person",
-        "people",
-        "she",
-        "he",
-        "her",
-        "his",
-        "barista",
-        "chef",
-        "athlete",
-        "family",
-        "friends",
-        "couple",
-        "customer",
-        "professional",
-        "runner",
-        "hiker",
-        "driver",
-        "designer",
-        "student",
-        "portrait",
-        "smiles",
-        "smiling",
-        "sips",
-        "laughs",
-        "face",
+        "woman", "man", "person", "people", "she", "he", "her", "his", "barista", "chef", "athlete",
+        "family", "friends", "couple", "customer", "professional", "runner", "hiker", "driver",
+        "designer", "student", "portrait", "smiles", "smiling", "sips", "laughs", "face",
     ),
     "hero": (
-        "hero",
-        "logo",
-        "tagline",
-        "call to action",
-        "lineup",
-        "product shot",
-        "showcase",
-        "space for",
-        "the line",
+        "hero", "logo", "tagline", "call to action", "lineup", "product shot", "showcase",
+        "space for", "the line",
     ),
     "action": (
-        "running",
-        "sprints",
-        "sprinting",
-        "jumping",
-        "dancing",
-        "driving",
-        "riding",
-        "cycling",
-        "skating",
-        "surfing",
-        "racing",
-        "steers",
+        "running", "sprints", "sprinting", "jumping", "dancing", "driving", "riding", "cycling",
+        "skating", "surfing", "racing", "steers",
     ),
 }
 _BEAT_HINTS: dict[str, tuple[str, int]] = {
@@ -134,148 +67,103 @@ _BEAT_HINTS: dict[str, tuple[str, int]] = {
     "cta": ("hero", 2),
 }
 _PRODUCT_NOUNS = (
-    "mug",
-    "cup",
-    "bottle",
-    "watch",
-    "phone",
-    "smartphone",
-    "laptop",
-    "shoe",
-    "shoes",
-    "sneakers",
-    "perfume",
-    "jar",
-    "box",
-    "bag",
-    "backpack",
-    "headphones",
-    "can",
-    "glass",
-    "serum",
-    "car",
-    "pizza",
-    "product",
+    "mug", "cup", "bottle", "watch", "phone", "smartphone", "laptop", "shoe", "shoes", "sneakers",
+    "perfume", "jar", "box", "bag", "backpack", "headphones", "can", "glass", "serum", "car",
+    "pizza", "product",
 )
 
 _INDOOR = (
-    "kitchen",
-    "café",
-    "cafe",
-    "office",
-    "studio",
-    "interior",
-    "room",
-    "bar",
-    "gym",
-    "boutique",
-    "bathroom",
-    "loft",
-    "apartment",
-    "home",
-    "restaurant",
-    "bakery",
-    "shop",
-    "store",
-    "lobby",
-    "vanity",
-    "counter",
-    "desk",
-    "window",
+    "kitchen", "café", "cafe", "office", "studio", "interior", "room", "bar", "gym", "boutique",
+    "bathroom", "loft", "apartment", "home", "restaurant", "bakery", "shop", "store", "lobby",
+    "vanity", "counter", "desk", "window",
 )
 _OUTDOOR = (
-    "street",
-    "city",
-    "forest",
-    "beach",
-    "mountain",
-    "trail",
-    "road",
-    "park",
-    "garden",
-    "field",
-    "lake",
-    "coast",
-    "rooftop",
-    "terrace",
-    "desert",
-    "meadow",
-    "ridge",
-    "outdoors",
-    "sky",
+    "street", "city", "forest", "beach", "mountain", "trail", "road", "park", "garden", "field",
+    "lake", "coast", "rooftop", "terrace", "desert", "meadow", "ridge", "outdoors", "sky",
 )
+# fmt: on
 
-# time -> (source, indoor direction, outdoor source, outdoor direction, kelvin options)
-_LIGHT: dict[str, tuple[str, str, str, str, tuple[int, ...]]] = {
-    "dawn": (
-        "soft blue-grey dawn window light",
-        "from the left at 45 degrees",
-        "low dawn sun",
-        "from the left at 20 degrees, raking across the scene",
-        (4300, 4500),
+
+class _Light(NamedTuple):
+    """How a time of day is lit indoors and outdoors; ``{side}`` is filled per scene."""
+
+    indoor_source: str
+    indoor_direction: str
+    outdoor_source: str
+    outdoor_direction: str
+    kelvins: tuple[int, ...]
+
+
+_LIGHT: dict[str, _Light] = {
+    "dawn": _Light(
+        indoor_source="soft blue-grey dawn window light",
+        indoor_direction="from the left at 45 degrees",
+        outdoor_source="low dawn sun",
+        outdoor_direction="from the left at 20 degrees, raking across the scene",
+        kelvins=(4300, 4500),
     ),
-    "morning": (
-        "soft natural window light",
-        "from the left at 45 degrees",
-        "low morning sun",
-        "from the left at 30 degrees",
-        (4800, 5200, 5600),
+    "morning": _Light(
+        indoor_source="soft natural window light",
+        indoor_direction="from the left at 45 degrees",
+        outdoor_source="low morning sun",
+        outdoor_direction="from the left at 30 degrees",
+        kelvins=(4800, 5200, 5600),
     ),
-    "late morning": (
-        "bright diffused window light",
-        "from the left at 45 degrees",
-        "clear late-morning sun",
-        "from the left at 50 degrees",
-        (5400, 5600),
+    "late morning": _Light(
+        indoor_source="bright diffused window light",
+        indoor_direction="from the left at 45 degrees",
+        outdoor_source="clear late-morning sun",
+        outdoor_direction="from the left at 50 degrees",
+        kelvins=(5400, 5600),
     ),
-    "midday": (
-        "diffused skylight",
-        "from above at 80 degrees with a white bounce fill",
-        "high sun softened by a scrim",
-        "from above at 80 degrees with a bounce fill",
-        (5600, 6000),
+    "midday": _Light(
+        indoor_source="diffused skylight",
+        indoor_direction="from above at 80 degrees with a white bounce fill",
+        outdoor_source="high sun softened by a scrim",
+        outdoor_direction="from above at 80 degrees with a bounce fill",
+        kelvins=(5600, 6000),
     ),
-    "afternoon": (
-        "warm afternoon window light",
-        "from the {side} at 45 degrees",
-        "warm directional afternoon sun",
-        "from the {side} at 45 degrees",
-        (4800, 5000),
+    "afternoon": _Light(
+        indoor_source="warm afternoon window light",
+        indoor_direction="from the {side} at 45 degrees",
+        outdoor_source="warm directional afternoon sun",
+        outdoor_direction="from the {side} at 45 degrees",
+        kelvins=(4800, 5000),
     ),
-    "golden hour": (
-        "low golden sun through the window",
-        "from behind the subject at 15 degrees as a warm rim light",
-        "low golden-hour sun",
-        "from behind the subject at 15 degrees as a warm rim light",
-        (3400, 3500),
+    "golden hour": _Light(
+        indoor_source="low golden sun through the window",
+        indoor_direction="from behind the subject at 15 degrees as a warm rim light",
+        outdoor_source="low golden-hour sun",
+        outdoor_direction="from behind the subject at 15 degrees as a warm rim light",
+        kelvins=(3400, 3500),
     ),
-    "dusk": (
-        "cool blue-hour ambient light with warm practical lamps",
-        "from the {side} at 60 degrees",
-        "cool blue-hour sky with warm streetlights",
-        "from the {side} at 60 degrees",
-        (6500, 7000),
+    "dusk": _Light(
+        indoor_source="cool blue-hour ambient light with warm practical lamps",
+        indoor_direction="from the {side} at 60 degrees",
+        outdoor_source="cool blue-hour sky with warm streetlights",
+        outdoor_direction="from the {side} at 60 degrees",
+        kelvins=(6500, 7000),
     ),
-    "evening": (
-        "warm practical lamps",
-        "from the {side} at 60 degrees, falling off into shadow",
-        "warm streetlights and shop windows",
-        "from the {side} at 60 degrees",
-        (3200, 3400),
+    "evening": _Light(
+        indoor_source="warm practical lamps",
+        indoor_direction="from the {side} at 60 degrees, falling off into shadow",
+        outdoor_source="warm streetlights and shop windows",
+        outdoor_direction="from the {side} at 60 degrees",
+        kelvins=(3200, 3400),
     ),
-    "night": (
-        "warm tungsten practicals",
-        "from the {side} at 60 degrees with deep shadows",
-        "sodium streetlights and neon signage",
-        "from the {side} at 60 degrees with deep shadows",
-        (3200,),
+    "night": _Light(
+        indoor_source="warm tungsten practicals",
+        indoor_direction="from the {side} at 60 degrees with deep shadows",
+        outdoor_source="sodium streetlights and neon signage",
+        outdoor_direction="from the {side} at 60 degrees with deep shadows",
+        kelvins=(3200,),
     ),
-    "studio": (
-        "large softbox key light",
-        "from the {side} at 45 degrees with a white bounce fill",
-        "large softbox key light",
-        "from the {side} at 45 degrees with a white bounce fill",
-        (5500,),
+    "studio": _Light(
+        indoor_source="large softbox key light",
+        indoor_direction="from the {side} at 45 degrees with a white bounce fill",
+        outdoor_source="large softbox key light",
+        outdoor_direction="from the {side} at 45 degrees with a white bounce fill",
+        kelvins=(5500,),
     ),
 }
 _TIME_LABEL = {
@@ -336,15 +224,13 @@ def warmth(kelvin: int) -> str:
     return "cool"
 
 
-def _has(text: str, phrase: str) -> bool:
-    return re.search(rf"(?<![a-z0-9]){re.escape(phrase)}(?![a-z0-9])", text) is not None
 
 
 def classify_shot(text: str, beat: str = "") -> ShotClass:
     """The kind of shot a scene calls for, from its words and (as a hint) its beat."""
     lowered, beat = text.lower(), beat.lower()
-    scores = {name: sum(_has(lowered, w) for w in words) for name, words in _CLASS_WORDS.items()}
-    scores["detail"] += any(_has(lowered, p) for p in _PRODUCT_NOUNS) and scores["human"] == 0
+    scores = {name: sum(has_phrase(lowered, w) for w in words) for name, words in _CLASS_WORDS.items()}
+    scores["detail"] += any(has_phrase(lowered, p) for p in _PRODUCT_NOUNS) and scores["human"] == 0
     if re.search(r"(?<![a-z])(?:extreme )?close[ -]?up|macro", lowered):
         scores["detail" if scores["human"] == 0 or "hands" in lowered else "human"] += 3
     if re.search(r"wide (?:establishing )?(?:shot|view)|establishing", lowered):
@@ -352,7 +238,7 @@ def classify_shot(text: str, beat: str = "") -> ShotClass:
     if re.search(r"hero (?:shot|product)|product shot", lowered):
         scores["hero"] += 3
     for word, (name, weight) in _BEAT_HINTS.items():
-        if _has(beat, word):
+        if has_phrase(beat, word):
             scores[name] += weight
     best = max(scores.values())
     if best == 0:
@@ -364,15 +250,15 @@ def classify_shot(text: str, beat: str = "") -> ShotClass:
 def _focus(text: str, theme: Theme) -> str:
     lowered = text.lower()
     for noun in _PRODUCT_NOUNS + theme.products:
-        if _has(lowered, noun):
+        if has_phrase(lowered, noun):
             return f"the {noun}"
     return "the subject"
 
 
 def _indoor(text: str, location: Location) -> bool:
     lowered = text.lower()
-    indoor = sum(_has(lowered, w) for w in _INDOOR)
-    outdoor = sum(_has(lowered, w) for w in _OUTDOOR)
+    indoor = sum(has_phrase(lowered, w) for w in _INDOOR)
+    outdoor = sum(has_phrase(lowered, w) for w in _OUTDOOR)
     if indoor != outdoor:
         return indoor > outdoor
     return location.indoor
@@ -383,7 +269,7 @@ def _time_key(text: str, markers_text: str, shot_class: ShotClass) -> str:
     if found is not None:
         return found
     lowered = text.lower()
-    if _has(lowered, "late night") or _has(lowered, "neon"):
+    if has_phrase(lowered, "late night") or has_phrase(lowered, "neon"):
         return "night"
     if shot_class in ("detail", "hero"):
         return "studio"
@@ -416,7 +302,7 @@ def _camera(shot_class: ShotClass, text: str, focus: str) -> tuple[str, str, str
         )
     if shot_class == "detail":
         flat = any(
-            _has(lowered, w) for w in ("flat lay", "overhead", "top-down", "spread", "from above")
+            has_phrase(lowered, w) for w in ("flat lay", "overhead", "top-down", "spread", "from above")
         )
         return (
             "macro close-up",
@@ -433,8 +319,8 @@ def _camera(shot_class: ShotClass, text: str, focus: str) -> tuple[str, str, str
             ),
         )
     if shot_class == "human":
-        close = _has(lowered, "portrait") or _has(lowered, "face")
-        over = _has(lowered, "over-the-shoulder") or _has(lowered, "over the shoulder")
+        close = has_phrase(lowered, "portrait") or has_phrase(lowered, "face")
+        over = has_phrase(lowered, "over-the-shoulder") or has_phrase(lowered, "over the shoulder")
         side = pick(("left", "right"), "side")
         other = "right" if side == "left" else "left"
         shot = "over-the-shoulder shot" if over else "close-up" if close else "medium close-up"
@@ -552,12 +438,14 @@ def plan_shot(scene: ScenePlan, markers: ConsistencyMarkers) -> ShotPlan:
     shot_type, angle, lens, aperture, dof, composition = _camera(shot_class, scene.prompt, focus)
 
     time_key = _time_key(scene.prompt, markers_text, shot_class)
-    source, in_dir, out_source, out_dir, kelvins = _LIGHT[time_key]
+    light = _LIGHT[time_key]
     indoor = _indoor(f"{scene.prompt} {markers.setting}", location)
     side = stable_choice(("left", "right"), scene.prompt, "light side")
-    light_source = source if indoor else out_source
-    light_direction = (in_dir if indoor else out_dir).format(side=side)
-    kelvin = int(stable_choice(tuple(str(k) for k in kelvins), scene.prompt, "kelvin"))
+    light_source = light.indoor_source if indoor else light.outdoor_source
+    light_direction = (light.indoor_direction if indoor else light.outdoor_direction).format(
+        side=side
+    )
+    kelvin = int(stable_choice(tuple(str(k) for k in light.kelvins), scene.prompt, "kelvin"))
 
     surface = location.surface
     on_surface = (

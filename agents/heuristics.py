@@ -7,11 +7,13 @@ is missing in the same terms the cinematographer acts on (``agents.rubric``). Th
 deterministic: the same inputs give the same output, and any variety comes from a hash of
 the scene text.
 
-The cinematographer works in layers. Its first pass adds the camera (shot, angle, lens,
-aperture), the light (source, direction, angle, kelvin) and the place and time; each later
-pass adds what the critique's weakest dimension lacks first, then what the suggestions and
-the other weak dimensions ask for, a few elements at a time, so the critique loop shows
-(and the trace records) how the prompt improved.
+The cinematographer decides everything at once (``agents.cinematography.plan_shot``: shot,
+angle, lens, aperture, light, kelvin, composition, setting, time, palette, all suited to the
+scene) and fills every structured field of its answer, but writes the prose in layers. Its
+first pass states the camera and the light, as in seed 004's example; each later pass adds
+what the critique's weakest dimension lacks first, then what the suggestions and the other
+weak dimensions ask for, three elements at a time, so the critique loop shows (and the trace
+records) how the prompt improved.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from agents.schemas import (
     DIMENSION_WEIGHTS,
     ConsistencyMarkers,
     Critique,
+    DimensionScores,
     EnhancedPrompt,
     ScenePlan,
     StoryboardPlan,
@@ -107,8 +110,6 @@ def _beats(n: int) -> list[tuple[str, str]]:
     if n == 2:
         return [("hook", "establish"), ("payoff", "hero")]
     middle = [_MIDDLE_BEATS[i % len(_MIDDLE_BEATS)] for i in range(n - 2)]
-    if n == 3:
-        middle = [("build", "detail")]
     return [("hook", "establish"), *middle, ("payoff", "hero")]
 
 
@@ -140,11 +141,11 @@ def _scene_prompt(
         "establish": f"Wide establishing view of {location.description} {time_phrase}, {location.props} beside {obj} on the {surface}",
         "detail": f"Close-up of {fill(theme.detail)}, {time_phrase}",
         "process": f"Close-up of {fill(theme.process)} on the {surface}, {time_phrase}",
-        "human": f"{person.short} {personal(theme.human_action)}, in the {location.short} {time_phrase}",
+        "human": f"{person.short} {personal(theme.human_action)}, {location.preposition} the {location.short} {time_phrase}",
         "lifestyle": f"{person.short} {personal(theme.lifestyle)}, {time_phrase}",
         "texture": f"Extreme close-up of {theme.materials[1]} texture beside {obj}, {time_phrase}",
         "portrait": f"Close portrait of {person.short} {personal(theme.reaction)}, {time_phrase}",
-        "ritual": f"Over-the-shoulder view of {person.short} {personal(theme.ritual)}, in the {location.short} {time_phrase}",
+        "ritual": f"Over-the-shoulder view of {person.short} {personal(theme.ritual)}, {location.preposition} the {location.short} {time_phrase}",
         "packaging": f"Detail of {fill(theme.packaging)} on the {surface}, {time_phrase}",
         "hero": f'Hero shot of {obj} on the {surface} {time_phrase}, clean space above for the line "{tagline}"',
     }
@@ -340,9 +341,8 @@ def _clean_words(text: str) -> str:
     text = _REMOVABLE.sub("", text)
     text = re.sub(r"\s+([,.;])", r"\1", text)  # no space before punctuation
     text = re.sub(r"([,;])(?:\s*[,;])+", r"\1", text)  # no doubled separators
-    text = re.sub(
-        r"\b(a|an|the)\s*[,;]\s*", r"\1 ", text, flags=re.IGNORECASE
-    )  # "a, mug" -> "a mug"
+    # "a, mug" -> "a mug"
+    text = re.sub(r"\b(a|an|the)\s*[,;]\s*", r"\1 ", text, flags=re.IGNORECASE)
     text = re.sub(r"[,;]\s*(?=\.|$)", "", text)
     text = re.sub(r"^(\s*)[,;]+\s*", r"\1", text)  # no separator left at the start
     return re.sub(r"\s{2,}", " ", text)
@@ -448,9 +448,9 @@ def _present_keys(prompt: str, markers: ConsistencyMarkers, shot: ShotPlan) -> s
     return {key for key in _applicable(markers, shot) if key not in absent}
 
 
-def _ranked_dimensions(critique: Critique) -> list[str]:
+def _ranked(scores: DimensionScores) -> list[str]:
     """Dimensions from weakest to strongest, ties to the heavier weight (as ``weakest()``)."""
-    values = critique.scores.model_dump()
+    values = scores.model_dump()
     return sorted(DIMENSIONS, key=lambda d: (values[d], -DIMENSION_WEIGHTS[d]))
 
 
@@ -479,15 +479,12 @@ def _additions(
 
     if critique is None:
         chosen = candidates(_LAYER_ORDER)[:_ADDITIONS_PER_PASS]
-        return chosen, (
-            "no critique given: added " + _labels(chosen)
-        ) if chosen else "no critique given"
+        note = f"no critique given: added {_labels(chosen)}" if chosen else "no critique given"
+        return chosen, note
     missing = missing_element_keys(prompt, markers)
     weakest = critique.scores.weakest()
     first = candidates(missing[weakest])[:_ADDITIONS_PER_PASS]
-    queue = _suggested_keys(critique) + [
-        k for d in _ranked_dimensions(critique) for k in missing[d]
-    ]
+    queue = _suggested_keys(critique) + [k for d in _ranked(critique.scores) for k in missing[d]]
     chosen = list(first)
     for key in candidates(queue + list(_LAYER_ORDER)):
         if len(chosen) >= _ADDITIONS_PER_PASS:
@@ -522,10 +519,8 @@ def enhance_heuristic(
     present = _present_keys(base_text, markers, shot) if previous is not None else set()
     included = set(_BASE_KEYS) | present
     if previous is None and critique is None:
-        added, note = (
-            [],
-            f"first pass: camera, lens and light for {'an' if shot.shot_class[0] in 'aeiou' else 'a'} {shot.shot_class} shot",
-        )
+        article = "an" if shot.shot_class[0] in "aeiou" else "a"
+        added, note = [], f"first pass: camera, lens and light for {article} {shot.shot_class} shot"
     else:
         added, note = _additions(base_text, markers, shot, included, critique)
     included |= set(added)
@@ -593,15 +588,8 @@ def _suggestion(
         "brand_keywords": "Work in the brand keywords: " + ", ".join(missing_keywords) + ".",
         "marker_style": f"Match the storyboard style: '{markers.style}'.",
         "characters": (
-            "Describe the recurring character or product exactly as the storyboard does: '"
-            + (
-                shot.characters[0]
-                if shot.characters
-                else markers.characters[0]
-                if markers.characters
-                else ""
-            )
-            + "'."
+            "Describe the recurring character or product exactly as the storyboard does: "
+            f"'{(shot.characters or markers.characters or [''])[0]}'."
         ),
         "marker_setting": f"Place the scene in the storyboard setting: '{markers.setting}'.",
     }
@@ -618,8 +606,8 @@ def critique_heuristic(
     analysis = analyze_prompt(enhanced.prompt, markers)
     shot = plan_shot(scene, markers)
     values = scores.model_dump()
-    ranked = sorted(DIMENSIONS, key=lambda d: (values[d], -DIMENSION_WEIGHTS[d]))
-    weakest = scores.weakest()
+    ranked = _ranked(scores)
+    weakest = ranked[0]
 
     # 1. The critique: weakest dimension first, then every dimension that lacks something
     parts = [f"Weakest dimension: {weakest.replace('_', ' ')} ({values[weakest]:.0f}/100)."]

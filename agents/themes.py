@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import cache
 
 from pydantic import BaseModel, ConfigDict
 
@@ -40,6 +41,7 @@ class Location(BaseModel):
     props: str
     textures: tuple[str, ...] = ()
     indoor: bool = True
+    preposition: str = "in"
 
 
 class Theme(BaseModel):
@@ -75,21 +77,13 @@ class Theme(BaseModel):
     packaging: str
 
 
+# fmt: off
 THEMES: tuple[Theme, ...] = (
     Theme(
         name="coffee",
         keywords=(
-            "coffee",
-            "espresso",
-            "latte",
-            "cappuccino",
-            "cafe",
-            "café",
-            "barista",
-            "brew",
-            "roast",
-            "roastery",
-            "beans",
+            "coffee", "espresso", "latte", "cappuccino", "cafe", "café", "barista", "brew", "roast",
+            "roastery", "beans",
         ),
         products=("coffee", "espresso", "latte", "cappuccino", "cold brew", "beans"),
         default_product="artisan coffee",
@@ -124,31 +118,11 @@ THEMES: tuple[Theme, ...] = (
     Theme(
         name="tech",
         keywords=(
-            "tech",
-            "technology",
-            "app",
-            "software",
-            "startup",
-            "smartphone",
-            "phone",
-            "laptop",
-            "gadget",
-            "device",
-            "digital",
-            "ai",
-            "headphones",
-            "smartwatch",
-            "wearable",
+            "tech", "technology", "app", "software", "startup", "smartphone", "phone", "laptop",
+            "gadget", "device", "digital", "ai", "headphones", "smartwatch", "wearable",
         ),
         products=(
-            "smartphone",
-            "phone",
-            "laptop",
-            "headphones",
-            "smartwatch",
-            "tablet",
-            "earbuds",
-            "app",
+            "smartphone", "phone", "laptop", "headphones", "smartwatch", "tablet", "earbuds", "app",
             "device",
         ),
         default_product="smartphone",
@@ -174,7 +148,7 @@ THEMES: tuple[Theme, ...] = (
         group_look="in charcoal and navy casual workwear",
         detail="the {product} lit by a thin cobalt blue edge light, every seam crisp",
         process="fingers unboxing the {product} beside a laptop",
-        human_action="picks up the {product}, tries it once and leans back, relieved",
+        human_action="tests the {product} once more and leans back, relieved",
         lifestyle="walks through the office with the {product}, glancing at a notification",
         reaction="looking up from the {product} with a quick grin",
         ritual="setting the {product} down next to the keyboard",
@@ -183,27 +157,11 @@ THEMES: tuple[Theme, ...] = (
     Theme(
         name="luxury",
         keywords=(
-            "luxury",
-            "premium",
-            "watch",
-            "perfume",
-            "fragrance",
-            "jewelry",
-            "jewellery",
-            "diamond",
-            "couture",
-            "elegant",
-            "exclusive",
+            "luxury", "premium", "watch", "perfume", "fragrance", "jewelry", "jewellery", "diamond",
+            "couture", "elegant", "exclusive",
         ),
         products=(
-            "watch",
-            "perfume",
-            "fragrance",
-            "necklace",
-            "ring",
-            "handbag",
-            "jewelry",
-            "jewellery",
+            "watch", "perfume", "fragrance", "necklace", "ring", "handbag", "jewelry", "jewellery",
             "bracelet",
         ),
         default_product="luxury watch",
@@ -238,21 +196,8 @@ THEMES: tuple[Theme, ...] = (
     Theme(
         name="nature",
         keywords=(
-            "nature",
-            "outdoor",
-            "outdoors",
-            "forest",
-            "mountain",
-            "hiking",
-            "hike",
-            "eco",
-            "sustainable",
-            "organic",
-            "garden",
-            "adventure",
-            "camping",
-            "trail",
-            "wild",
+            "nature", "outdoor", "outdoors", "forest", "mountain", "hiking", "hike", "eco",
+            "sustainable", "organic", "garden", "adventure", "camping", "trail", "wild",
         ),
         products=("backpack", "boots", "tent", "jacket", "bottle", "water bottle"),
         default_product="trail backpack",
@@ -265,6 +210,7 @@ THEMES: tuple[Theme, ...] = (
             surface="moss-covered boulder",
             props="ferns, a tin camp mug and a folded map",
             indoor=False,
+            preposition="on",
         ),
         palette=("forest green", "moss", "earth brown", "sky blue"),
         style="naturalistic documentary photography",
@@ -288,35 +234,14 @@ THEMES: tuple[Theme, ...] = (
     Theme(
         name="fitness",
         keywords=(
-            "fitness",
-            "gym",
-            "workout",
-            "running",
-            "runner",
-            "sport",
-            "sports",
-            "athlete",
-            "training",
-            "yoga",
-            "sneakers",
-            "shoes",
-            "marathon",
-            "energy",
+            "fitness", "gym", "workout", "running", "runner", "sport", "sports", "athlete",
+            "training", "yoga", "sneakers", "shoes", "marathon", "energy",
         ),
-        products=(
-            "sneakers",
-            "running shoes",
-            "shoes",
-            "leggings",
-            "energy drink",
-            "protein",
-            "yoga mat",
-            "tracker",
-        ),
+        products=("sneakers", "running shoes", "trainers", "shoes", "leggings", "yoga mat"),
         default_product="running shoes",
         product_object="the {product}",
         product_marker="{product} in charcoal with neon orange accents",
-        finish="charcoal knit mesh with a reflective heel tab",
+        finish="charcoal with a reflective neon orange trim",
         location=Location(
             description="an industrial gym with raw concrete walls and tall steel windows",
             short="gym",
@@ -334,52 +259,25 @@ THEMES: tuple[Theme, ...] = (
         age="early thirties",
         appearance="a close-cropped fade, wearing a black training tee",
         group_look="in black and orange training gear",
-        detail="the knit mesh and neon orange sole of the {product} flexing mid-stride",
-        process="hands lacing the {product} tight on a wooden bench",
-        human_action="sprints the final stretch in the {product}, jaw set",
-        lifestyle="stretches against a railing before the run, wearing the {product}",
+        detail="the {product} under hard side light, charcoal and neon orange against wet concrete",
+        process="hands setting the {product} down on a wooden bench beside a towel",
+        human_action="pushes through the final stretch with the {product}, jaw set",
+        lifestyle="stretches against a railing before the run, the {product} close at hand",
         reaction="bent over, catching his breath, a grin breaking through",
         ritual="tapping his watch before the first step",
-        packaging="the {product} stepping out of an orange shoebox",
+        packaging="the {product} in its orange box on the gym floor",
     ),
     Theme(
         name="food",
         keywords=(
-            "food",
-            "restaurant",
-            "pizza",
-            "burger",
-            "bakery",
-            "bread",
-            "chef",
-            "cocktail",
-            "wine",
-            "beer",
-            "tea",
-            "juice",
-            "dessert",
-            "chocolate",
-            "snack",
-            "pasta",
-            "kitchen",
+            "food", "restaurant", "pizza", "burger", "bakery", "bread", "chef", "dessert",
+            "chocolate", "snack", "pasta", "kitchen",
         ),
         products=(
-            "pizza",
-            "burger",
-            "bread",
-            "croissant",
-            "cocktail",
-            "wine",
-            "beer",
-            "tea",
-            "juice",
-            "chocolate",
-            "pasta",
-            "salad",
-            "cake",
+            "pizza", "burger", "bread", "croissant", "chocolate", "pasta", "salad", "cake",
         ),
         default_product="wood-fired pizza",
-        product_object="a {product} on a flour-dusted board",
+        product_object="the {product}",
         product_marker="{product} served on a flour-dusted walnut board",
         finish="blistered golden crust",
         location=Location(
@@ -410,30 +308,10 @@ THEMES: tuple[Theme, ...] = (
     Theme(
         name="beauty",
         keywords=(
-            "skincare",
-            "beauty",
-            "cosmetics",
-            "makeup",
-            "serum",
-            "lipstick",
-            "fashion",
-            "clothing",
-            "apparel",
-            "cream",
-            "spa",
+            "skincare", "beauty", "cosmetics", "makeup", "serum", "moisturiser", "lotion", "spa",
         ),
         products=(
-            "skincare",
-            "serum",
-            "lipstick",
-            "moisturiser",
-            "moisturizer",
-            "cream",
-            "lotion",
-            "mascara",
-            "dress",
-            "jacket",
-            "sneakers",
+            "skincare", "serum", "moisturiser", "moisturizer", "face cream", "lotion", "face oil",
         ),
         default_product="face serum",
         product_object="a frosted glass bottle of {product}",
@@ -467,15 +345,7 @@ THEMES: tuple[Theme, ...] = (
     Theme(
         name="automotive",
         keywords=(
-            "car",
-            "cars",
-            "vehicle",
-            "automotive",
-            "ev",
-            "drive",
-            "driving",
-            "road",
-            "suv",
+            "car", "cars", "vehicle", "automotive", "ev", "drive", "driving", "road", "suv",
             "motorcycle",
         ),
         products=("car", "suv", "ev", "motorcycle", "vehicle"),
@@ -489,6 +359,7 @@ THEMES: tuple[Theme, ...] = (
             surface="wet asphalt",
             props="guard rails, cliffs and distant headlands",
             indoor=False,
+            preposition="on",
         ),
         palette=("metallic silver", "asphalt grey", "deep navy", "sodium orange"),
         style="cinematic automotive photography",
@@ -603,6 +474,7 @@ LOCATIONS: dict[str, Location] = {
         props="a striped towel, a canvas tote and footprints in the sand",
         textures=("driftwood", "fine sand", "woven cotton"),
         indoor=False,
+        preposition="on",
     ),
     "city": Location(
         description="a rain-slicked city street lined with lit shopfronts",
@@ -611,6 +483,7 @@ LOCATIONS: dict[str, Location] = {
         props="puddles reflecting shop signs and a parked bicycle",
         textures=("wet asphalt", "brick", "glass"),
         indoor=False,
+        preposition="on",
     ),
     "street": Location(
         description="a rain-slicked city street lined with lit shopfronts",
@@ -619,6 +492,7 @@ LOCATIONS: dict[str, Location] = {
         props="puddles reflecting shop signs and a parked bicycle",
         textures=("wet asphalt", "brick", "glass"),
         indoor=False,
+        preposition="on",
     ),
     "urban": Location(
         description="a rain-slicked city street lined with lit shopfronts",
@@ -627,6 +501,7 @@ LOCATIONS: dict[str, Location] = {
         props="puddles reflecting shop signs and a parked bicycle",
         textures=("wet asphalt", "brick", "glass"),
         indoor=False,
+        preposition="on",
     ),
     "forest": Location(
         description="a misty pine forest trail with moss-covered stones",
@@ -635,6 +510,7 @@ LOCATIONS: dict[str, Location] = {
         props="ferns, a tin camp mug and a folded map",
         textures=("pine bark", "wet stone", "moss"),
         indoor=False,
+        preposition="on",
     ),
     "mountain": Location(
         description="an alpine ridge above the tree line",
@@ -643,6 +519,7 @@ LOCATIONS: dict[str, Location] = {
         props="a cairn of stones and low alpine flowers",
         textures=("granite", "lichen", "ripstop nylon"),
         indoor=False,
+        preposition="on",
     ),
     "gym": Location(
         description="an industrial gym with raw concrete walls and tall steel windows",
@@ -672,6 +549,7 @@ LOCATIONS: dict[str, Location] = {
         props="potted olive trees and a folded wool blanket",
         textures=("teak", "terracotta", "wool"),
         indoor=False,
+        preposition="on",
     ),
     "bar": Location(
         description="a dim cocktail bar with a brass-topped counter",
@@ -687,6 +565,7 @@ LOCATIONS: dict[str, Location] = {
         props="guard rails, cliffs and distant headlands",
         textures=("wet asphalt", "brushed metal", "carbon fibre"),
         indoor=False,
+        preposition="on",
     ),
     "garden": Location(
         description="a walled kitchen garden with raised cedar beds",
@@ -782,109 +661,40 @@ _TIMES: tuple[tuple[str, str], ...] = (
 #: Words a brand would want associated with itself, taken from the concept when present.
 _BRANDABLE = frozenset(
     [
-        "artisan",
-        "artisanal",
-        "luxury",
-        "premium",
-        "organic",
-        "handmade",
-        "handcrafted",
-        "sustainable",
-        "eco",
-        "modern",
-        "minimalist",
-        "bold",
-        "fresh",
-        "elegant",
-        "playful",
-        "rugged",
-        "sleek",
-        "vintage",
-        "retro",
-        "futuristic",
-        "cozy",
-        "cosy",
-        "healthy",
-        "natural",
-        "authentic",
-        "local",
-        "innovative",
-        "smart",
-        "clean",
-        "pure",
-        "vibrant",
-        "dramatic",
-        "timeless",
-        "refined",
-        "effortless",
-        "fast",
-        "powerful",
-        "gentle",
-        "radiant",
-        "small-batch",
-        "independent",
-        "crafted",
-        "classic",
-        "iconic",
+        "artisan", "artisanal", "luxury", "premium", "organic", "handmade", "handcrafted",
+        "sustainable", "eco", "modern", "minimalist", "bold", "fresh", "elegant", "playful",
+        "rugged", "sleek", "vintage", "retro", "futuristic", "cozy", "cosy", "healthy", "natural",
+        "authentic", "local", "innovative", "smart", "clean", "pure", "vibrant", "dramatic",
+        "timeless", "refined", "effortless", "fast", "powerful", "gentle", "radiant", "small-batch",
+        "independent", "crafted", "classic", "iconic", "electric", "wireless",
     ]
 )
 
 #: Words that describe the ad, not the product.
 _GENERIC = frozenset(
     [
-        "advertisement",
-        "advert",
-        "ad",
-        "ads",
-        "commercial",
-        "video",
-        "campaign",
-        "promo",
-        "promotion",
-        "showcase",
-        "launch",
-        "spot",
-        "storyboard",
-        "product",
-        "products",
-        "brand",
-        "story",
-        "film",
-        "teaser",
-        "new",
+        "advertisement", "advert", "ad", "ads", "commercial", "video", "campaign", "promo",
+        "promotion", "showcase", "launch", "spot", "storyboard", "product", "products", "brand",
+        "story", "film", "teaser", "new",
+    ]
+)
+#: Last words of a phrase that name a business or an occasion, not a product.
+_NOT_PRODUCT = frozenset(
+    [
+        "startup", "startups", "company", "brand", "business", "agency", "service", "services",
+        "experience", "lifestyle", "story", "journey", "life", "morning", "mornings", "night",
+        "nights", "day", "days", "weekend", "trip", "season",
     ]
 )
 _BREAK = frozenset(
     [
-        "that",
-        "which",
-        "who",
-        "for",
-        "with",
-        "to",
-        "in",
-        "on",
-        "at",
-        "from",
-        "by",
-        "and",
-        "or",
-        "your",
-        "our",
-        "their",
-        "its",
-        "is",
-        "are",
-        "will",
-        "can",
-        "helps",
-        "makes",
-        "gives",
-        "starts",
-        "brings",
-        "keeps",
+        "that", "which", "who", "for", "with", "to", "in", "on", "at", "from", "by", "and", "or",
+        "your", "our", "their", "its", "is", "are", "will", "can", "helps", "makes", "gives",
+        "starts", "brings", "keeps",
     ]
 )
+
+# fmt: on
 
 
 def tokens(text: str) -> list[str]:
@@ -892,8 +702,15 @@ def tokens(text: str) -> list[str]:
     return re.findall(r"[a-zà-ÿ0-9][a-zà-ÿ0-9'-]*", text.lower())
 
 
-def _has(text: str, phrase: str) -> bool:
-    return re.search(rf"(?<![a-z0-9]){re.escape(phrase)}(?![a-z0-9])", text) is not None
+@cache
+def phrase_pattern(phrase: str) -> re.Pattern[str]:
+    """``phrase`` as a whole word or words (compiled once: the tables are matched constantly)."""
+    return re.compile(rf"(?<![a-z0-9]){re.escape(phrase)}(?![a-z0-9])")
+
+
+def has_phrase(text: str, phrase: str) -> bool:
+    return phrase_pattern(phrase).search(text) is not None
+
 
 
 def match_theme(text: str) -> Theme:
@@ -901,8 +718,8 @@ def match_theme(text: str) -> Theme:
     lowered = text.lower()
     best, best_hits = FALLBACK_THEME, 0
     for theme in THEMES:
-        hits = sum(_has(lowered, k) for k in theme.keywords) + sum(
-            2 * _has(lowered, p) for p in theme.products
+        hits = sum(has_phrase(lowered, k) for k in theme.keywords) + sum(
+            2 * has_phrase(lowered, p) for p in theme.products
         )
         if hits > best_hits:
             best, best_hits = theme, hits
@@ -913,7 +730,7 @@ def find_time_of_day(text: str) -> str | None:
     """The canonical time of day ``text`` names, if any (first listed wins)."""
     lowered = text.lower()
     for word, canonical in _TIMES:
-        if _has(lowered, word):
+        if has_phrase(lowered, word):
             return canonical
     return None
 
@@ -923,7 +740,7 @@ def find_location(text: str) -> Location | None:
     lowered = text.lower()
     found = []
     for word, location in LOCATIONS.items():
-        match = re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", lowered)
+        match = phrase_pattern(word).search(lowered)
         if match:
             found.append((match.start(), location))
     return min(found, key=lambda pair: pair[0])[1] if found else None
@@ -958,9 +775,11 @@ def find_person(concept: str, theme: Theme) -> Person:
 def product_phrase(concept: str, theme: Theme) -> str:
     """The product as the concept names it ("artisan coffee"), or the theme's default.
 
-    Takes the concept's leading noun phrase (up to the first function word or verb) minus
-    words about the ad itself; falls back to the theme's product when that phrase names no
-    known product but the theme is known.
+    Looks in the concept's leading noun phrase (up to the first function word or verb, minus
+    words about the ad itself) for a known product, kept with the brand-like adjectives just
+    before it ("electric car" from "Electric car road trip"). A phrase that names no known
+    product is used as it is unless it names the business rather than a product ("tech
+    startup"), where the theme's product stands in.
     """
     chunk: list[str] = []
     for word in tokens(concept):
@@ -969,11 +788,20 @@ def product_phrase(concept: str, theme: Theme) -> str:
         if word in _BREAK or (chunk and word.endswith("ed") and word not in _BRANDABLE):
             break
         chunk.append(word)
-    chunk = [w for w in chunk if w not in _GENERIC][-3:]
-    names_product = any(p in " ".join(chunk) for t in THEMES for p in t.products)
-    if chunk and (names_product or theme is FALLBACK_THEME):
-        return " ".join(chunk)
-    return theme.default_product
+    chunk = [w for w in chunk if w not in _GENERIC]
+    text = " ".join(chunk)
+    known = sorted({p for t in THEMES for p in t.products}, key=len, reverse=True)
+    for product in known:
+        match = phrase_pattern(product).search(text)
+        if match:
+            before = text[: match.start()].split()
+            adjectives: list[str] = []
+            while before and before[-1] in _BRANDABLE and len(adjectives) < 2:
+                adjectives.insert(0, before.pop())
+            return " ".join([*adjectives, product])
+    if not chunk or chunk[-1] in _NOT_PRODUCT:
+        return theme.default_product
+    return " ".join(chunk[-3:])
 
 
 def brand_words(concept: str, theme: Theme, limit: int = 4) -> list[str]:

@@ -27,7 +27,7 @@ from tools.references import analyze_prompt, attempt_references, rank_references
 from tools.schemas import ReferenceImage, StoredImage
 from tools.seeds import derive_seeds
 from tools.sizes import size_for
-from tools.storage import load_image, save_png
+from tools.storage import load_image, save_pngs
 from traces.schemas import Attempt, SceneResult
 from traces.writer import TraceWriter
 
@@ -88,14 +88,12 @@ async def generate(state: SceneState, runtime: Runtime[Context]) -> dict:
             references=opened,
             size=size_for(settings.aspect_ratio, settings.resolution),
         )
+        paths = save_pngs(
+            [(item.image, writer.attempt_image_path(scene, attempt, i)) for i, item in enumerate(output.images, start=1)]
+        )
         stored = [
-            StoredImage(
-                index=i,
-                seed=item.seed,
-                path=str(save_png(item.image, writer.attempt_image_path(scene, attempt, i))),
-                metadata=item.metadata,
-            )
-            for i, item in enumerate(output.images, start=1)
+            StoredImage(index=i, seed=item.seed, path=str(path), metadata=item.metadata)
+            for i, (item, path) in enumerate(zip(output.images, paths), start=1)
         ]
         info = {
             "backend": output.backend,

@@ -38,8 +38,9 @@ class ReferenceImage(BaseModel):
     keywords: list[str] = Field(default_factory=list)
 
     def open(self) -> Image.Image:
-        with Image.open(self.path) as image:
-            return image.convert("RGB")
+        from tools.storage import load_image
+
+        return load_image(self.path)
 
 
 class GeneratedImage(BaseModel):

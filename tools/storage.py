@@ -15,7 +15,11 @@ import hashlib
 import io
 import os
 import tempfile
+import threading
 import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -28,6 +32,7 @@ __all__ = [
     "image_digest",
     "load_image",
     "save_png",
+    "save_pngs",
 ]
 
 #: Largest image ``load_image`` accepts by default: 8192 x 8192. Decoding allocates width x
@@ -102,6 +107,57 @@ def _fsync_dir(folder: Path) -> None:
         os.close(dir_fd)
 
 
+class _RecentImages:
+    """Decoded copies of the images this process wrote last, keyed by path and file stamp.
+
+    A scene writes its variations and reads them straight back to score them; serving those
+    reads from memory saves a PNG decode per image. An entry is used only while the file on
+    disk is still the one written (same mtime and size), so the cache can never serve stale
+    pixels. Bounded by total pixels (about 48 MB of RGB).
+    """
+
+    def __init__(self, max_pixels: int = 16 * 1024 * 1024) -> None:
+        self.max_pixels = max_pixels
+        self._items: OrderedDict[str, tuple[tuple[int, int], Image.Image]] = OrderedDict()
+        self._pixels = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple[int, int]:
+        stat = path.stat()
+        return stat.st_mtime_ns, stat.st_size
+
+    def remember(self, path: Path, image: Image.Image) -> None:
+        key, entry = str(path), (self._stamp(path), image.copy())
+        with self._lock:
+            if key in self._items:
+                self._pixels -= _pixels(self._items.pop(key)[1])
+            self._items[key] = entry
+            self._pixels += _pixels(entry[1])
+            while self._pixels > self.max_pixels and self._items:
+                self._pixels -= _pixels(self._items.popitem(last=False)[1][1])
+
+    def get(self, path: Path) -> Image.Image | None:
+        with self._lock:
+            entry = self._items.get(str(path))
+        if entry is None:
+            return None
+        try:
+            if self._stamp(path) != entry[0]:
+                return None
+        except OSError:
+            return None
+        return entry[1].copy()
+
+
+def _pixels(image: Image.Image) -> int:
+    return image.width * image.height
+
+
+_recent = _RecentImages()
+_encoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="png-encode")
+
+
 def save_png(image: Image.Image, path: str | os.PathLike[str], *, compress_level: int = 1) -> Path:
     """Encode ``image`` as PNG and write it atomically. The same pixels give the same bytes.
 
@@ -111,7 +167,16 @@ def save_png(image: Image.Image, path: str | os.PathLike[str], *, compress_level
     """
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=compress_level)
-    return atomic_write_bytes(path, buffer.getvalue())
+    target = atomic_write_bytes(path, buffer.getvalue())
+    _recent.remember(target, _to_rgb(image))
+    return target
+
+
+def save_pngs(items: Sequence[tuple[Image.Image, str | os.PathLike[str]]]) -> list[Path]:
+    """Save several images at once; Pillow's encoder releases the GIL, so they overlap."""
+    if len(items) <= 1:
+        return [save_png(image, path) for image, path in items]
+    return list(_encoder.map(lambda item: save_png(*item), items))
 
 
 def load_image(
@@ -127,6 +192,9 @@ def load_image(
     source = Path(path)
     if max_pixels is not None and max_pixels < 1:
         raise ValueError(f"`max_pixels` must be a positive integer or None, got {max_pixels!r}.")
+    recent = _recent.get(source)
+    if recent is not None and (max_pixels is None or _pixels(recent) <= max_pixels):
+        return recent
     if not source.is_file():
         raise InvalidImageError(f"Image file {str(source)!r} does not exist or is not a file.")
     try:

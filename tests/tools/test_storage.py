@@ -156,3 +156,45 @@ def test_image_digest():
 def test_digest_survives_png_round_trip(tmp_path):
     image = _noise()
     assert image_digest(load_image(save_png(image, tmp_path / "x.png"))) == image_digest(image)
+
+
+def test_images_just_written_are_read_back_without_decoding(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from tools import storage
+
+    image = Image.new("RGB", (32, 24), (10, 200, 30))
+    path = storage.save_png(image, tmp_path / "a.png")
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded from disk")
+
+    monkeypatch.setattr(storage.Image, "open", no_decoding)
+    loaded = storage.load_image(path)
+    assert loaded.tobytes() == image.tobytes()
+    loaded.putpixel((0, 0), (0, 0, 0))  # callers get a copy, never the cached image
+    assert storage.load_image(path).getpixel((0, 0)) == (10, 200, 30)
+
+
+def test_a_file_replaced_behind_the_cache_is_decoded_again(tmp_path):
+    import os
+
+    from PIL import Image
+
+    from tools import storage
+
+    path = storage.save_png(Image.new("RGB", (16, 16), (255, 0, 0)), tmp_path / "b.png")
+    Image.new("RGB", (16, 16), (0, 0, 255)).save(tmp_path / "other.png")
+    os.replace(tmp_path / "other.png", path)
+    assert storage.load_image(path).getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_save_pngs_writes_every_image_in_order(tmp_path):
+    from PIL import Image
+
+    from tools.storage import load_image, save_pngs
+
+    items = [(Image.new("RGB", (8, 8), (i * 40, 0, 0)), tmp_path / f"{i}.png") for i in range(5)]
+    paths = save_pngs(items)
+    assert paths == [p for _, p in items]
+    assert [load_image(p).getpixel((0, 0))[0] for p in paths] == [i * 40 for i in range(5)]
