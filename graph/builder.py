@@ -26,12 +26,12 @@ from agents.heuristics import plan_heuristic
 from agents.schemas import ScenePlan, StoryboardPlan
 from graph.cancel import reraise_cancel, stoppable
 from graph.context import Context
+from graph.derive import anchor_from, keep_scenes, winner_reference
 from graph.enhancement import LLM_RETRY, enhancement_graph
 from graph.events import emit
 from graph.scene import scene_graph
 from graph.services import services_for
 from graph.state import EnhanceInput, InputState, OutputState, SceneInput, State
-from tools.references import analyze_prompt
 from tools.schemas import ReferenceImage
 from tools.seeds import random_base_seed
 from traces.schemas import RunStatus, RunSummary
@@ -96,10 +96,33 @@ def _plan_update(state: State, runtime: Runtime[Context], plan: StoryboardPlan, 
     return update
 
 
+def _reused(state: State, runtime: Runtime[Context]) -> dict:
+    """Scenes kept from an earlier generation, and the chain state after them."""
+    if not state.reuse_from or state.keep_scenes <= 0:
+        return {}
+    results, enhancements = keep_scenes(
+        runtime.context.trace_root, state.reuse_from, state.generation_id, state.keep_scenes
+    )
+    previous = winner_reference(results[max(results)])
+    anchor = None if state.reference_path else anchor_from(winner_reference(results[1]))
+    for number in sorted(results):
+        emit("scene_done", f"scene {number}: kept from {state.reuse_from}", scene=number, reused=True,
+             result=results[number].model_dump(mode="json"))
+    return {
+        "results": results,
+        "enhancements": enhancements,
+        "previous": previous,
+        "next_scene": max(results) + 1,
+        **({"anchor": anchor} if anchor else {}),
+    }
+
+
 async def plan(state: State, runtime: Runtime[Context]) -> dict:
-    """Scenes from the planner, or the caller's explicit scenes."""
+    """Scenes from the planner, the caller's explicit scenes or plan; kept scenes copied."""
     TraceWriter(runtime.context.trace_root, state.generation_id).ensure_writable()
     emit("run_started", f"generation {state.generation_id}", generation_id=state.generation_id)
+    if state.plan is not None:
+        return {**_plan_update(state, runtime, state.plan, []), **_reused(state, runtime)}
     if state.scenes:
         return _plan_update(state, runtime, _explicit_plan(state), [])
     storyboard, events = await planner.plan(
@@ -166,22 +189,10 @@ async def chain(state: State, runtime: Runtime[Context]) -> dict:
     if result.status == "failed":
         update["error"] = f"scene {number} failed validation in strict mode: {result.error['error'] if result.error else ''}"
     else:
-        assert result.winner is not None and result.winner_path is not None
-        analysis = analyze_prompt(result.enhanced_prompt)
-        winner = ReferenceImage(
-            id=f"scene_{number}:image_{result.winner.index}",
-            kind="generated",
-            path=result.winner_path,
-            scene_number=number,
-            quality_score=result.winner.overall,
-            consistency_score=result.winner.consistency,
-            shot_type=analysis.shot_type,
-            camera_angle=analysis.angle,
-            keywords=analysis.keywords,
-        )
+        winner = winner_reference(result)
         update["previous"] = winner
         if state.anchor is None:
-            update["anchor"] = winner.model_copy(update={"id": f"anchor:{winner.id}", "kind": "master"})
+            update["anchor"] = anchor_from(winner)
     merged = State(**{**state.__dict__, **update, "warnings": [*state.warnings, *result.warnings]})
     TraceWriter(runtime.context.trace_root, state.generation_id).summary(summarize(merged, runtime.context, "running"))
     emit(

@@ -18,6 +18,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from pydantic import BaseModel, Field, model_validator
 
+from agents.schemas import StoryboardPlan
 from graph.builder import builder, graph
 from graph.cancel import RunCancelled
 from graph.context import Context
@@ -40,11 +41,20 @@ class StoryboardRequest(BaseModel):
     num_scenes: int | None = Field(None, ge=1, le=24)
     scenes: list[str] | None = Field(None, min_length=1, max_length=24)
     reference_path: str | None = None
+    plan: StoryboardPlan | None = Field(None, description="An explicit plan; skips the planner.")
+    reuse_from: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description="Generation whose first scenes are kept.")
+    keep_scenes: int = Field(0, ge=0, le=24, description="How many leading scenes of `reuse_from` to keep.")
 
     @model_validator(mode="after")
-    def _scenes_not_blank(self) -> StoryboardRequest:
+    def _consistent(self) -> StoryboardRequest:
         if self.scenes is not None and any(not s.strip() for s in self.scenes):
             raise ValueError("`scenes` must not contain empty prompts")
+        if self.keep_scenes and not self.reuse_from:
+            raise ValueError("`keep_scenes` needs `reuse_from`")
+        if self.keep_scenes and self.plan is None:
+            raise ValueError("`keep_scenes` needs the `plan` to continue with")
+        if self.plan is not None and self.keep_scenes >= len(self.plan.scenes):
+            raise ValueError("`keep_scenes` must leave at least one scene of `plan` to generate")
         return self
 
 
@@ -95,7 +105,7 @@ async def run_storyboard(
     context = dataclasses.replace(context, should_stop=should_stop)
     compiled = builder.compile(checkpointer=checkpointer, name=graph.name) if checkpointer is not None else graph
     config = {"configurable": {"thread_id": request.generation_id}, "recursion_limit": 1000}
-    payload: InputState | None = InputState(**request.model_dump())
+    payload: InputState | None = InputState(**{name: getattr(request, name) for name in type(request).model_fields})
     if resume:
         snapshot = await compiled.aget_state(config)
         if snapshot.values:

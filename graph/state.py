@@ -43,11 +43,15 @@ class InputState:
     num_scenes: int | None = field(default=None, metadata={"description": "Scene count, overriding the duration."})
     scenes: list[str] | None = field(default=None, metadata={"description": "Explicit scene prompts instead of the planner."})
     reference_path: str | None = field(default=None, metadata={"description": "A user image: scene 1's reference."})
+    plan: StoryboardPlan | None = field(default=None, metadata={"description": "An explicit plan (skips the planner)."})
+    reuse_from: str | None = field(
+        default=None, metadata={"description": "An earlier generation (same trace root) whose first scenes are kept."}
+    )
+    keep_scenes: int = field(default=0, metadata={"description": "How many leading scenes of `reuse_from` to keep."})
 
 
 @dataclass(kw_only=True)
 class State(InputState):
-    plan: StoryboardPlan | None = None
     base_seed: int = 0
     started_at: str | None = None
     enhancements: Annotated[dict[int, EnhancementResult], merge] = field(default_factory=dict)

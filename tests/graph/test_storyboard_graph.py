@@ -153,3 +153,34 @@ def _solid(rgb):
     from PIL import Image
 
     return Image.new("RGB", (64, 64), rgb)
+
+
+async def test_refining_a_scene_keeps_the_scenes_before_it(tmp_path):
+    context = make_context(tmp_path, consistency_threshold=0)
+    first = await run_storyboard(_request("base", scenes=[*SCENES, "Steam rising over the finished cup"]), context)
+    assert first.status == "completed"
+
+    plan = first.plan.model_copy(deep=True)
+    plan.scenes[1].prompt += ", moodier, at night"
+    events: list[dict] = []
+    refined = await run_storyboard(
+        _request("refined", plan=plan, reuse_from="base", keep_scenes=1), context, on_event=events.append
+    )
+    assert refined.status == "completed", refined.error
+    kept, redone = refined.scenes[0], refined.scenes[1]
+    new_folder = Path(context.trace_root) / "refined"
+    assert kept.winner_path == str(new_folder / "scene_1" / Path(first.scenes[0].winner_path).name)
+    assert Path(kept.winner_path).read_bytes() == Path(first.scenes[0].winner_path).read_bytes()
+    assert kept.winner.overall == first.scenes[0].winner.overall
+    assert {e["scene"] for e in events if e["type"] == "enhance_done"} == {2, 3}
+    assert {e["scene"] for e in events if e["type"] == "variations_generated"} == {2, 3}
+    assert "at night" in refined.enhancements[1].original_prompt
+    assert redone.attempts[0].reference.path == kept.winner_path
+
+
+def test_keep_scenes_needs_a_source_and_a_plan():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="reuse_from"):
+        _request("x", keep_scenes=1)
