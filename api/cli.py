@@ -45,6 +45,10 @@ OPTION_NAMES = {
     "generator_model": "--generator-model",
     "scorers": "--scorers",
     "device": "--device",
+    "steps": "--steps",
+    "guidance_scale": "--guidance",
+    "strength": "--strength",
+    "consistency": "--consistency",
     "target_duration_s": "--duration",
     "num_scenes": "--scenes",
     "scenes": "--scene",
@@ -136,6 +140,18 @@ def generate(
     generator_model: Annotated[str | None, typer.Option("--generator-model", envvar="IMAGEFORGE_GENERATOR_MODEL", help="Hub id or local path.")] = None,
     scorers: Annotated[str, typer.Option("--scorers", envvar="IMAGEFORGE_SCORERS", help="auto, offline, or a comma-separated list.")] = "auto",
     device: Annotated[str, typer.Option("--device", envvar="IMAGEFORGE_DEVICE", help="auto, cpu, cuda, mps.")] = "auto",
+    steps: Annotated[int | None, typer.Option("--steps", help="Diffusers: denoising steps (model default if unset).")] = None,
+    guidance: Annotated[float | None, typer.Option("--guidance", help="Diffusers: guidance scale (model default if unset).")] = None,
+    strength: Annotated[float, typer.Option("--strength", help="Diffusers: image-to-image strength with a reference.")] = 0.6,
+    ip_adapter: Annotated[str | None, typer.Option("--ip-adapter", envvar="IMAGEFORGE_IP_ADAPTER", help="Diffusers: IP-Adapter 'REPO_OR_FOLDER:SUBFOLDER/WEIGHTS'.")] = None,
+    cpu_offload: Annotated[bool, typer.Option("--cpu-offload", help="Diffusers: keep idle sub-models on the CPU.")] = False,
+    attention_slicing: Annotated[bool, typer.Option("--attention-slicing", help="Diffusers: lower peak memory.")] = False,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", envvar="IMAGEFORGE_CACHE_DIR", help="Generation cache folder (default OUT/cache).")] = None,
+    pickscore_model: Annotated[str | None, typer.Option("--pickscore-model", envvar="IMAGEFORGE_PICKSCORE_MODEL", help="PickScore model id or path.")] = None,
+    clip_model: Annotated[str | None, typer.Option("--clip-model", envvar="IMAGEFORGE_CLIP_MODEL", help="CLIP for CLIP-score, aesthetic and consistency.")] = None,
+    vqa_model: Annotated[str | None, typer.Option("--vqa-model", envvar="IMAGEFORGE_VQA_MODEL", help="Vision-language model for VQAScore.")] = None,
+    consistency: Annotated[str, typer.Option("--consistency", envvar="IMAGEFORGE_CONSISTENCY", help="auto, clip, dinov2 or histogram.")] = "auto",
+    consistency_model: Annotated[str | None, typer.Option("--consistency-model", envvar="IMAGEFORGE_CONSISTENCY_MODEL", help="Model for the consistency scorer.")] = None,
 ) -> None:
     """Plan, enhance, generate, score and chain a storyboard; write its trace."""
     import os
@@ -165,6 +181,18 @@ def generate(
             generator_model=generator_model,
             scorers=tuple(s.strip() for s in scorers.split(",") if s.strip()),
             device=device,
+            steps=steps,
+            guidance_scale=guidance,
+            strength=strength,
+            ip_adapter=ip_adapter,
+            cpu_offload=cpu_offload,
+            attention_slicing=attention_slicing,
+            cache_dir=str(cache_dir if cache_dir is not None else out / "cache"),
+            pickscore_model=pickscore_model,
+            clip_model=clip_model,
+            vqa_model=vqa_model,
+            consistency=consistency,
+            consistency_model=consistency_model,
         )
         request = StoryboardRequest(
             generation_id=new_generation_id(),
@@ -185,7 +213,7 @@ def generate(
 
     try:
         services = build_services(backends, api_key=os.environ.get("OPENAI_API_KEY"))
-    except ValueError as exc:  # a backend that cannot be built as asked (e.g. no endpoint, no weights)
+    except (ValueError, LookupError) as exc:  # a backend that cannot be built as asked (no endpoint, no weights)
         raise fail(str(exc)) from None
     for note in services.notes:
         console.print(f"[dim]{note}[/]", highlight=False, soft_wrap=True)

@@ -67,6 +67,24 @@ class BackendSettings(BaseModel):
     generator_model: str | None = Field(None, description="Hub id or local path for the diffusers/OpenAI generator.")
     scorers: tuple[str, ...] = Field(("auto",), description="Scorer names, or 'auto' / 'offline'.")
     device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', 'mps'.")
+    # Real generator options (diffusers); None keeps the model family's defaults.
+    steps: int | None = Field(None, ge=1, le=200, description="Denoising steps.")
+    guidance_scale: float | None = Field(None, ge=0, le=30, description="Classifier-free guidance scale.")
+    strength: float = Field(0.6, gt=0, le=1, description="Image-to-image strength when a reference conditions the image.")
+    ip_adapter: str | None = Field(None, description="IP-Adapter weights, 'REPO_OR_FOLDER:SUBFOLDER/WEIGHTS'.")
+    attention_slicing: bool = Field(False, description="Lower peak memory at some speed cost.")
+    vae_slicing: bool = Field(False, description="Decode the batch one image at a time.")
+    cpu_offload: bool = Field(False, description="Keep idle sub-models on the CPU (GPU memory saver).")
+    cache_dir: str | None = Field(None, description="Generation cache folder (seed 002); None disables it.")
+    # Scorer models; None uses each scorer's published default.
+    pickscore_model: str | None = Field(None, description="PickScore model (hub id or path).")
+    clip_model: str | None = Field(None, description="CLIP for CLIP-score, the aesthetic head and consistency.")
+    vqa_model: str | None = Field(None, description="Vision-language model for VQAScore.")
+    consistency: Literal["auto", "clip", "dinov2", "histogram"] = Field(
+        "auto", description="Consistency scorer: embedding cosine (CLIP or DINOv2) or the offline stand-in."
+    )
+    consistency_model: str | None = Field(None, description="Model for the consistency scorer.")
+    scorer_batch_size: int = Field(8, ge=1, le=256, description="Images per scorer forward pass.")
 
 
 @dataclass(kw_only=True)

@@ -36,37 +36,55 @@ ConsistencyFactory = Callable[[BackendSettings], ConsistencyScorer]
 
 # Model-backed scorers. Each imports torch/transformers only when called, loads once per
 # process through scoring.model_registry, and reads weights from a local path or the Hugging
-# Face cache only (ModelNotAvailableError otherwise); nothing here downloads.
+# Face cache only (ModelNotAvailableError otherwise); nothing here downloads. A model id set
+# in BackendSettings replaces the published default.
 def _pickscore(backends: BackendSettings) -> Scorer:
-    from scoring.pickscore import load_pickscore_scorer
+    from scoring.pickscore import PICKSCORE_MODEL, load_pickscore_scorer
 
-    return load_pickscore_scorer(device=backends.device)
+    return load_pickscore_scorer(
+        model=backends.pickscore_model or PICKSCORE_MODEL, device=backends.device, batch_size=backends.scorer_batch_size
+    )
 
 
 def _clip_score(backends: BackendSettings) -> Scorer:
-    from scoring.clipscore import load_clipscore_scorer
+    from scoring.clipscore import CLIPSCORE_MODEL, load_clipscore_scorer
 
-    return load_clipscore_scorer(device=backends.device)
+    return load_clipscore_scorer(
+        model=backends.clip_model or CLIPSCORE_MODEL, device=backends.device, batch_size=backends.scorer_batch_size
+    )
 
 
 def _laion_aesthetic(backends: BackendSettings) -> Scorer:
-    from scoring.aesthetic import load_aesthetic_scorer
+    from scoring.aesthetic import AESTHETIC_CLIP_MODEL, load_aesthetic_scorer
     from tools.model_store import local_model_path
 
     head = local_model_path("aesthetic")  # the .pth file, wherever `models pull` put it
-    return load_aesthetic_scorer(head_path=head, device=backends.device)
+    return load_aesthetic_scorer(
+        head_path=head,
+        clip_model=backends.clip_model or AESTHETIC_CLIP_MODEL,
+        device=backends.device,
+        batch_size=backends.scorer_batch_size,
+    )
 
 
 def _vqascore(backends: BackendSettings) -> Scorer:
-    from scoring.vqascore import load_vqa_scorer
+    from scoring.vqascore import DEFAULT_VQA_MODEL, load_vqa_scorer
 
-    return load_vqa_scorer(device=backends.device)
+    return load_vqa_scorer(model=backends.vqa_model or DEFAULT_VQA_MODEL, device=backends.device)
 
 
-def _clip_consistency(backends: BackendSettings) -> ConsistencyScorer:
-    from scoring.embedding_consistency import load_embedding_consistency_scorer
+def _embedding_consistency(kind: str) -> ConsistencyFactory:
+    def build(backends: BackendSettings) -> ConsistencyScorer:
+        from scoring.embedding_consistency import DEFAULT_CONSISTENCY_MODEL, load_embedding_consistency_scorer
 
-    return load_embedding_consistency_scorer(kind="clip", device=backends.device)
+        model = backends.consistency_model or (backends.clip_model if kind == "clip" else None)
+        if kind == "dinov2" and model is None:
+            raise ValueError("`consistency` 'dinov2' needs --consistency-model (a DINOv2 hub id or folder)")
+        return load_embedding_consistency_scorer(
+            model=model or DEFAULT_CONSISTENCY_MODEL, kind=kind, device=backends.device, batch_size=backends.scorer_batch_size
+        )
+
+    return build
 
 
 #: Scorer name -> factory for the ensemble's slots.
@@ -80,8 +98,26 @@ SCORER_FACTORIES: dict[str, ScorerFactory] = {
 #: Consistency scorer name -> factory.
 CONSISTENCY_FACTORIES: dict[str, ConsistencyFactory] = {
     "histogram-ssim": lambda backends: HistogramConsistencyScorer(),
-    "clip-consistency": _clip_consistency,
+    "clip-consistency": _embedding_consistency("clip"),
+    "dinov2-consistency": _embedding_consistency("dinov2"),
 }
+#: BackendSettings.consistency -> consistency scorer name.
+CONSISTENCY_CHOICES = {"clip": "clip-consistency", "dinov2": "dinov2-consistency", "histogram": "histogram-ssim"}
+
+
+def _required(name: str, backends: BackendSettings) -> tuple[str, ...]:
+    """The model sets (or configured model ids) a model scorer needs on disk."""
+    configured = {
+        "pickscore": backends.pickscore_model,
+        "clip-score": backends.clip_model,
+        "vqascore": backends.vqa_model,
+        "laion-aesthetic": backends.clip_model,
+    }.get(name)
+    if name == "laion-aesthetic":
+        return (configured or "clip-l", "aesthetic")
+    return (configured,) if configured else MODEL_SCORERS[name][1]
+
+
 #: Model scorer -> (its slot, the `imageforge models pull` sets it needs). The scorers'
 #: default model ids are the catalogue's repositories (tools.model_store.CATALOGUE).
 MODEL_SCORERS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -132,8 +168,8 @@ def resolve_auto(backends: BackendSettings) -> tuple[tuple[str, ...], str, dict[
 
     names: list[str] = []
     reasons: dict[str, str] = {}
-    for name, (slot, sets) in MODEL_SCORERS.items():
-        absent = [model_set for model_set in sets if not is_available(model_set)]
+    for name, (slot, _) in MODEL_SCORERS.items():
+        absent = [model_set for model_set in _required(name, backends) if not is_available(model_set)]
         if absent:
             reasons[slot] = f"weights not on disk (`imageforge models pull {' '.join(absent)}`)"
         else:
@@ -141,10 +177,17 @@ def resolve_auto(backends: BackendSettings) -> tuple[tuple[str, ...], str, dict[
     if "aesthetic" in reasons:
         names.append("technical-quality")
         del reasons["aesthetic"]
-    consistency_name, consistency_sets = MODEL_CONSISTENCY
-    if not all(is_available(model_set) for model_set in consistency_sets):
-        consistency_name = OFFLINE_CONSISTENCY
-    return tuple(names), consistency_name, reasons
+    return tuple(names), _consistency_name(backends), reasons
+
+
+def _consistency_name(backends: BackendSettings) -> str:
+    """The configured consistency scorer; under 'auto', CLIP's when its model is on disk."""
+    from tools.model_store import is_available
+
+    if backends.consistency != "auto":
+        return CONSISTENCY_CHOICES[backends.consistency]
+    model = backends.consistency_model or backends.clip_model or MODEL_CONSISTENCY[1][0]
+    return MODEL_CONSISTENCY[0] if is_available(model) else OFFLINE_CONSISTENCY
 
 
 def _describe(scorer_set: ScorerSet) -> str:
@@ -182,7 +225,7 @@ def build_scorers(backends: BackendSettings) -> tuple[ScorerSet, str]:
     elif modes == ["offline"]:
         names, consistency_name = OFFLINE_SCORERS, OFFLINE_CONSISTENCY
     else:
-        names, consistency_name = requested, OFFLINE_CONSISTENCY
+        names, consistency_name = requested, _consistency_name(backends)
     unknown = [name for name in names if name not in SCORER_FACTORIES]
     if unknown:
         known = sorted(SCORER_FACTORIES) + list(MODES)
@@ -195,8 +238,8 @@ def build_scorers(backends: BackendSettings) -> tuple[ScorerSet, str]:
         try:
             scorers.append(SCORER_FACTORIES[name](backends))
         except (ModelNotAvailableError, OSError, ValueError) as exc:
-            if modes != ["auto"]:
-                raise  # named explicitly: the user should see why it cannot run
+            if modes != ["auto"]:  # named explicitly: the user should see why it cannot run
+                raise ValueError(f"`scorers` name {name!r} cannot be loaded: {exc}") from exc
             reasons[MODEL_SCORERS[name][0]] = f"{name} could not be loaded: {exc}"
     slots = [scorer.slot for scorer in scorers]
     doubled = sorted({slot for slot in slots if slots.count(slot) > 1})
@@ -208,9 +251,9 @@ def build_scorers(backends: BackendSettings) -> tuple[ScorerSet, str]:
     missing = {slot: reasons.get(slot, reason) for slot in BASE_WEIGHTS if slot not in slots}
     try:
         consistency = CONSISTENCY_FACTORIES[consistency_name](backends)
-    except (ModelNotAvailableError, OSError, ValueError):
-        if modes != ["auto"]:
-            raise
+    except (ModelNotAvailableError, OSError, ValueError) as exc:
+        if backends.consistency != "auto":
+            raise ValueError(f"`consistency` {backends.consistency!r} cannot be loaded: {exc}") from exc
         consistency = CONSISTENCY_FACTORIES[OFFLINE_CONSISTENCY](backends)
     scorer_set = ScorerSet(scorers=scorers, consistency=consistency, missing=missing)
     return scorer_set, _describe(scorer_set)

@@ -175,6 +175,9 @@ class VQAScorer:
     batch_size: int = 4
     question: str = VQA_QUESTION
     yes_words: tuple[str, ...] = ("Yes", "yes")
+    #: Enhanced prompts run to a few hundred tokens; InstructBLIP's Q-Former and small LMs take
+    #: 512 positions in all, so the prompt (never the question around it) is cut to fit.
+    max_prompt_tokens: int = 256
     name: str = "vqascore"
     slot: Slot = "vqa"
     stand_in: bool = False
@@ -192,13 +195,19 @@ class VQAScorer:
 
     def probabilities(self, images: Sequence[Image.Image], prompt: str) -> list[float]:
         check_score_inputs(images, prompt)
-        question = self.question.format(prompt)
+        question = self.question.format(self._fit(prompt))
         out: list[float] = []
         for start in range(0, len(images), self.batch_size):
             logits = self.vqa.next_token_logits(images[start : start + self.batch_size], question)
             probs = logits.softmax(dim=-1)[:, self._yes_ids].sum(dim=-1)
             out.extend(probs.clamp(0.0, 1.0).cpu().tolist())
         return out
+
+    def _fit(self, prompt: str) -> str:
+        ids = self.vqa.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        if len(ids) <= self.max_prompt_tokens:
+            return prompt
+        return self.vqa.tokenizer.decode(ids[: self.max_prompt_tokens], skip_special_tokens=True).strip()
 
     def score(self, images: list[Image.Image], prompt: str) -> list[float]:
         return [probability_to_100(p) for p in self.probabilities(images, prompt)]

@@ -287,7 +287,8 @@ def _is_complete(folder: Path, repo: ModelRepo) -> bool:
     if repo.kind == "transformers":
         return (folder / "config.json").is_file() and _has_weights(folder)
     if repo.kind == "processor":
-        return (folder / "preprocessor_config.json").is_file()
+        # transformers 5 writes processor_config.json; older versions preprocessor_config.json.
+        return (folder / "preprocessor_config.json").is_file() or (folder / "processor_config.json").is_file()
     return repo.filename is not None and (folder / repo.filename).is_file()
 
 

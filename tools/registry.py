@@ -9,11 +9,15 @@ should win under ``auto``, teaching ``resolve_auto`` when it is usable.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from graph.context import BackendSettings
 from tools import model_store
 from tools.base import ImageGenerator
 from tools.sketch import SketchGenerator
+
+if TYPE_CHECKING:
+    from tools.generation_cache import GenerationCache
 
 __all__ = ["GENERATOR_FACTORIES", "GeneratorFactory", "build_generator", "resolve_auto"]
 
@@ -27,6 +31,13 @@ SKETCH_LINE = (
 
 def _build_sketch(backends: BackendSettings) -> tuple[ImageGenerator, str]:
     return SketchGenerator(), SKETCH_LINE
+
+
+def _cache(backends: BackendSettings) -> GenerationCache | None:
+    """Seed 002's generation cache, when a folder is configured (the CLI and the API set one)."""
+    from tools.generation_cache import GenerationCache
+
+    return GenerationCache(backends.cache_dir) if backends.cache_dir else None
 
 
 def _build_diffusers(backends: BackendSettings) -> tuple[ImageGenerator, str]:
@@ -43,8 +54,19 @@ def _build_diffusers(backends: BackendSettings) -> tuple[ImageGenerator, str]:
             "`imageforge models pull sd-turbo`."
         )
     try:
-        generator = load_diffusers_generator(model, device=backends.device)
-    except FileNotFoundError as exc:
+        generator = load_diffusers_generator(
+            model,
+            device=backends.device,
+            attention_slicing=backends.attention_slicing,
+            vae_slicing=backends.vae_slicing,
+            cpu_offload=backends.cpu_offload,
+            img2img_strength=backends.strength,
+            ip_adapter=backends.ip_adapter,
+            steps=backends.steps,
+            guidance_scale=backends.guidance_scale,
+            cache=_cache(backends),
+        )
+    except (FileNotFoundError, LookupError) as exc:
         raise ValueError(str(exc)) from exc
     line = (
         f"Generator: diffusers {generator.model} on {generator.device} ({generator.dtype}, "
@@ -58,7 +80,7 @@ def _build_openai(backends: BackendSettings) -> tuple[ImageGenerator, str]:
     from tools.openai_images import load_openai_generator
 
     # The SDK reads OPENAI_API_KEY (and OPENAI_BASE_URL for compatible servers).
-    generator = load_openai_generator(backends.generator_model or "gpt-image-1")
+    generator = load_openai_generator(backends.generator_model or "gpt-image-1", cache=_cache(backends))
     return generator, (
         f"Generator: OpenAI Images {generator.model}. "
         "Pass --generator sketch for offline frames or --generator diffusers for local models."

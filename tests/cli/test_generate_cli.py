@@ -106,3 +106,11 @@ def test_unwritable_output_directory_is_rejected(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     _assert_usage_error(_generate("coffee", "--out", str(blocker / "sub"), *FAST), "--out", "cannot write")
+
+
+def test_a_named_scorer_without_weights_is_a_usage_error(tmp_path):
+    _assert_usage_error(
+        _generate("coffee", "--scorers", "pickscore", "--out", str(tmp_path), *FAST), "pickscore", "cannot be loaded"
+    )
+    _assert_usage_error(_generate("coffee", "--consistency", "dinov2", "--out", str(tmp_path), *FAST), "--consistency-model")
+    _assert_usage_error(_generate("coffee", "--steps", "0", "--out", str(tmp_path), *FAST), "--steps")

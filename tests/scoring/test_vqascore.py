@@ -189,3 +189,16 @@ def test_t2v_metrics_adapter_passes_image_files_and_batch_size(monkeypatch):
     images = [Image.new("RGB", (8, 8), (r, 0, 0)) for r in (0, 51, 255)]
     assert scorer.score(images, PROMPT) == pytest.approx([0.0, 20.0, 100.0])
     assert seen == {"init": ("clip-flant5-xl", "cpu"), "batch_size": 3, "texts": [[PROMPT]] * 3}
+
+
+def test_long_prompts_are_cut_to_fit_not_failed(tmp_path):
+    from scoring.vqascore import load_vqa_scorer
+    from tests.tiny_clip import make_images, save_tiny_blip2
+
+    scorer = load_vqa_scorer(model=str(save_tiny_blip2(tmp_path / "blip2")), device="cpu")
+    scorer.max_prompt_tokens = 16
+    long_prompt = "a red cup on a wooden table " * 40
+    assert len(scorer.vqa.tokenizer(long_prompt, add_special_tokens=False)["input_ids"]) > 16
+    [p] = scorer.probabilities(make_images(1), long_prompt)
+    assert 0.0 <= p <= 1.0
+    assert scorer._fit("short") == "short"
