@@ -110,8 +110,10 @@ def _root() -> None:
 
 
 from api.cli_models import models_app  # noqa: E402  (sub-apps are mounted after the root)
+from api.cli_service import register as register_service_commands  # noqa: E402
 
 app.add_typer(models_app, name="models")
+register_service_commands(app)  # serve, token, users create
 
 
 @app.command()

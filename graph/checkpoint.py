@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 STATE_MODULES = (
     "agents.schemas",
+    "graph.context",
     "tools.schemas",
     "tools.references",
     "scoring.schemas",

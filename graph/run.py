@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import weakref
 from contextlib import aclosing
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, Field, model_validator
 
 from agents.schemas import StoryboardPlan
@@ -85,6 +87,18 @@ def _finalize(context: Context, request: StoryboardRequest, status: RunStatus, e
     return summary
 
 
+_compiled_by_saver: weakref.WeakKeyDictionary[BaseCheckpointSaver, CompiledStateGraph] = weakref.WeakKeyDictionary()
+
+
+def _compiled(checkpointer: BaseCheckpointSaver | None) -> CompiledStateGraph:
+    """The storyboard graph bound to a checkpointer, compiled once per checkpointer."""
+    if checkpointer is None:
+        return graph
+    if checkpointer not in _compiled_by_saver:
+        _compiled_by_saver[checkpointer] = builder.compile(checkpointer=checkpointer, name=graph.name)
+    return _compiled_by_saver[checkpointer]
+
+
 async def run_storyboard(
     request: StoryboardRequest,
     context: Context,
@@ -103,7 +117,7 @@ async def run_storyboard(
     if resume and checkpointer is None:
         raise ValueError("`resume` needs a `checkpointer` that holds the run's earlier steps")
     context = dataclasses.replace(context, should_stop=should_stop)
-    compiled = builder.compile(checkpointer=checkpointer, name=graph.name) if checkpointer is not None else graph
+    compiled = _compiled(checkpointer)
     config = {"configurable": {"thread_id": request.generation_id}, "recursion_limit": 1000}
     payload: InputState | None = InputState(**{name: getattr(request, name) for name in type(request).model_fields})
     if resume:
@@ -111,7 +125,12 @@ async def run_storyboard(
         if snapshot.values:
             payload = None
     try:
-        stream = compiled.astream(payload, config, context=context, stream_mode=["custom", "updates"], subgraphs=True)
+        # durability="sync": a step's checkpoint is written before the next step starts, so a
+        # process killed right after a scene never generates that scene again on resume.
+        durable = {"durability": "sync"} if checkpointer is not None else {}
+        stream = compiled.astream(
+            payload, config, context=context, stream_mode=["custom", "updates"], subgraphs=True, **durable
+        )
         async with aclosing(stream):
             async for _namespace, mode, chunk in stream:
                 if mode == "custom" and on_event is not None:

@@ -1,0 +1,50 @@
+"""The durable LangGraph checkpointer: SQLite under the data folder, or PostgreSQL by URL.
+
+The generation id is the checkpoint thread id, so a job that a dead process left running
+continues from its last finished scene when a new process starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+from api.settings import Settings
+from graph.checkpoint import serializer
+
+__all__ = ["checkpoint_serializer", "open_checkpointer"]
+
+def checkpoint_serializer() -> JsonPlusSerializer:
+    """Checkpoints are read back with an allowlist of the graph's state types only, so a
+    tampered checkpoint database cannot make the server build arbitrary objects."""
+    return serializer()
+
+
+@asynccontextmanager
+async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]:
+    if settings.is_postgres:
+        try:
+            from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        except ImportError as exc:
+            raise RuntimeError(
+                "IMAGEFORGE_DATABASE_URL is PostgreSQL, which needs the postgres extra for checkpoints: "
+                "pip install 'imageforge[postgres]'"
+            ) from exc
+        url = settings.effective_database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        async with AsyncPostgresSaver.from_conn_string(url, serde=checkpoint_serializer()) as saver:
+            await saver.setup()
+            yield saver
+        return
+
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    import aiosqlite
+
+    async with aiosqlite.connect(str(settings.checkpoint_path)) as connection:
+        saver = AsyncSqliteSaver(connection, serde=checkpoint_serializer())
+        await saver.setup()
+        yield saver

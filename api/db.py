@@ -1,0 +1,74 @@
+"""The database engine: SQLite under the data folder by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, SQLModel, create_engine, text
+
+from api import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from api.settings import Settings
+
+__all__ = ["create_db_engine", "init_db", "ping", "session_scope", "sqlalchemy_url"]
+
+
+def sqlalchemy_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 here (the ``.[postgres]`` extra), not psycopg2."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets status reads proceed while a worker writes; the busy timeout turns
+    # momentary lock contention into a short wait instead of "database is locked".
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_db_engine(settings: Settings) -> Engine:
+    url = sqlalchemy_url(settings.effective_database_url)
+    if url.startswith("sqlite"):
+        if settings.database_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 10}, pool_size=20, max_overflow=20
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql+psycopg"):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - depends on the optional extra
+            raise RuntimeError(
+                "IMAGEFORGE_DATABASE_URL is PostgreSQL but psycopg is not installed: pip install 'imageforge[postgres]'"
+            ) from exc
+    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+
+def init_db(engine: Engine) -> None:
+    SQLModel.metadata.create_all(engine)
+
+
+def ping(engine: Engine) -> bool:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except (SQLAlchemyError, OSError):
+        return False
+
+
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session per request (FastAPI dependency) or per unit of work (``with``-less use)."""
+    with Session(engine) as session:
+        yield session

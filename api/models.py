@@ -1,0 +1,395 @@
+"""Database tables and API shapes, one SQLModel family per resource.
+
+Only the table classes know about foreign keys and timestamps; the ``*Public`` classes are
+what the API returns. Request bodies reuse the graph's ``GenerationSettings`` so the API and
+the CLI enforce the same ranges.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from sqlmodel import JSON, Column, Field, SQLModel, UniqueConstraint
+
+from graph.context import GenerationSettings, GeneratorBackend, LLMBackend
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "AttemptPublic",
+    "AttemptRecord",
+    "BackendChoice",
+    "BatchItemResult",
+    "BatchPublic",
+    "BatchRequest",
+    "CancelPublic",
+    "EstimatePublic",
+    "Generation",
+    "GenerationAccepted",
+    "GenerationBase",
+    "GenerationCreate",
+    "GenerationOptions",
+    "GenerationPublic",
+    "GenerationStatus",
+    "GenerationStatusDocument",
+    "GenerationsPublic",
+    "HealthPublic",
+    "Message",
+    "Scene",
+    "ScenePublic",
+    "StoryboardPlanPublic",
+    "Token",
+    "User",
+    "UserBase",
+    "UserCreate",
+    "UserPublic",
+    "Variation",
+    "VariationPublic",
+]
+
+GenerationStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+_EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,190}$"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# Users -------------------------------------------------------------------------------------
+class UserBase(SQLModel):
+    email: str = Field(unique=True, index=True, max_length=255)
+    is_active: bool = True
+
+    @field_validator("email")
+    @classmethod
+    def _email_shape(cls, value: str) -> str:
+        cleaned = value.strip().lower()
+        if not re.fullmatch(_EMAIL_PATTERN, cleaned):
+            raise ValueError(f"`email` must look like name@domain, got {value!r}.")
+        return cleaned
+
+
+class UserCreate(UserBase):
+    password: str = Field(min_length=8, max_length=128)
+
+
+class User(UserBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    hashed_password: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class UserPublic(UserBase):
+    id: int
+    created_at: datetime
+
+
+class Token(SQLModel):
+    access_token: str
+    token_type: str = "bearer"
+
+
+class Message(SQLModel):
+    message: str
+
+
+# Generation requests -----------------------------------------------------------------------
+class BackendChoice(BaseModel):
+    """Backends a request may choose. Endpoints, model paths and devices come only from the
+    server's settings, so a request can never make the server fetch a URL or open a path."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    llm: LLMBackend | None = None
+    generator: GeneratorBackend | None = None
+    scorers: list[Literal["auto", "offline"]] | None = Field(None, min_length=1, max_length=2)
+
+
+class GenerationOptions(GenerationSettings):
+    """The run's settings plus the backend choice, as the ``settings`` object of a request."""
+
+    backends: BackendChoice | None = None
+
+    def generation_settings(self) -> GenerationSettings:
+        return GenerationSettings(**self.model_dump(exclude={"backends"}))
+
+
+class GenerationCreate(BaseModel):
+    """POST /api/generate: a concept, its length (or scene count, or explicit scenes) and settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=2000, description="The storyboard's concept.")
+    target_duration: float | None = Field(None, gt=0, le=600, description="Video length in seconds; sets the scene count.")
+    num_scenes: int | None = Field(None, ge=1, le=20, description="Scene count, overriding the duration.")
+    scenes: list[str] | None = Field(
+        None, min_length=1, max_length=20, description="Explicit scene prompts instead of the planner."
+    )
+    settings: GenerationOptions = Field(default_factory=GenerationOptions)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_has_text(cls, value: str) -> str:
+        stripped = value.strip()
+        if not stripped:
+            raise ValueError("`prompt` must contain text, got only whitespace.")
+        return stripped
+
+    @field_validator("scenes")
+    @classmethod
+    def _scenes_have_text(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        cleaned = [scene.strip() for scene in value]
+        for index, scene in enumerate(cleaned):
+            if not scene:
+                raise ValueError(f"`scenes[{index}]` must contain text.")
+            if len(scene) > 2000:
+                raise ValueError(f"`scenes[{index}]` must be at most 2000 characters, got {len(scene)}.")
+        return cleaned
+
+    @model_validator(mode="after")
+    def _scene_count_agrees(self) -> GenerationCreate:
+        if self.scenes is not None and self.num_scenes is not None and self.num_scenes != len(self.scenes):
+            raise ValueError(
+                f"`num_scenes` ({self.num_scenes}) disagrees with the {len(self.scenes)} explicit `scenes`."
+            )
+        return self
+
+
+class GenerationAccepted(BaseModel):
+    generation_id: str
+    status: GenerationStatus = "queued"
+    status_url: str
+    events_url: str
+
+
+class BatchRequest(BaseModel):
+    """Items are validated one by one, so one bad storyboard does not reject the others."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, Any]] = Field(min_length=1, description="GenerationCreate objects.")
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    accepted: bool
+    generation_id: str | None = None
+    status_url: str | None = None
+    events_url: str | None = None
+    reason: str | None = None
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class BatchPublic(BaseModel):
+    results: list[BatchItemResult]
+    accepted: int
+    rejected: int
+
+
+# Generations (tables) ----------------------------------------------------------------------
+class GenerationBase(SQLModel):
+    concept: str = Field(max_length=2000)
+    status: str = Field(default="queued", index=True, max_length=16)
+    progress: int = Field(default=0, ge=0, le=100)
+    current_step: str = Field(default="queued", max_length=200)
+
+
+class Generation(GenerationBase, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    request: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    plan: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    backends: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    error: str | None = None
+    cancel_requested: bool = False
+    runs: int = Field(default=0, description="How many times a worker started (or resumed) it.")
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    elapsed_s: float | None = None
+
+
+class Scene(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("generation_id", "scene_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    generation_id: str = Field(foreign_key="generation.id", index=True, max_length=64)
+    scene_number: int
+    status: str = Field(max_length=32)
+    enhanced_prompt: str
+    negative_prompt: str = ""
+    winner_path: str | None = Field(default=None, description="Relative to the generation's trace folder.")
+    winner_attempt: int | None = None
+    quality_score: float | None = None
+    consistency_score: float | None = None
+    components: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    reason: str = ""
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    timings: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AttemptRecord(SQLModel, table=True):
+    """One generate-score-validate pass of a scene (``traces.schemas.Attempt`` in the database)."""
+
+    __tablename__ = "attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    scene_id: int = Field(foreign_key="scene.id", index=True)
+    attempt: int
+    reference_id: str | None = None
+    reference_kind: str | None = None
+    reference_path: str | None = None
+    seeds: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    best_index: int
+    quality: float
+    consistency: float | None = None
+    passed: bool
+    reason: str = ""
+    failure_reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    generator: str = ""
+    generator_model: str = ""
+    cache_hits: int = 0
+    timings: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class Variation(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    attempt_id: int = Field(foreign_key="attempt.id", index=True)
+    index: int
+    seed: int
+    path: str = Field(description="Relative to the generation's trace folder.")
+    overall: float
+    consistency: float | None = None
+    components: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    rank: int = 0
+
+
+# Generations (API) -------------------------------------------------------------------------
+class GenerationPublic(GenerationBase):
+    id: str
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    status_url: str = ""
+
+
+class GenerationsPublic(SQLModel):
+    data: list[GenerationPublic]
+    count: int
+
+
+class VariationPublic(BaseModel):
+    index: int
+    seed: int
+    overall: float
+    consistency: float | None = None
+    components: dict[str, float]
+    rank: int
+    image_url: str
+
+
+class AttemptPublic(BaseModel):
+    attempt: int
+    reference_id: str | None = None
+    reference_kind: str | None = None
+    quality_score: float
+    consistency_score: float | None = None
+    passed: bool
+    reason: str
+    best_index: int
+    seeds: list[int]
+    generator: str
+    generator_model: str
+    variations: list[VariationPublic]
+
+
+class ScenePublic(BaseModel):
+    scene_number: int
+    status: str = Field(description="pending, running, passed, accepted_with_warning or failed.")
+    prompt: str | None = Field(None, description="The planned prompt, before enhancement.")
+    enhanced_prompt: str | None = None
+    reference_image_url: str | None = Field(None, description="The scene's winning image, the next scene's reference.")
+    quality_score: float | None = None
+    consistency_score: float | None = None
+    component_scores: dict[str, float] = Field(default_factory=dict)
+    attempts: list[AttemptPublic] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    error: dict[str, Any] | None = None
+
+
+class StoryboardPlanPublic(BaseModel):
+    advanced_image_generation_used: bool = True
+    advanced_image_settings: dict[str, Any]
+    settings: dict[str, Any]
+    backends: dict[str, Any] = Field(default_factory=dict)
+    concept: str
+    target_duration: float | None = None
+    consistency_markers: dict[str, Any] | None = None
+    scenes: list[ScenePublic]
+
+
+class GenerationStatusDocument(BaseModel):
+    """Seed 004's status response, with the scene details the service records."""
+
+    generation_id: str
+    status: GenerationStatus
+    progress: int
+    current_step: str
+    advanced_image_generation_used: bool = True
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    elapsed_s: float | None = None
+    error: str | None = None
+    cancel_requested: bool = False
+    warnings: list[str] = Field(default_factory=list)
+    storyboard_plan: StoryboardPlanPublic
+    links: dict[str, str]
+
+
+class CancelPublic(BaseModel):
+    generation_id: str
+    status: GenerationStatus
+    cancel_requested: bool
+    message: str
+
+
+# Estimate and health -----------------------------------------------------------------------
+class EstimatePublic(BaseModel):
+    scenes: int
+    images: int = Field(description="Images when every scene passes on its first attempt.")
+    images_max: int = Field(description="Images when every scene uses all its retries.")
+    time_s_low: float
+    time_s_high: float
+    time_s_max: float = Field(description="Upper bound with every retry used.")
+    cost_usd: float
+    cost_usd_max: float
+    generator: str
+    llm: str
+    assumptions: list[str]
+
+
+class HealthPublic(BaseModel):
+    status: Literal["healthy", "degraded", "unhealthy"]
+    dev_mode: bool
+    database: str
+    workers: int
+    busy_workers: int
+    queue_depth: int
+    queue_size: int
+    backends: dict[str, Any]
+    loaded_models: list[dict[str, Any]]
+    generator_p95_s: float | None
+    slo_p95_s: float
+    issues: list[str]

@@ -1,0 +1,25 @@
+"""What a storyboard will cost before it runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from api.deps import SettingsDep
+from api.estimate import EstimateQuery, estimate
+from api.models import EstimatePublic
+
+router = APIRouter(prefix="/api", tags=["estimate"])
+
+
+@router.get("/estimate", response_model=EstimatePublic)
+def get_estimate(query: Annotated[EstimateQuery, Query()], settings: SettingsDep) -> EstimatePublic:
+    """Images, time and cost for these settings (seed 004's cost and time tables as the model)."""
+    try:
+        return estimate(query, settings)
+    except ValueError as exc:  # a backend the deployment has no price for
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [{"loc": ["query", "generator"], "msg": str(exc), "type": "value_error"}],
+        ) from exc

@@ -1,0 +1,33 @@
+"""Access tokens for registered users (``imageforge users create`` registers them)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from api import crud
+from api.auth import create_access_token
+from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.models import Token, UserPublic
+
+router = APIRouter(prefix="/api", tags=["login"])
+
+
+@router.post("/login/access-token", response_model=Token)
+def login_access_token(
+    session: SessionDep, settings: SettingsDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+) -> Token:
+    """OAuth2 password flow: ``username`` is the e-mail address."""
+    user = crud.authenticate(session=session, email=form.username, password=form.password)
+    if user is None:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "Incorrect email or password.")
+    if not user.is_active:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "Inactive user.")
+    return Token(access_token=create_access_token(user.id, settings))  # type: ignore[arg-type]
+
+
+@router.get("/users/me", response_model=UserPublic, tags=["users"])
+def read_user_me(user: CurrentUser) -> UserPublic:
+    return UserPublic.model_validate(user, from_attributes=True)

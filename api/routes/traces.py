@@ -1,0 +1,72 @@
+"""A generation's trace: the JSON view through the trace reader, and its files."""
+
+from __future__ import annotations
+
+from pathlib import Path as FilePath
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, status
+from fastapi.responses import FileResponse
+
+from api.deps import CurrentUser, SessionDep, SettingsDep, StreamUser
+from api.routes.generations import GenerationId, owned_generation
+from traces.reader import (
+    CorruptTraceError,
+    TraceDocument,
+    TraceNotFoundError,
+    read_trace,
+    resolve_trace_file,
+)
+
+router = APIRouter(prefix="/api/generations", tags=["traces"])
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
+_FILE_RESPONSES = {
+    200: {"content": {"application/octet-stream": {}}, "description": "The file."},
+    400: {"description": "The path leaves the trace folder or is malformed."},
+    404: {"description": "No such generation or file."},
+}
+TracePath = Annotated[str, Path(min_length=1, max_length=500, description="Relative to the generation's trace folder.")]
+
+
+def _trace_file(settings_root: FilePath, generation_id: str, relative: str) -> FilePath:
+    try:
+        return resolve_trace_file(settings_root, generation_id, relative)
+    except TraceNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except (ValueError, OSError) as exc:  # traversal, NUL bytes, names the OS refuses
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            [{"loc": ["path", "path"], "msg": f"invalid trace path {relative!r}: {exc}", "type": "value_error"}],
+        ) from exc
+
+
+@router.get("/{generation_id}/trace", response_model=TraceDocument, responses={404: {"description": "No trace yet."}})
+def get_trace(generation_id: GenerationId, session: SessionDep, user: CurrentUser, settings: SettingsDep) -> TraceDocument:
+    """summary.json with every scene's enhancement and result, and the list of files."""
+    owned_generation(session, generation_id, user.id)  # type: ignore[arg-type]
+    try:
+        return read_trace(settings.trace_root, generation_id)
+    except TraceNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Generation {generation_id!r} has no trace yet.") from exc
+    except CorruptTraceError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"A trace file does not parse: {exc}") from exc
+
+
+@router.get("/{generation_id}/trace/files/{path:path}", response_class=FileResponse, responses=_FILE_RESPONSES)
+def get_trace_file(generation_id: GenerationId, path: TracePath, session: SessionDep, user: StreamUser, settings: SettingsDep) -> FileResponse:
+    """One trace file; paths that resolve outside the generation's folder are refused."""
+    owned_generation(session, generation_id, user.id)  # type: ignore[arg-type]
+    return FileResponse(_trace_file(settings.trace_root, generation_id, path))
+
+
+@router.get("/{generation_id}/images/{path:path}", response_class=FileResponse, responses=_FILE_RESPONSES)
+def get_image(generation_id: GenerationId, path: TracePath, session: SessionDep, user: StreamUser, settings: SettingsDep) -> FileResponse:
+    """An image of the generation (the status document's image URLs point here)."""
+    owned_generation(session, generation_id, user.id)  # type: ignore[arg-type]
+    if FilePath(path).suffix.lower() not in IMAGE_SUFFIXES:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"{path!r} is not an image; other trace files are under /trace/files/.",
+        )
+    return FileResponse(_trace_file(settings.trace_root, generation_id, path))

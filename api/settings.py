@@ -1,0 +1,189 @@
+"""Deployment settings of the service: one object, read from the environment and ``.env``.
+
+Only ``api/`` reads these. The graph gets what it needs as ``Context`` (per-run settings,
+backend choices) and the built services; secrets stop here.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from graph.context import BackendSettings, GeneratorBackend, LLMBackend
+
+__all__ = ["PLACEHOLDER_SECRET", "Settings", "get_settings"]
+
+PLACEHOLDER_SECRET = "changethis"
+"""The shipped JWT secret; refused outside dev mode so nobody deploys it by accident."""
+
+_MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """Everything a deployment sets; each field is ``IMAGEFORGE_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="IMAGEFORGE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Storage ---------------------------------------------------------------------------------
+    data_dir: Path = Field(Path("data"), description="SQLite files, checkpoints and uploads live here.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/imageforge.db. postgresql://... switches to PostgreSQL."
+    )
+    trace_root: Path = Field(Path("output/reference_image_traces"), description="One trace folder per generation.")
+
+    # Server ----------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    dev_mode: bool = Field(False, description="Disables auth (one local user). Never on a shared host.")
+
+    # Jobs ------------------------------------------------------------------------------------
+    workers: int = Field(2, ge=1, le=64, description="Storyboards that run at the same time.")
+    queue_size: int = Field(100, ge=1, le=100_000, description="Jobs that may wait; a full queue answers 429.")
+    retry_after_s: int = Field(30, ge=1, description="Retry-After sent with a 429.")
+
+    # Uploads ---------------------------------------------------------------------------------
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest accepted reference image file.")
+    max_image_pixels: int = Field(
+        40_000_000, ge=64 * 64, description="Largest accepted width x height; guards against decompression bombs."
+    )
+    max_batch_items: int = Field(50, ge=1, le=1000, description="Storyboards per batch request.")
+
+    # Auth ------------------------------------------------------------------------------------
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_secret: SecretStr = Field(SecretStr(PLACEHOLDER_SECRET), description="HS256 signing secret (32+ characters).")
+    jwt_private_key_path: Path | None = Field(None, description="RS256: PEM private key that signs tokens.")
+    jwt_public_key_path: Path | None = Field(None, description="RS256: PEM public key that verifies tokens.")
+    access_token_expire_minutes: int = Field(60 * 24, ge=1)
+
+    # Default backends (a request may pick among these names, never URLs or paths) -----------
+    llm: LLMBackend = "auto"
+    llm_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    generator: GeneratorBackend = "auto"
+    generator_model: str | None = None
+    scorers: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("auto",), description="'auto', 'offline' or comma-separated scorer names, as on the CLI."
+    )
+    device: str = "auto"
+    steps: int | None = None
+    guidance_scale: float | None = None
+    strength: float = 0.6
+    ip_adapter: str | None = None
+    attention_slicing: bool = False
+    vae_slicing: bool = False
+    cpu_offload: bool = False
+    cache_dir: Path | None = Field(None, description="Generation cache folder; default DATA_DIR/cache.")
+    pickscore_model: str | None = None
+    clip_model: str | None = None
+    vqa_model: str | None = None
+    consistency: Literal["auto", "clip", "dinov2", "histogram"] = "auto"
+    consistency_model: str | None = None
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("IMAGEFORGE_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+
+    # Estimates (seed 004: ~$0.10 and ~60-90 s per scene at 4 variations x 4 iterations) -----
+    image_price_usd: dict[str, float] = Field(
+        default_factory=lambda: {"openai": 0.02, "diffusers": 0.0, "sketch": 0.0},
+        description="Price of one generated image per generator backend.",
+    )
+    llm_call_price_usd: dict[str, float] = Field(
+        default_factory=lambda: {"openai": 0.0025, "heuristic": 0.0},
+        description="Price of one agent call per LLM backend (two calls per enhancement iteration).",
+    )
+    image_seconds: dict[str, float] = Field(
+        default_factory=lambda: {"openai": 10.0, "diffusers": 10.0, "sketch": 0.05},
+        description="Typical seconds per generated image per generator backend.",
+    )
+    llm_call_seconds: dict[str, float] = Field(
+        default_factory=lambda: {"openai": 2.5, "heuristic": 0.01},
+        description="Typical seconds per agent call per LLM backend.",
+    )
+
+    status_cache_entries: int = Field(
+        512, ge=1, description="Status documents kept in memory between polls (invalidated on every change)."
+    )
+    user_cache_ttl_s: float = Field(
+        30.0, ge=0, description="How long a verified user counts as active without a database lookup."
+    )
+
+    # Health and metrics ----------------------------------------------------------------------
+    slo_p95_s: float = Field(30.0, gt=0, description="Seed 002: P95 image-generation time target.")
+
+    # Tests only ------------------------------------------------------------------------------
+    test_generator_delay_s: float = Field(
+        0.0,
+        ge=0,
+        description="Sleep before every generator call. Lets the restart test kill the server mid-scene; leave 0.",
+    )
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> Settings:
+        if self.dev_mode:
+            return self
+        if self.jwt_algorithm == "HS256":
+            secret = self.jwt_secret.get_secret_value()
+            if secret == PLACEHOLDER_SECRET:
+                raise ValueError(
+                    "IMAGEFORGE_JWT_SECRET is the placeholder 'changethis'; set a random secret "
+                    "(python -c 'import secrets; print(secrets.token_urlsafe(48))') or IMAGEFORGE_DEV_MODE=true."
+                )
+            if len(secret) < _MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"IMAGEFORGE_JWT_SECRET must be at least {_MIN_SECRET_LENGTH} characters, got {len(secret)}."
+                )
+        else:
+            missing = [
+                name
+                for name, value in (("jwt_private_key_path", self.jwt_private_key_path), ("jwt_public_key_path", self.jwt_public_key_path))
+                if value is None
+            ]
+            if missing:
+                raise ValueError(f"jwt_algorithm RS256 needs {' and '.join(missing)} (PEM files).")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'imageforge.db'}"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.effective_database_url.startswith(("postgresql", "postgres"))
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The SQLite file of the LangGraph checkpointer (when the database is not PostgreSQL)."""
+        return self.data_dir / "checkpoints.db"
+
+    @property
+    def upload_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @field_validator("scorers", mode="before")
+    @classmethod
+    def _split_scorers(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):  # a JSON list is accepted too
+                return tuple(json.loads(value))
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
+    def default_backends(self) -> BackendSettings:
+        """The deployment's backends, in the graph's per-run form."""
+        shared = set(BackendSettings.model_fields) & set(type(self).model_fields)
+        values = {name: getattr(self, name) for name in shared}
+        values["cache_dir"] = str(self.cache_dir or self.data_dir / "cache")
+        return BackendSettings(**values)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once. Tests build their own ``Settings`` and pass it to ``create_app``."""
+    return Settings()

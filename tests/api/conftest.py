@@ -1,0 +1,39 @@
+"""Fixtures of the API tests (helpers live in support.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from api.settings import Settings
+from tests.api.support import FakePipeline, add_user, make_settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def pipeline(settings: Settings) -> FakePipeline:
+    return FakePipeline(settings.trace_root)
+
+
+@pytest.fixture
+def client(settings: Settings, pipeline: FakePipeline) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, pipeline=pipeline)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def alice(client: TestClient) -> dict[str, str]:
+    return add_user(client, "alice@example.com")
+
+
+@pytest.fixture
+def bob(client: TestClient) -> dict[str, str]:
+    return add_user(client, "bob@example.com")

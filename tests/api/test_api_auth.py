@@ -1,0 +1,148 @@
+"""Settings validation, passwords, tokens (HS256 and RS256), login and dev mode."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from api.auth import (
+    InvalidTokenError,
+    create_access_token,
+    decode_access_token,
+    hash_password,
+    verify_password,
+)
+from api.main import create_app
+from api.settings import Settings
+from tests.api.support import SECRET, FakePipeline, add_user, make_settings
+
+
+def test_placeholder_or_short_secret_is_refused_outside_dev_mode(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="placeholder"):
+        Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="at least 32"):
+        Settings(_env_file=None, jwt_secret="short")  # type: ignore[call-arg]
+    assert Settings(_env_file=None, dev_mode=True).dev_mode  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="jwt_private_key_path and jwt_public_key_path"):
+        Settings(_env_file=None, jwt_algorithm="RS256")  # type: ignore[call-arg]
+
+
+def test_settings_read_the_environment_and_the_unprefixed_openai_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("IMAGEFORGE_JWT_SECRET", SECRET)
+    monkeypatch.setenv("IMAGEFORGE_WORKERS", "3")
+    monkeypatch.setenv("IMAGEFORGE_SCORERS", '["offline"]')
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.workers == 3
+    assert settings.scorers == ("offline",)
+    assert (
+        settings.openai_api_key is not None
+        and settings.openai_api_key.get_secret_value() == "sk-test"
+    )
+    assert settings.effective_database_url.startswith("sqlite:///")
+    assert not settings.is_postgres
+    assert Settings(_env_file=None, database_url="postgresql://u:p@db/x").is_postgres  # type: ignore[call-arg]
+
+
+def test_passwords_are_salted_and_verified() -> None:
+    first, second = hash_password("correct horse"), hash_password("correct horse")
+    assert first != second and first.startswith("scrypt$")
+    assert verify_password("correct horse", first) and verify_password("correct horse", second)
+    assert not verify_password("wrong horse", first)
+    assert not verify_password("correct horse", "garbage")
+    with pytest.raises(ValueError, match="password"):
+        hash_password("")
+
+
+def test_hs256_tokens_round_trip_and_reject_tampering_and_expiry(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    token = create_access_token(42, settings)
+    assert decode_access_token(token, settings) == "42"
+    other = make_settings(tmp_path, jwt_secret="another-secret-" + "y" * 40)
+    with pytest.raises(InvalidTokenError):
+        decode_access_token(token, other)
+    with pytest.raises(InvalidTokenError, match="expired"):
+        decode_access_token(
+            create_access_token(42, settings, expires_delta=timedelta(seconds=-5)), settings
+        )
+    with pytest.raises(InvalidTokenError):
+        decode_access_token("not.a.token", settings)
+
+
+def test_rs256_tokens_use_the_key_files(tmp_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = tmp_path / "jwt.pem"
+    public = tmp_path / "jwt.pub"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    settings = make_settings(
+        tmp_path, jwt_algorithm="RS256", jwt_private_key_path=private, jwt_public_key_path=public
+    )
+    token = create_access_token(7, settings)
+    assert decode_access_token(token, settings) == "7"
+    hs = make_settings(tmp_path)
+    with pytest.raises(InvalidTokenError):
+        decode_access_token(token, hs)  # an RS256 token is not accepted where HS256 is configured
+
+
+def test_login_me_and_unauthenticated_requests(client: TestClient) -> None:
+    add_user(client, "carol@example.com", "s3cret-pass")
+    assert client.get("/api/users/me").status_code == 401
+    assert client.get("/api/generations").headers["www-authenticate"] == "Bearer"
+    assert (
+        client.get("/api/users/me", headers={"Authorization": "Bearer nonsense"}).status_code == 401
+    )
+    wrong = client.post(
+        "/api/login/access-token", data={"username": "carol@example.com", "password": "nope-nope"}
+    )
+    assert wrong.status_code == 400
+    assert (
+        client.post("/api/login/access-token", data={"username": "carol@example.com"}).status_code
+        == 422
+    )
+    token = client.post(
+        "/api/login/access-token", data={"username": "carol@example.com", "password": "s3cret-pass"}
+    ).json()
+    assert token["token_type"] == "bearer"
+    me = client.get("/api/users/me", headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert me.status_code == 200 and me.json()["email"] == "carol@example.com"
+    assert "hashed_password" not in me.json()
+
+
+def test_a_token_for_a_deleted_or_unknown_user_is_refused(client: TestClient) -> None:
+    token = create_access_token(999, client.app.state.settings)  # type: ignore[attr-defined]
+    assert (
+        client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    )
+
+
+def test_dev_mode_disables_auth_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path, dev_mode=True, jwt_secret="changethis")
+    app = create_app(settings, pipeline=FakePipeline(settings.trace_root))
+    with caplog.at_level(logging.WARNING, logger="imageforge.api"), TestClient(app) as client:
+        me = client.get("/api/users/me")
+        assert me.status_code == 200 and me.json()["email"] == "dev@localhost"
+        accepted = client.post("/api/generate", json={"prompt": "a quiet harbour", "num_scenes": 1})
+        assert accepted.status_code == 202
+    assert any("DEV MODE" in record.getMessage() for record in caplog.records)

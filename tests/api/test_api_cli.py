@@ -1,0 +1,59 @@
+"""``imageforge users create`` and ``imageforge token`` against a temporary database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from api.auth import decode_access_token
+from api.cli_service import register
+from api.settings import Settings, get_settings
+from tests.api.support import SECRET
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("IMAGEFORGE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("IMAGEFORGE_JWT_SECRET", SECRET)
+    get_settings.cache_clear()
+    app = typer.Typer()
+    register(app)
+    yield app
+    get_settings.cache_clear()
+
+
+def test_users_create_then_token(cli: typer.Typer) -> None:
+    runner = CliRunner()
+    created = runner.invoke(cli, ["users", "create", "--email", "dana@example.com", "--password", "long-enough-1"])
+    assert created.exit_code == 0, created.output
+    assert "dana@example.com" in created.output
+    again = runner.invoke(cli, ["users", "create", "--email", "dana@example.com", "--password", "long-enough-1"])
+    assert again.exit_code == 1 and "already registered" in again.output
+
+    issued = runner.invoke(cli, ["token", "--email", "dana@example.com", "--password", "long-enough-1"])
+    assert issued.exit_code == 0, issued.output
+    subject = decode_access_token(issued.output.strip(), Settings(_env_file=None))  # type: ignore[call-arg]
+    assert subject == "1"
+    wrong = runner.invoke(cli, ["token", "--email", "dana@example.com", "--password", "not-the-one"])
+    assert wrong.exit_code == 1
+
+
+def test_users_create_validates_and_reads_the_password_from_a_prompt(cli: typer.Typer) -> None:
+    runner = CliRunner()
+    short = runner.invoke(cli, ["users", "create", "--email", "eve@example.com", "--password", "short"])
+    assert short.exit_code == 2 and "password" in short.output
+    bad_email = runner.invoke(cli, ["users", "create", "--email", "not-an-email", "--password", "long-enough-1"])
+    assert bad_email.exit_code == 2 and "email" in bad_email.output
+    prompted = runner.invoke(cli, ["users", "create", "--email", "eve@example.com"], input="long-enough-1\nlong-enough-1\n")
+    assert prompted.exit_code == 0, prompted.output
+
+
+def test_commands_refuse_a_placeholder_secret(cli: typer.Typer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEFORGE_JWT_SECRET", "changethis")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(cli, ["users", "create", "--email", "x@example.com", "--password", "long-enough-1"])
+    assert result.exit_code == 2 and "placeholder" in result.output

@@ -1,0 +1,145 @@
+"""Estimate, health, metrics, and the database and checkpoint configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.checkpoints import checkpoint_serializer, open_checkpointer
+from graph.checkpoint import state_types
+from api.db import create_db_engine, sqlalchemy_url
+from api.estimate import EstimateQuery, estimate, scenes_for_duration
+from api.metrics import percentile
+from tests.api.support import make_settings, wait_for_status
+from traces.schemas import SceneResult
+
+
+def test_estimate_reproduces_seed_004_with_hosted_backends(tmp_path) -> None:
+    settings = make_settings(tmp_path)
+    for scenes, cost in ((4, 0.40), (6, 0.60), (8, 0.80)):
+        result = estimate(
+            EstimateQuery(num_scenes=scenes, generator="openai", llm="openai"), settings
+        )
+        assert result.images == scenes * 4
+        assert abs(result.cost_usd - cost) < 1e-9
+        assert (
+            result.time_s_low == 60 * scenes and result.time_s_high == 90 * scenes
+        )  # ~60-90 s per scene
+        assert result.images_max == scenes * 4 * 3 and result.cost_usd_max > result.cost_usd
+
+
+def test_estimate_scales_with_settings_and_backends(tmp_path) -> None:
+    settings = make_settings(tmp_path)
+    base = estimate(EstimateQuery(num_scenes=4, generator="openai", llm="openai"), settings)
+    fewer = estimate(
+        EstimateQuery(
+            num_scenes=4,
+            num_variations=2,
+            max_enhancement_iterations=2,
+            generator="openai",
+            llm="openai",
+        ),
+        settings,
+    )
+    assert (
+        fewer.cost_usd < base.cost_usd and fewer.time_s_low < base.time_s_low and fewer.images == 8
+    )
+    offline = estimate(
+        EstimateQuery(num_scenes=4), settings
+    )  # auto, nothing configured: sketch + heuristic
+    assert (offline.generator, offline.llm, offline.cost_usd) == ("sketch", "heuristic", 0.0)
+    assert (
+        scenes_for_duration(15) == 4
+        and scenes_for_duration(1) == 1
+        and scenes_for_duration(600) == 20
+    )
+    priced = make_settings(
+        tmp_path, image_price_usd={"openai": 0.04, "sketch": 0.0, "diffusers": 0.0}
+    )
+    assert (
+        estimate(EstimateQuery(num_scenes=1, generator="openai", llm="heuristic"), priced).cost_usd
+        == 0.16
+    )
+
+
+def test_estimate_endpoint_validates_its_query(client: TestClient) -> None:
+    response = client.get(
+        "/api/estimate", params={"target_duration": 15, "generator": "openai", "llm": "openai"}
+    )
+    assert response.status_code == 200
+    assert response.json()["scenes"] == 4 and abs(response.json()["cost_usd"] - 0.40) < 1e-9
+    for params, field in (
+        ({"num_variations": 0}, "num_variations"),
+        ({"generator": "dalle"}, "generator"),
+        ({"bogus": 1}, "bogus"),
+    ):
+        bad = client.get("/api/estimate", params=params)
+        assert bad.status_code == 422 and field in bad.text
+
+
+def test_health_reports_workers_queue_and_backends(client: TestClient) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "healthy", body
+    assert body["database"] == "ok" and body["workers"] == 2 and body["queue_depth"] == 0
+    assert body["backends"]["configured"]["generator"] == "auto"
+    assert isinstance(body["loaded_models"], list)
+
+
+def test_metrics_count_generations_and_expose_the_slo(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    generation_id = client.post(
+        "/api/generate", json={"prompt": "a red bicycle", "num_scenes": 2}, headers=alice
+    ).json()["generation_id"]
+    wait_for_status(client, generation_id, alice, {"completed"})
+    text = client.get("/metrics").text
+    assert 'imageforge_generations{status="completed"} 1.0' in text
+    assert 'imageforge_step_duration_seconds_count{step="generate"} 2.0' in text
+    assert 'imageforge_generator_duration_seconds_count{backend="fake"} 2.0' in text
+    assert "imageforge_scorer_duration_seconds_count" in text
+    assert "imageforge_cache_hit_rate 0.0" in text
+    assert "imageforge_slo_p95_target_seconds 30.0" in text
+    assert "imageforge_slo_met 1.0" in text
+    assert "imageforge_queue_depth 0.0" in text
+    assert "imageforge_generation_duration_seconds_count" in text
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([], 95) is None
+    assert percentile([3.0], 95) == 3.0
+    assert percentile(range(1, 101), 95) == 95
+    assert percentile([5, 1, 4, 2, 3], 50) == 3
+
+
+def test_postgres_without_the_extra_fails_with_a_clear_message(tmp_path) -> None:
+    assert sqlalchemy_url("postgresql://u:p@db:5432/imageforge") == "postgresql+psycopg://u:p@db:5432/imageforge"
+    assert sqlalchemy_url("sqlite:///x.db") == "sqlite:///x.db"
+    settings = make_settings(tmp_path, database_url="postgresql://u:p@127.0.0.1:1/imageforge")
+    if importlib.util.find_spec("psycopg") is None:
+        with pytest.raises(RuntimeError, match=r"imageforge\[postgres\]"):
+            create_db_engine(settings)
+    if importlib.util.find_spec("langgraph.checkpoint.postgres") is None:
+
+        async def open_it() -> None:
+            async with open_checkpointer(settings):
+                pass
+
+        with pytest.raises(RuntimeError, match=r"imageforge\[postgres\]"):
+            asyncio.run(open_it())
+
+
+def test_checkpoints_deserialise_only_the_projects_state_types() -> None:
+    allowed = state_types()
+    for name in (("traces.schemas", "SceneResult"), ("graph.state", "SceneInput"), ("agents.schemas", "StoryboardPlan")):
+        assert name in allowed
+    serde = checkpoint_serializer()
+    result = SceneResult.model_validate(
+        {"scene_number": 1, "status": "passed", "enhanced_prompt": "p", "attempts": [],
+         "ensemble": {"scorers": [], "effective_weights": {}}}
+    )
+    assert serde.loads_typed(serde.dumps_typed(result)) == result

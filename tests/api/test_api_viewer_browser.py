@@ -1,0 +1,107 @@
+"""The trace viewer in a real browser: headless Chromium (Debian's chromium and chromedriver,
+installed by .ci/run) against a real uvicorn server with offline backends."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image, ImageStat
+
+from tests.api.server import Server, wait_until
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="headless browser test needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+)
+
+SMALL = {"num_variations": 2, "max_enhancement_iterations": 1, "max_retries": 0, "resolution": 128}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    instance = Server(tmp_path, {"IMAGEFORGE_TEST_GENERATOR_DELAY_S": "0.6"})
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,2000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _wait(predicate, timeout_s: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _submit(server: Server, headers: dict[str, str]) -> str:
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        response = client.post(
+            "/api/generate", json={"prompt": "Artisan coffee that starts your morning right", "num_scenes": 2, "settings": SMALL}, headers=headers
+        )
+        assert response.status_code == 202, response.text
+        return str(response.json()["generation_id"])
+
+
+def test_finished_job_page_marks_winners_loads_every_image_and_is_not_blank(server: Server, browser, tmp_path: Path) -> None:
+    headers = server.add_user("viewer@example.com")
+    generation_id = _submit(server, headers)
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        wait_until(client, f"/api/generations/{generation_id}", headers, lambda d: d["status"] == "completed", 120)
+    token = headers["Authorization"].removeprefix("Bearer ")
+
+    browser.get(f"{server.base_url}/traces/{generation_id}?token={token}")
+    assert browser.current_url.endswith(f"/traces/{generation_id}")  # the token left the URL
+    assert browser.find_element("id", "status").text == "completed"
+    winners = browser.find_elements("css selector", "figure.winner")
+    assert len(winners) == 2 and all("winner" in w.text for w in winners)
+
+    images = browser.find_elements("tag name", "img")
+    assert len(images) >= 4  # two variations per scene, plus scene 2's reference
+    for image in images:
+        browser.execute_script("arguments[0].scrollIntoView();", image)
+    loaded = "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0);"
+    _wait(lambda: browser.execute_script(loaded), what="every image to load")
+
+    browser.execute_script("window.scrollTo(0, 0);")
+    shot = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB")
+    shot.save(tmp_path / "trace_page.png")
+    assert max(ImageStat.Stat(shot).stddev) > 10, "the screenshot is blank"
+    assert len(shot.getcolors(maxcolors=1 << 20) or []) > 200
+
+
+def test_running_job_page_updates_live(server: Server, browser) -> None:
+    headers = server.add_user("live@example.com")
+    generation_id = _submit(server, headers)
+    token = headers["Authorization"].removeprefix("Bearer ")
+    browser.get(f"{server.base_url}/traces/{generation_id}?token={token}")
+    assert browser.find_element("id", "status").text in {"queued", "running"}
+    # No reload from here on: the page follows the job over SSE.
+    _wait(lambda: browser.find_element("id", "status").text == "completed", 120, "the page to show completed")
+    assert len(browser.find_elements("css selector", "figure.winner")) == 2
