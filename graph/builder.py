@@ -159,7 +159,8 @@ def next_step(state: State) -> Send | Literal["finish"]:
     if state.error is not None or state.next_scene > len(state.plan.scenes):
         return "finish"
     scene = state.plan.scenes[state.next_scene - 1]
-    candidates = [r for r in (state.previous, state.anchor) if r is not None]
+    characters = [ref for cid in scene.character_ids for ref in state.character_references.get(cid, [])]
+    candidates = [r for r in (state.previous, state.anchor) if r is not None] + characters
     unique = [r for i, r in enumerate(candidates) if all(r.path != c.path for c in candidates[:i])]
     return Send(
         "scene",

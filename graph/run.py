@@ -21,6 +21,7 @@ from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, Field, model_validator
 
 from agents.schemas import StoryboardPlan
+from tools.schemas import ReferenceImage
 from graph.builder import builder, graph
 from graph.cancel import RunCancelled
 from graph.context import Context
@@ -46,6 +47,9 @@ class StoryboardRequest(BaseModel):
     plan: StoryboardPlan | None = Field(None, description="An explicit plan; skips the planner.")
     reuse_from: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description="Generation whose first scenes are kept.")
     keep_scenes: int = Field(0, ge=0, le=24, description="How many leading scenes of `reuse_from` to keep.")
+    character_references: dict[str, list[ReferenceImage]] = Field(
+        default_factory=dict, description="Character id -> references; scenes whose plan names the id use them."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> StoryboardRequest:

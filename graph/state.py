@@ -48,6 +48,10 @@ class InputState:
         default=None, metadata={"description": "An earlier generation (same trace root) whose first scenes are kept."}
     )
     keep_scenes: int = field(default=0, metadata={"description": "How many leading scenes of `reuse_from` to keep."})
+    character_references: dict[str, list[ReferenceImage]] = field(
+        default_factory=dict,
+        metadata={"description": "Character id -> its master/core/gallery references; scenes naming it use them."},
+    )
 
 
 @dataclass(kw_only=True)

@@ -184,3 +184,27 @@ def test_keep_scenes_needs_a_source_and_a_plan():
 
     with pytest.raises(ValidationError, match="reuse_from"):
         _request("x", keep_scenes=1)
+
+
+async def test_a_scene_naming_a_character_ranks_its_references(tmp_path):
+    from agents.heuristics import plan_heuristic
+    from tools.schemas import ReferenceImage
+
+    master = save_png(_solid((200, 40, 40)), tmp_path / "master.png")
+    core = save_png(_solid((40, 200, 40)), tmp_path / "core.png")
+    plan = plan_heuristic("Artisan coffee that starts your morning right", None, 2)
+    plan.scenes[1].character_ids = ["char_1"]
+    refs = {
+        "char_1": [
+            ReferenceImage(id="char_1:master", kind="master", path=str(master)),
+            ReferenceImage(id="char_1:core_front", kind="core", path=str(core)),
+        ]
+    }
+    context = make_context(tmp_path, consistency_threshold=100, max_retries=3)
+    summary = await run_storyboard(_request("chars", plan=plan, character_references=refs), context)
+    assert summary.status == "completed"
+    scene1, scene2 = summary.scenes
+    assert all(a.reference is None for a in scene1.attempts)  # scene 1 names no character
+    ids = [a.reference.id for a in scene2.attempts]
+    # previous winner first (chain bonus), then the master, then the rest in rank order
+    assert ids[0].startswith("scene_1:") and ids[1] == "char_1:master" and "char_1:core_front" in ids[2:]
