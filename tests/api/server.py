@@ -78,6 +78,7 @@ class Server:
             data_dir=Path(env["IMAGEFORGE_DATA_DIR"]),
             trace_root=Path(env["IMAGEFORGE_TRACE_ROOT"]),
             jwt_secret=SECRET,
+            database_url=env.get("IMAGEFORGE_DATABASE_URL"),
         )
 
     def start(self, timeout_s: float = 60.0, **env_overrides: str) -> Server:

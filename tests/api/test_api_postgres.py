@@ -1,0 +1,55 @@
+"""The service on PostgreSQL: tables, history and the durable checkpointer, including a
+SIGKILL in the middle of a job. .ci/run starts a local PostgreSQL and sets
+IMAGEFORGE_TEST_POSTGRES_URL; elsewhere these tests skip."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.server import Server, wait_until
+from tests.api.test_api_server import FINAL, _scene_files, assert_images_served, submit
+
+POSTGRES_URL = os.environ.get("IMAGEFORGE_TEST_POSTGRES_URL")
+pytestmark = [
+    pytest.mark.skipif(not POSTGRES_URL, reason="IMAGEFORGE_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)"),
+    pytest.mark.skipif(
+        not all(__import__("importlib").util.find_spec(m) for m in ("psycopg", "langgraph.checkpoint.postgres")),
+        reason="the postgres extra is not installed: pip install 'imageforge[postgres]'",
+    ),
+]
+
+
+def test_jobs_persist_and_resume_after_sigkill_on_postgres(tmp_path: Path) -> None:
+    server = Server(tmp_path, {"IMAGEFORGE_DATABASE_URL": str(POSTGRES_URL), "IMAGEFORGE_TEST_GENERATOR_DELAY_S": "1.5"})
+    server.start()
+    user = server.add_user(f"pg-{uuid.uuid4().hex[:8]}@example.com")
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=30.0) as client:
+            job = submit(client, user, "Artisan coffee that starts your morning right")
+            wait_until(
+                client,
+                f"/api/generations/{job}",
+                user,
+                lambda d: [s["status"] for s in d["storyboard_plan"]["scenes"]][:1] in (["passed"], ["accepted_with_warning"]),
+            )
+            server.kill()
+        trace_dir = tmp_path / "traces" / job
+        before = _scene_files(trace_dir, 1)
+
+        server.start(IMAGEFORGE_TEST_GENERATOR_DELAY_S="0")
+        with httpx.Client(base_url=server.base_url, timeout=30.0) as client:
+            done = wait_until(client, f"/api/generations/{job}", user, lambda d: d["status"] in FINAL)
+            assert done["status"] == "completed", server.log()
+            assert _scene_files(trace_dir, 1) == before  # scene 1 was not generated again
+            assert json.loads((trace_dir / "summary.json").read_text())["status"] == "completed"
+            assert_images_served(client, done, user)
+            history = client.get("/api/generations", headers=user).json()
+            assert [g["id"] for g in history["data"]] == [job]
+    finally:
+        server.stop()
