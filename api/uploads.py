@@ -70,7 +70,9 @@ def _check_header(path: Path, *, field: str, max_pixels: int) -> None:
     except Image.DecompressionBombError as exc:
         raise UploadError(413, field, f"`{field}` has too many pixels to decode safely: {exc}", "image_too_large") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise UploadError(422, field, f"`{field}` is not a readable image: {exc}", "invalid_image") from exc
+        # Pillow names the file it read: the server's spool path is nobody's business.
+        detail = str(exc).replace(str(path), "the upload")
+        raise UploadError(422, field, f"`{field}` is not a readable image: {detail}", "invalid_image") from exc
     if fmt not in ALLOWED_FORMATS:
         raise UploadError(
             415, field, f"`{field}` must be PNG, JPEG or WebP, got {fmt or 'an unknown format'}.", "unsupported_type"

@@ -58,16 +58,9 @@ AESTHETIC_HEAD_URL = (
 def default_aesthetic_head_path() -> Path:
     """Where ``imageforge models pull aesthetic`` installs the head: ``$HF_HOME/imageforge/``
     (HF_HOME read at call time), as the weights are published on GitHub, not as a model repo."""
-    import os
+    from tools.model_store import hf_home
 
-    from huggingface_hub import constants
-
-    home = (
-        Path(os.environ["HF_HOME"]).expanduser()
-        if os.environ.get("HF_HOME")
-        else Path(constants.HF_HOME)
-    )
-    return home / "imageforge" / AESTHETIC_HEAD_FILENAME
+    return hf_home() / "imageforge" / AESTHETIC_HEAD_FILENAME
 
 
 def aesthetic_head_shapes(embed_dim: int = 768) -> dict[str, tuple[int, ...]]:

@@ -22,14 +22,8 @@ from typing import Any, Literal
 import torch
 from PIL import Image
 
-from scoring.model_registry import (
-    MODEL_FILES,
-    PROCESSOR_FILES,
-    ModelRegistry,
-    registry,
-    resolve_device,
-    resolve_weights,
-)
+from scoring.model_registry import ModelRegistry, registry, resolve_weights
+from tools.devices import default_dtype, dtype_name, resolve_device
 
 __all__ = [
     "ClipBackbone",
@@ -37,10 +31,11 @@ __all__ = [
     "check_batch_size",
     "check_images",
     "check_score_inputs",
-    "default_dtype",
+    "embed_image_batches",
     "load_clip_backbone",
     "pil_backend_kwargs",
     "pooled_embeddings",
+    "scorer_dtype",
     "torch_dtype_kwargs",
 ]
 
@@ -66,10 +61,11 @@ def check_score_inputs(images: Sequence[Image.Image], prompt: str) -> None:
     check_images(images)
 
 
-def default_dtype(device: str) -> torch.dtype:
-    """fp16 on CUDA (halves memory, no measurable change in rankings); fp32 elsewhere, where
-    half precision is slow or unsupported."""
-    return torch.float16 if device.startswith("cuda") else torch.float32
+def scorer_dtype(device: str, *, prefer_bf16: bool = False) -> torch.dtype:
+    """``tools.devices.default_dtype`` as the scorers take it: fp16 on CUDA (halves memory, no
+    measurable change in rankings), bf16 there with ``prefer_bf16`` where the GPU has it, and
+    fp32 elsewhere, MPS included."""
+    return default_dtype(device, prefer_bf16=prefer_bf16, half_on_mps=False)
 
 
 def _transformers_major() -> int:
@@ -117,6 +113,28 @@ def pooled_embeddings(output: Any, kind: Literal["image", "text"]) -> torch.Tens
 
 def _normalise(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(p=2, dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def embed_image_batches(
+    images: Sequence[Image.Image],
+    batch_size: int,
+    image_processor: Any,
+    embed: Callable[[torch.Tensor], torch.Tensor],
+    width: int,
+) -> torch.Tensor:
+    """Rows for ``images``: ``batch_size`` RGB images at a time through ``image_processor`` and
+    ``embed`` (the processor's CPU pixel values to the model's pooled embeddings), then
+    L2-normalised, float32, on the CPU. ``width`` shapes the empty result. The vision tower is
+    the only part the CLIP and DINOv2 backbones do differently."""
+    check_batch_size(batch_size)
+    rows = []
+    for start in range(0, len(images), batch_size):
+        batch = [im.convert("RGB") for im in images[start : start + batch_size]]
+        pixels = image_processor(images=batch, return_tensors="pt")["pixel_values"]
+        with torch.inference_mode():
+            pooled = embed(pixels)
+        rows.append(_normalise(pooled.float()).cpu())
+    return torch.cat(rows) if rows else torch.empty(0, width)
 
 
 class ImageEmbeddingCache:
@@ -213,18 +231,13 @@ class ClipBackbone:
 
     def image_embeddings(self, images: Sequence[Image.Image], batch_size: int = 8) -> torch.Tensor:
         """One vision forward pass per ``batch_size`` images; no cache."""
-        check_batch_size(batch_size)
-        if not images:
-            return torch.empty(0, self.embed_dim)
         dtype = next(self.model.parameters()).dtype
-        rows = []
-        for start in range(0, len(images), batch_size):
-            batch = [im.convert("RGB") for im in images[start : start + batch_size]]
-            pixels = self.image_processor(images=batch, return_tensors="pt")["pixel_values"]
-            with torch.inference_mode():
-                out = self.model.get_image_features(pixel_values=pixels.to(self.device, dtype))
-            rows.append(_normalise(pooled_embeddings(out, "image").float()).cpu())
-        return torch.cat(rows)
+
+        def embed(pixels: torch.Tensor) -> torch.Tensor:
+            out = self.model.get_image_features(pixel_values=pixels.to(self.device, dtype))
+            return pooled_embeddings(out, "image")
+
+        return embed_image_batches(images, batch_size, self.image_processor, embed, self.embed_dim)
 
     def cached_image_embeddings(
         self, images: Sequence[Image.Image], batch_size: int = 8
@@ -255,6 +268,18 @@ class ClipBackbone:
             )
         return _normalise(pooled_embeddings(out, "text").float()).cpu()
 
+    def prompt_cosines(
+        self, images: Sequence[Image.Image], prompt: str, batch_size: int = 8
+    ) -> torch.Tensor:
+        """Cosine of each image's embedding with the prompt's, one per image: what the CLIP
+        prompt scorers (CLIP-score, PickScore) start from. Image embeddings come from the
+        cache; an empty list costs no forward pass."""
+        check_score_inputs(images, prompt)
+        if not images:
+            return torch.empty(0)
+        image_embeds = self.cached_image_embeddings(images, batch_size)
+        return image_embeds @ self.text_embeddings([prompt])[0]
+
 
 def load_clip_backbone(
     model: str,
@@ -272,18 +297,16 @@ def load_clip_backbone(
     ``ModelNotAvailableError`` when the weights are not on disk and ``allow_download`` is off.
     """
     device = resolve_device(device)
-    dtype = dtype or default_dtype(device)
+    dtype = dtype or scorer_dtype(device)
     processor = processor or model
-    key = f"clip|{model}|{processor}|{device}|{str(dtype).removeprefix('torch.')}"
+    key = f"clip|{model}|{processor}|{device}|{dtype_name(dtype)}"
 
     def load() -> ClipBackbone:
         from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
-        source, local_only = resolve_weights(
-            model, allow_download=allow_download, required=MODEL_FILES
-        )
+        source, local_only = resolve_weights(model, allow_download=allow_download)
         proc_source, proc_local = resolve_weights(
-            processor, allow_download=allow_download, required=PROCESSOR_FILES
+            processor, allow_download=allow_download, kind="processor"
         )
         clip = CLIPModel.from_pretrained(
             source, local_files_only=local_only, **torch_dtype_kwargs(dtype)

@@ -14,12 +14,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from scoring.clip_backbone import (
-    ClipBackbone,
-    check_batch_size,
-    check_score_inputs,
-    load_clip_backbone,
-)
+from scoring.clip_backbone import ClipBackbone, check_batch_size, load_clip_backbone
 from scoring.model_registry import ModelRegistry, registry
 from scoring.normalise import CLIPSCORE_BAND, clipscore_to_100
 from scoring.schemas import Slot
@@ -29,9 +24,9 @@ __all__ = ["CLIPSCORE_MODEL", "ClipScoreScorer", "clipscore_raw", "load_clipscor
 CLIPSCORE_MODEL = "openai/clip-vit-large-patch14"
 
 
-def clipscore_raw(image_embeds: torch.Tensor, text_embed: torch.Tensor) -> list[float]:
-    """``100 * max(cos, 0)`` per image; both embeddings already L2-normalised."""
-    return (100.0 * (image_embeds @ text_embed.reshape(-1))).clamp_min(0.0).tolist()
+def clipscore_raw(cosines: torch.Tensor) -> list[float]:
+    """``100 * max(cos, 0)`` per image, from ``ClipBackbone.prompt_cosines``."""
+    return (100.0 * cosines).clamp_min(0.0).tolist()
 
 
 @dataclass(eq=False)
@@ -51,12 +46,7 @@ class ClipScoreScorer:
         self.model = self.model or self.backbone.name
 
     def raw_scores(self, images: Sequence[Image.Image], prompt: str) -> list[float]:
-        check_score_inputs(images, prompt)
-        if not images:
-            return []
-        image_embeds = self.backbone.cached_image_embeddings(images, self.batch_size)
-        text_embed = self.backbone.text_embeddings([prompt])[0]
-        return clipscore_raw(image_embeds, text_embed)
+        return clipscore_raw(self.backbone.prompt_cosines(images, prompt, self.batch_size))
 
     def score(self, images: list[Image.Image], prompt: str) -> list[float]:
         return [clipscore_to_100(raw, self.band) for raw in self.raw_scores(images, prompt)]

@@ -23,19 +23,15 @@ from scoring.clip_backbone import (
     ImageEmbeddingCache,
     check_batch_size,
     check_images,
-    default_dtype,
+    embed_image_batches,
     load_clip_backbone,
     pil_backend_kwargs,
+    scorer_dtype,
     torch_dtype_kwargs,
 )
-from scoring.model_registry import (
-    MODEL_FILES,
-    ModelRegistry,
-    registry,
-    resolve_device,
-    resolve_weights,
-)
+from scoring.model_registry import ModelRegistry, registry, resolve_weights
 from scoring.normalise import CONSISTENCY_BANDS, consistency_to_100
+from tools.devices import dtype_name, resolve_device
 
 __all__ = [
     "DEFAULT_CONSISTENCY_MODEL",
@@ -60,6 +56,12 @@ class ImageEmbedder(Protocol):
     ) -> torch.Tensor: ...
 
 
+def _pooled_cls(output: Any) -> torch.Tensor:
+    """The pooled output, or the CLS token of the last hidden state for models without one."""
+    pooled = getattr(output, "pooler_output", None)
+    return output.last_hidden_state[:, 0] if pooled is None else pooled
+
+
 @dataclass(eq=False)
 class DinoBackbone:
     """A loaded DINOv2 (or any transformers vision model with a pooled output or a CLS token)."""
@@ -72,20 +74,13 @@ class DinoBackbone:
 
     def image_embeddings(self, images: Sequence[Image.Image], batch_size: int = 8) -> torch.Tensor:
         """One forward pass per ``batch_size`` images; the pooled CLS embedding, L2-normalised."""
-        check_batch_size(batch_size)
         dtype = next(self.model.parameters()).dtype
-        rows = []
-        for start in range(0, len(images), batch_size):
-            batch = [im.convert("RGB") for im in images[start : start + batch_size]]
-            pixels = self.image_processor(images=batch, return_tensors="pt")["pixel_values"]
-            with torch.inference_mode():
-                out = self.model(pixel_values=pixels.to(self.device, dtype))
-            pooled = getattr(out, "pooler_output", None)
-            if pooled is None:
-                pooled = out.last_hidden_state[:, 0]
-            pooled = pooled.float()
-            rows.append((pooled / pooled.norm(dim=-1, keepdim=True).clamp_min(1e-12)).cpu())
-        return torch.cat(rows) if rows else torch.empty(0, int(self.model.config.hidden_size))
+
+        def embed(pixels: torch.Tensor) -> torch.Tensor:
+            return _pooled_cls(self.model(pixel_values=pixels.to(self.device, dtype)))
+
+        width = int(self.model.config.hidden_size)
+        return embed_image_batches(images, batch_size, self.image_processor, embed, width)
 
     def cached_image_embeddings(
         self, images: Sequence[Image.Image], batch_size: int = 8
@@ -145,15 +140,13 @@ def load_dino_backbone(
 ) -> DinoBackbone:
     """Load (once per process) a DINOv2 model through transformers' AutoModel."""
     device = resolve_device(device)
-    dtype = dtype or default_dtype(device)
-    key = f"dinov2|{model}|{device}|{str(dtype).removeprefix('torch.')}"
+    dtype = dtype or scorer_dtype(device)
+    key = f"dinov2|{model}|{device}|{dtype_name(dtype)}"
 
     def load() -> DinoBackbone:
         from transformers import AutoImageProcessor, AutoModel
 
-        source, local_only = resolve_weights(
-            model, allow_download=allow_download, required=MODEL_FILES
-        )
+        source, local_only = resolve_weights(model, allow_download=allow_download)
         vision = AutoModel.from_pretrained(
             source, local_files_only=local_only, **torch_dtype_kwargs(dtype)
         )
@@ -173,7 +166,7 @@ def load_dino_backbone(
 def _kind_of(model: str, allow_download: bool) -> EmbeddingKind:
     from transformers import AutoConfig
 
-    source, local_only = resolve_weights(model, allow_download=allow_download, required=MODEL_FILES)
+    source, local_only = resolve_weights(model, allow_download=allow_download)
     model_type = AutoConfig.from_pretrained(source, local_files_only=local_only).model_type
     if model_type == "clip":
         return "clip"

@@ -5,9 +5,9 @@ loader, later requests get the same object. A lock per key means two concurrent 
 for the same model load it once, while requests for different models load in parallel
 (a slow VLM load does not hold up a CLIP load). ``loaded()`` feeds the health endpoint.
 
-It also answers "are these weights already here?" without touching the network
-(``local_weights``), which is what the ``auto`` backends and every loader rely on: a model is
-loaded from a local path or the Hugging Face cache, and downloaded only when asked.
+Loaders turn a model id into what ``from_pretrained`` reads with ``resolve_weights``: a local
+path or the Hugging Face cache (judged by ``tools.model_store``, as ``imageforge models list``
+judges it), and the hub only when downloading was asked for.
 """
 
 from __future__ import annotations
@@ -16,19 +16,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
+from tools.model_store import FolderKind, hub_cache_dir, local_model_path
+
 __all__ = [
-    "MODEL_FILES",
-    "PROCESSOR_FILES",
     "LoadedModel",
     "ModelNotAvailableError",
     "ModelRegistry",
-    "hub_cache_dir",
-    "local_weights",
     "registry",
-    "resolve_device",
     "resolve_weights",
 ]
 
@@ -97,101 +93,32 @@ registry = ModelRegistry()
 """The one registry of this process."""
 
 
-MODEL_FILES: tuple[str, ...] = (
-    "config.json",
-    "*.safetensors|*.bin|*.safetensors.index.json|*.bin.index.json",
-)
-"""What a transformers model folder must hold to count as present (each entry: any of ``|``)."""
-PROCESSOR_FILES: tuple[str, ...] = ("preprocessor_config.json|processor_config.json", "tokenizer*")
-"""What a processor-only folder must hold (PickScore takes its processor from another repo)."""
-
-
 class ModelNotAvailableError(LookupError):
     """The weights are neither at a local path nor in the Hugging Face cache, and downloading
     was not allowed. The message names the model and how to fetch it."""
 
 
-def _holds(folder: Path, required: tuple[str, ...]) -> bool:
-    return all(
-        any(next(folder.glob(p), None) is not None for p in entry.split("|")) for entry in required
-    )
+def resolve_weights(
+    name_or_path: str, *, allow_download: bool = False, kind: FolderKind = "transformers"
+) -> tuple[str, bool]:
+    """``(source, local_only)`` for ``from_pretrained``: the local folder when the weights are
+    here, else the hub id when downloading is allowed, else ``ModelNotAvailableError``.
 
-
-def hub_cache_dir() -> Path:
-    """The Hugging Face hub cache, read from the environment at call time (huggingface_hub
-    reads it once at import), the same rule as ``tools.model_store``."""
-    import os
-
-    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(variable):
-            return Path(os.environ[variable]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE)
-
-
-def local_weights(name_or_path: str, required: tuple[str, ...] = MODEL_FILES) -> Path | None:
-    """Where ``name_or_path`` already lies on disk, or None; never touches the network.
-
-    An existing path is returned as it is (the user named it). A hub id counts only when the
-    cache's current snapshot holds the ``required`` files, so an interrupted download (a
-    config without weights) is not mistaken for a model, while a snapshot that holds only
-    the files ``imageforge models pull`` chose (huggingface_hub calls it incomplete) is.
+    "Here" is ``tools.model_store.local_model_path``'s answer for ``kind`` ("transformers": a
+    config and its weights; "processor": a processor config, no weights), the same one that
+    ``imageforge models list`` and the ``auto`` backends give, so a model listed as present
+    is one the loaders take. Never touches the network.
     """
     if not name_or_path:
         raise ValueError(f"`name_or_path` must be a non-empty string, got {name_or_path!r}.")
-    path = Path(name_or_path).expanduser()
-    if path.exists():
-        return path
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, IncompleteSnapshotError
-
-    try:
-        folder = Path(
-            snapshot_download(
-                repo_id=name_or_path, cache_dir=hub_cache_dir(), local_files_only=True
-            )
-        )
-    except IncompleteSnapshotError as exc:
-        folder = Path(exc.snapshot_path)
-    except (OSError, HFValidationError, ValueError):
-        return None
-    return folder if folder.is_dir() and _holds(folder, required) else None
-
-
-def resolve_weights(
-    name_or_path: str, *, allow_download: bool = False, required: tuple[str, ...] = MODEL_FILES
-) -> tuple[str, bool]:
-    """``(source, local_only)`` for ``from_pretrained``: the local folder when the weights are
-    here, else the hub id when downloading is allowed, else ``ModelNotAvailableError``."""
-    local = local_weights(name_or_path, required)
+    local = local_model_path(name_or_path, kind=kind)
     if local is not None:
         return str(local), True
     if allow_download:
         return name_or_path, False
     raise ModelNotAvailableError(
-        f"Model {name_or_path!r} is not on disk (neither a local path nor in the Hugging Face cache) "
-        "and downloading was not allowed. Download it once on a machine with internet "
-        f"(`imageforge models pull` or `huggingface-cli download {name_or_path}`) or pass a local path."
+        f"Model {name_or_path!r} is not on disk (neither a complete local folder nor in the Hugging "
+        f"Face cache at {hub_cache_dir()}) and downloading was not allowed. Download it once on a "
+        f"machine with internet (`imageforge models pull` or `huggingface-cli download {name_or_path}`) "
+        "or pass a local path."
     )
-
-
-def resolve_device(device: str = "auto") -> str:
-    """'auto' picks cuda, then mps, then cpu; anything else is checked and returned."""
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    try:
-        torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"`device` must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}."
-        ) from exc
-    return device

@@ -13,12 +13,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from scoring.clip_backbone import (
-    ClipBackbone,
-    check_batch_size,
-    check_score_inputs,
-    load_clip_backbone,
-)
+from scoring.clip_backbone import ClipBackbone, check_batch_size, load_clip_backbone
 from scoring.model_registry import ModelRegistry, registry
 from scoring.normalise import PICKSCORE_BAND, pickscore_to_100
 from scoring.schemas import Slot
@@ -35,11 +30,9 @@ PICKSCORE_MODEL = "yuvalkirstain/PickScore_v1"
 PICKSCORE_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 
 
-def pickscore_raw(
-    image_embeds: torch.Tensor, text_embed: torch.Tensor, logit_scale: float
-) -> list[float]:
-    """``logit_scale * cos`` per image; both embeddings already L2-normalised."""
-    return (logit_scale * (image_embeds @ text_embed.reshape(-1))).tolist()
+def pickscore_raw(cosines: torch.Tensor, logit_scale: float) -> list[float]:
+    """``logit_scale * cos`` per image, from ``ClipBackbone.prompt_cosines``."""
+    return (logit_scale * cosines).tolist()
 
 
 @dataclass(eq=False)
@@ -59,12 +52,8 @@ class PickScoreScorer:
         self.model = self.model or self.backbone.name
 
     def raw_scores(self, images: Sequence[Image.Image], prompt: str) -> list[float]:
-        check_score_inputs(images, prompt)
-        if not images:
-            return []
-        image_embeds = self.backbone.cached_image_embeddings(images, self.batch_size)
-        text_embed = self.backbone.text_embeddings([prompt])[0]
-        return pickscore_raw(image_embeds, text_embed, self.backbone.logit_scale)
+        cosines = self.backbone.prompt_cosines(images, prompt, self.batch_size)
+        return pickscore_raw(cosines, self.backbone.logit_scale)
 
     def score(self, images: list[Image.Image], prompt: str) -> list[float]:
         return [pickscore_to_100(raw, self.band) for raw in self.raw_scores(images, prompt)]

@@ -41,19 +41,14 @@ from PIL import Image
 from scoring.clip_backbone import (
     check_batch_size,
     check_score_inputs,
-    default_dtype,
     pil_backend_kwargs,
+    scorer_dtype,
     torch_dtype_kwargs,
 )
-from scoring.model_registry import (
-    MODEL_FILES,
-    ModelRegistry,
-    registry,
-    resolve_device,
-    resolve_weights,
-)
+from scoring.model_registry import ModelRegistry, registry, resolve_weights
 from scoring.normalise import probability_to_100
 from scoring.schemas import Slot
+from tools.devices import dtype_name, resolve_device
 
 __all__ = [
     "DEFAULT_VQA_MODEL",
@@ -216,9 +211,7 @@ class VQAScorer:
 def vqa_dtype(device: str) -> torch.dtype:
     """bf16 on CUDA where supported: Flan-T5 was trained in bf16 and can overflow in fp16
     (t2v-metrics runs it under bf16 autocast); fp16 on older GPUs, fp32 elsewhere."""
-    if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return default_dtype(device)
+    return scorer_dtype(device, prefer_bf16=True)
 
 
 def _family(model_type: str) -> Family:
@@ -239,15 +232,13 @@ def load_vqa_model(
     the Hugging Face cache; ``ModelNotAvailableError`` when absent and not allowed to download."""
     device = resolve_device(device)
     dtype = dtype or vqa_dtype(device)
-    key = f"vqa|{model}|{device}|{str(dtype).removeprefix('torch.')}"
+    key = f"vqa|{model}|{device}|{dtype_name(dtype)}"
 
     def load() -> VQAModel:
         import transformers
         from transformers import AutoConfig, AutoProcessor
 
-        source, local_only = resolve_weights(
-            model, allow_download=allow_download, required=MODEL_FILES
-        )
+        source, local_only = resolve_weights(model, allow_download=allow_download)
         config = AutoConfig.from_pretrained(source, local_files_only=local_only)
         family = _family(config.model_type)
         model_class = {

@@ -4,7 +4,8 @@ Tests save these with ``save_pretrained`` into a temporary folder and load them 
 the same code users run (no network, no downloaded weights). The tokenizers are written from
 a character-level vocab.json/merges.txt so that every ASCII prompt tokenizes into distinct
 tokens and different prompts give different embeddings. Shared with the generator tests
-(``tiny_clip_tokenizer`` / ``tiny_clip_text_config`` suit a Stable Diffusion text encoder).
+(``tiny_clip_tokenizer`` / ``tiny_clip_text_config`` make the tiny Stable Diffusion text encoder
+in ``tiny_models``, ``tiny_vision_config`` its IP-Adapter image encoder).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "save_tiny_llava",
     "tiny_clip_text_config",
     "tiny_clip_tokenizer",
+    "tiny_vision_config",
     "write_char_bpe_files",
 ]
 
@@ -102,6 +104,23 @@ def tiny_clip_text_config(tokenizer, *, hidden_size: int = 32, projection_dim: i
     )
 
 
+def tiny_vision_config(config_class=None, *, image_size: int = 32, patch_size: int = 8, **extra):
+    """The two-layer, 32-wide vision tower of every tiny model here (CLIP, BLIP-2, InstructBLIP,
+    LLaVA, the IP-Adapter image encoder); ``config_class`` defaults to CLIPVisionConfig."""
+    if config_class is None:
+        from transformers import CLIPVisionConfig as config_class
+
+    return config_class(
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=image_size,
+        patch_size=patch_size,
+        **extra,
+    )
+
+
 def save_tiny_clip(
     folder: Path,
     *,
@@ -114,24 +133,12 @@ def save_tiny_clip(
 
     ``projection_dim=768`` gives the embedding width the LAION aesthetic head expects.
     """
-    from transformers import (
-        CLIPConfig,
-        CLIPImageProcessorPil,
-        CLIPModel,
-        CLIPProcessor,
-        CLIPVisionConfig,
-    )
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor
 
     folder = Path(folder)
     tokenizer = tiny_clip_tokenizer(folder / "_tokenizer_src")
-    vision = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=image_size,
-        patch_size=patch_size,
-        projection_dim=projection_dim,
+    vision = tiny_vision_config(
+        image_size=image_size, patch_size=patch_size, projection_dim=projection_dim
     )
     text = tiny_clip_text_config(tokenizer, projection_dim=projection_dim)
     config = CLIPConfig(
@@ -237,6 +244,19 @@ def _tiny_language_config(kind: str, tokenizer):
     raise ValueError(f"`kind` must be 'opt', 't5' or 'llama', got {kind!r}.")
 
 
+def _tiny_qformer_config(config_class, tokenizer, **extra):
+    """A two-layer Q-Former over ``tokenizer``'s vocabulary, reading the tiny vision tower."""
+    return config_class(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        encoder_hidden_size=32,
+        vocab_size=len(tokenizer),
+        **extra,
+    )
+
+
 def save_tiny_blip2(
     folder: Path,
     *,
@@ -261,22 +281,8 @@ def save_tiny_blip2(
 
     folder = Path(folder)
     tokenizer = _tiny_gpt2_tokenizer(folder / "_tokenizer_src")
-    vision = Blip2VisionConfig(
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=image_size,
-        patch_size=6,
-    )
-    qformer = Blip2QFormerConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        encoder_hidden_size=32,
-        vocab_size=len(tokenizer),
-    )
+    vision = tiny_vision_config(Blip2VisionConfig, image_size=image_size, patch_size=6)
+    qformer = _tiny_qformer_config(Blip2QFormerConfig, tokenizer)
     config = Blip2Config(
         vision_config=vision.to_dict(),
         qformer_config=qformer.to_dict(),
@@ -310,22 +316,9 @@ def save_tiny_instructblip(
     folder = Path(folder)
     tokenizer = _tiny_gpt2_tokenizer(folder / "_tokenizer_src")
     qformer_tokenizer = _tiny_gpt2_tokenizer(folder / "_qformer_tokenizer_src")
-    vision = InstructBlipVisionConfig(
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=image_size,
-        patch_size=6,
-    )
-    qformer = InstructBlipQFormerConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        encoder_hidden_size=32,
-        vocab_size=len(qformer_tokenizer),
-        pad_token_id=qformer_tokenizer.pad_token_id,
+    vision = tiny_vision_config(InstructBlipVisionConfig, image_size=image_size, patch_size=6)
+    qformer = _tiny_qformer_config(
+        InstructBlipQFormerConfig, qformer_tokenizer, pad_token_id=qformer_tokenizer.pad_token_id
     )
     config = InstructBlipConfig(
         vision_config=vision.to_dict(),
@@ -360,7 +353,6 @@ def save_tiny_llava(
     that carries a LLaVA-1.5-style chat template."""
     from transformers import (
         CLIPImageProcessorPil,
-        CLIPVisionConfig,
         LlavaConfig,
         LlavaForConditionalGeneration,
         LlavaProcessor,
@@ -368,15 +360,7 @@ def save_tiny_llava(
 
     folder = Path(folder)
     tokenizer = _tiny_gpt2_tokenizer(folder / "_tokenizer_src")
-    vision = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=image_size,
-        patch_size=patch_size,
-        projection_dim=32,
-    )
+    vision = tiny_vision_config(image_size=image_size, patch_size=patch_size, projection_dim=32)
     config = LlavaConfig(
         vision_config=vision.to_dict(),
         text_config=_tiny_language_config("llama", tokenizer).to_dict(),

@@ -4,37 +4,21 @@ Built like diffusers' own ``get_dummy_components()`` (UNet ``block_out_channels=
 two-layer CLIP text encoder, a two-block VAE, DDIM), seeded so that every build has the
 same weights. Tests save it with ``save_pretrained`` and load it back through
 ``load_diffusers_generator``, the code users run. It makes 32x32 images in about a second
-on one CPU core. The tokenizer is written from a character-level vocab.json/merges.txt, so
-every ASCII prompt tokenizes and different prompts give different text embeddings.
+on one CPU core. The tokenizer and text encoder are the tiny CLIP's (``tiny_clip``): every
+ASCII prompt tokenizes, and different prompts give different text embeddings.
 """
 
 from __future__ import annotations
 
-import json
-import string
 from pathlib import Path
+
+from tiny_clip import tiny_clip_text_config, tiny_clip_tokenizer, tiny_vision_config
 
 __all__ = [
     "build_tiny_sd_pipeline",
     "save_tiny_ip_adapter",
     "save_tiny_sd_pipeline",
-    "write_tiny_clip_vocab",
 ]
-
-_BOS, _EOS = "<|startoftext|>", "<|endoftext|>"
-_CHARS = string.ascii_letters + string.digits + "\"'.,:;!?-()/&"
-
-
-def write_tiny_clip_vocab(folder: Path) -> tuple[Path, Path]:
-    """Write a CLIP-style vocab.json (each character alone and word-final) and an empty merges.txt."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tokens = [_BOS, _EOS] + [token for char in _CHARS for token in (char, char + "</w>")]
-    vocab_file, merges_file = folder / "vocab.json", folder / "merges.txt"
-    vocab_file.write_text(
-        json.dumps({token: index for index, token in enumerate(tokens)}), encoding="utf-8"
-    )
-    merges_file.write_text("#version: 0.2\n", encoding="utf-8")
-    return vocab_file, merges_file
 
 
 def build_tiny_sd_pipeline(workdir: Path, *, seed: int = 0):
@@ -46,10 +30,9 @@ def build_tiny_sd_pipeline(workdir: Path, *, seed: int = 0):
         StableDiffusionPipeline,
         UNet2DConditionModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextModel
 
-    vocab_file, merges_file = write_tiny_clip_vocab(workdir / "_vocab")
-    tokenizer = CLIPTokenizer(vocab=str(vocab_file), merges=str(merges_file), model_max_length=77)
+    tokenizer = tiny_clip_tokenizer(workdir / "_vocab")
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         block_out_channels=(4, 8),
@@ -74,20 +57,7 @@ def build_tiny_sd_pipeline(workdir: Path, *, seed: int = 0):
         sample_size=32,
     )
     torch.manual_seed(seed)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            projection_dim=32,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
+    text_encoder = CLIPTextModel(tiny_clip_text_config(tokenizer))
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -124,23 +94,13 @@ def save_tiny_ip_adapter(folder: Path, unet, *, seed: int = 0) -> Path:
     ``f"{folder}:models/ip-adapter.safetensors"``."""
     import torch
     from safetensors.torch import save_file
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPVisionModelWithProjection
 
     folder = Path(folder)
     cross_dim = unet.config.cross_attention_dim
     channels = list(unet.config.block_out_channels)
     torch.manual_seed(seed)
-    encoder = CLIPVisionModelWithProjection(
-        CLIPVisionConfig(
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=32,
-            patch_size=8,
-            projection_dim=32,
-        )
-    )
+    encoder = CLIPVisionModelWithProjection(tiny_vision_config(projection_dim=32))
     encoder.save_pretrained(folder / "models" / "image_encoder")
     tensors = {
         "image_proj.proj.weight": torch.randn(4 * cross_dim, 32) * 0.1,

@@ -58,11 +58,14 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def default_dtype(device: str, *, prefer_bf16: bool = False) -> torch.dtype:
+def default_dtype(
+    device: str, *, prefer_bf16: bool = False, half_on_mps: bool = True
+) -> torch.dtype:
     """Half precision on accelerators, full precision on the CPU.
 
-    On CUDA, float16 unless ``prefer_bf16`` (FLUX and SD3 were trained in bfloat16 and
-    overflow in float16) and the GPU supports bfloat16. MPS runs float16 well; CPU kernels
+    On CUDA, float16 unless ``prefer_bf16`` (FLUX, SD3 and Flan-T5 were trained in bfloat16
+    and overflow in float16) and the GPU supports bfloat16. MPS runs float16 well for the
+    generators; the scorers pass ``half_on_mps=False`` and keep float32 there. CPU kernels
     for half precision are slow or missing, so the CPU gets float32.
     """
     import torch
@@ -72,7 +75,7 @@ def default_dtype(device: str, *, prefer_bf16: bool = False) -> torch.dtype:
             return torch.bfloat16
         return torch.float16
     if device == "mps":
-        return torch.float16
+        return torch.float16 if half_on_mps else torch.float32
     if device == "cpu":
         return torch.float32
     raise ValueError(

@@ -37,8 +37,8 @@ from tools.devices import (
     is_out_of_memory,
     resolve_device,
 )
-from tools.generation_cache import GenerationCache, cache_key, references_digest
-from tools.schemas import GeneratedImage, GenerationOutput, ImageSize
+from tools.generation_cache import GenerationCache, lookup_seeds, references_digest
+from tools.schemas import GenerationOutput, ImageSize
 
 if TYPE_CHECKING:
     import torch
@@ -230,30 +230,19 @@ class DiffusersGenerator:
         }
 
         # 3. Look up the cache
-        digest = references_digest(references[:1]) if mode != "text2img" else ""
-        keys = {
-            seed: cache_key(
-                prompt=prompt,
-                negative_prompt=negative_prompt if negative_applied else "",
-                seed=seed,
-                model=self.cache_model_id,
-                size=frame,
-                reference_digest=digest,
-                params=params,
-            )
-            for seed in seeds
-        }
-        images: dict[int, GeneratedImage] = {}
-        for seed in dict.fromkeys(seeds):
-            cached = self.cache.get(keys[seed]) if self.cache is not None else None
-            if cached is not None:
-                images[seed] = GeneratedImage(
-                    image=cached.image, seed=seed, metadata={**cached.metadata, "cache_hit": True}
-                )
-        cache_hits = len(images)
+        found = lookup_seeds(
+            self.cache,
+            seeds,
+            prompt=prompt,
+            negative_prompt=negative_prompt if negative_applied else "",
+            model=self.cache_model_id,
+            size=frame,
+            reference_digest=references_digest(references[:1]) if mode != "text2img" else "",
+            params=params,
+        )
 
         # 4. Generate the misses in batches, halving the batch on out-of-memory
-        pending = [seed for seed in dict.fromkeys(seeds) if seed not in images]
+        pending = found.pending
         if pending:
             reference = (
                 references[0]
@@ -280,16 +269,14 @@ class DiffusersGenerator:
                     "batch_sizes": batch_sizes,
                     "cache_hit": False,
                 }
-                images[seed] = GeneratedImage(image=image, seed=seed, metadata=metadata)
-                if self.cache is not None:
-                    self.cache.put(keys[seed], image, metadata)
+                found.store(seed, image, metadata)
 
         return GenerationOutput(
-            images=[images[seed] for seed in seeds],
+            images=[found.images[seed] for seed in seeds],
             backend=self.name,
             model=self.model,
             elapsed_s=time.perf_counter() - start,
-            cache_hits=cache_hits,
+            cache_hits=found.hits,
             warnings=warnings,
         )
 

@@ -20,10 +20,17 @@ from typing import Any
 
 from PIL import Image
 
-from tools.schemas import ImageSize
+from tools.schemas import GeneratedImage, ImageSize
 from tools.storage import InvalidImageError, atomic_write_bytes, image_digest, load_image, save_png
 
-__all__ = ["CachedImage", "GenerationCache", "cache_key", "references_digest"]
+__all__ = [
+    "CachedImage",
+    "GenerationCache",
+    "SeedLookup",
+    "cache_key",
+    "lookup_seeds",
+    "references_digest",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -131,3 +138,62 @@ class GenerationCache:
             return False
         png_path, json_path = self._paths(key)
         return png_path.is_file() and json_path.is_file()
+
+
+@dataclass
+class SeedLookup:
+    """One ``generate`` call's seeds against the cache: each distinct seed's key, the images
+    found so far, and ``store`` for the ones the backend then makes."""
+
+    cache: GenerationCache | None
+    keys: dict[int, str]
+    images: dict[int, GeneratedImage]
+    hits: int
+    """Seeds served from the cache (``GenerationOutput.cache_hits``)."""
+
+    @property
+    def pending(self) -> list[int]:
+        """The distinct seeds not found, in the order first asked for."""
+        return [seed for seed in self.keys if seed not in self.images]
+
+    def store(self, seed: int, image: Image.Image, metadata: dict[str, Any]) -> None:
+        """Record a freshly made image for ``seed`` and write it to the cache (if any)."""
+        self.images[seed] = GeneratedImage(image=image, seed=seed, metadata=metadata)
+        if self.cache is not None:
+            self.cache.put(self.keys[seed], image, metadata)
+
+
+def lookup_seeds(
+    cache: GenerationCache | None,
+    seeds: Sequence[int],
+    *,
+    prompt: str,
+    negative_prompt: str,
+    model: str,
+    size: ImageSize,
+    reference_digest: str,
+    params: Mapping[str, Any] | None = None,
+) -> SeedLookup:
+    """Look every distinct seed up under ``cache_key`` (the other arguments are its fields);
+    a hit comes back with ``cache_hit: True`` added to its stored metadata. With no cache,
+    nothing is found and nothing is stored."""
+    keys = {
+        seed: cache_key(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            model=model,
+            size=size,
+            reference_digest=reference_digest,
+            params=params,
+        )
+        for seed in seeds
+    }
+    images: dict[int, GeneratedImage] = {}
+    for seed, key in keys.items():
+        cached = cache.get(key) if cache is not None else None
+        if cached is not None:
+            images[seed] = GeneratedImage(
+                image=cached.image, seed=seed, metadata={**cached.metadata, "cache_hit": True}
+            )
+    return SeedLookup(cache=cache, keys=keys, images=images, hits=len(images))

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CATALOGUE",
     "GROUPS",
+    "FolderKind",
     "HubError",
     "ModelRepo",
     "ModelSet",
@@ -58,6 +59,8 @@ logger = logging.getLogger(__name__)
 RepoKind = Literal["diffusers", "transformers", "processor", "file"]
 """How a repository is laid out: a diffusers pipeline, a transformers model, a processor only
 (tokenizer and image-processor configs, no weights), or one weight file."""
+FolderKind = Literal["diffusers", "transformers", "processor"]
+"""The kinds that are a folder (not one file), which a loader may ask ``local_model_path`` for."""
 
 
 class ModelRepo(BaseModel):
@@ -316,28 +319,31 @@ def _folder_size(folder: Path) -> int:
     return total
 
 
-def local_model_path(name_or_path: str) -> Path | None:
+def local_model_path(name_or_path: str, kind: FolderKind | None = None) -> Path | None:
     """The complete local folder for a catalogue name, a local path or a hub id; else None.
     For a catalogue set of several repositories, the first one's folder; for a single-file
-    set (aesthetic), the file."""
+    set (aesthetic), the file.
+
+    ``kind`` is the layout a loader needs (a processor repository holds no weights); without
+    it a hub id is judged by its catalogue entry, and any other folder by its files. The
+    scorers' loaders ask here too, so ``models list`` and a loader never disagree.
+    """
     if name_or_path in CATALOGUE:
         paths = [_complete_snapshot(repo) for repo in CATALOGUE[name_or_path].repos]
         return paths[0] if all(path is not None for path in paths) else None
-    folder = Path(name_or_path).expanduser()
-    if folder.is_dir():
-        return folder if _is_complete(folder, _guess_repo(folder, name_or_path)) else None
+    folder: Path | None = Path(name_or_path).expanduser()
     if folder.is_file():
         return folder
-    snapshot = local_snapshot(name_or_path)
-    if snapshot is None:
-        return None
-    return (
-        snapshot
-        if _is_complete(
-            snapshot, _catalogued_repo(name_or_path) or _guess_repo(snapshot, name_or_path)
-        )
-        else None
+    if not folder.is_dir():
+        folder = local_snapshot(name_or_path)
+        if folder is None:
+            return None
+    layout = (
+        ModelRepo(repo_id=name_or_path, kind=kind)
+        if kind is not None
+        else _catalogued_repo(name_or_path) or _guess_repo(folder, name_or_path)
     )
+    return folder if _is_complete(folder, layout) else None
 
 
 def _catalogued_repo(repo_id: str) -> ModelRepo | None:

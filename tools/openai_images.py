@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tools.base import GenerationError
-from tools.generation_cache import GenerationCache, cache_key, references_digest
-from tools.schemas import GeneratedImage, GenerationOutput, ImageSize
+from tools.generation_cache import GenerationCache, lookup_seeds, references_digest
+from tools.schemas import GenerationOutput, ImageSize
 
 if TYPE_CHECKING:
     import openai
@@ -235,30 +235,19 @@ class OpenAIImageGenerator:
         }
 
         # 3. Look up the cache
-        digest = references_digest(references) if use_edit else ""
-        keys = {
-            seed: cache_key(
-                prompt=full_prompt,
-                negative_prompt="",
-                seed=seed,
-                model=self.model,
-                size=size,
-                reference_digest=digest,
-                params=params,
-            )
-            for seed in seeds
-        }
-        images: dict[int, GeneratedImage] = {}
-        for seed in dict.fromkeys(seeds):
-            cached = self.cache.get(keys[seed]) if self.cache is not None else None
-            if cached is not None:
-                images[seed] = GeneratedImage(
-                    image=cached.image, seed=seed, metadata={**cached.metadata, "cache_hit": True}
-                )
-        cache_hits = len(images)
+        found = lookup_seeds(
+            self.cache,
+            seeds,
+            prompt=full_prompt,
+            negative_prompt="",
+            model=self.model,
+            size=size,
+            reference_digest=references_digest(references) if use_edit else "",
+            params=params,
+        )
 
         # 4. Request the misses: batches of max_n, concurrently
-        pending = [seed for seed in dict.fromkeys(seeds) if seed not in images]
+        pending = found.pending
         groups = [
             pending[i : i + self.limits.max_n] for i in range(0, len(pending), self.limits.max_n)
         ]
@@ -301,16 +290,14 @@ class OpenAIImageGenerator:
                     framed = ImageOps.fit(
                         image, (size.width, size.height), Image.Resampling.LANCZOS
                     )
-                    images[seed] = GeneratedImage(image=framed, seed=seed, metadata=metadata)
-                    if self.cache is not None:
-                        self.cache.put(keys[seed], framed, metadata)
+                    found.store(seed, framed, metadata)
 
         return GenerationOutput(
-            images=[images[seed] for seed in seeds],
+            images=[found.images[seed] for seed in seeds],
             backend=self.name,
             model=self.model,
             elapsed_s=time.perf_counter() - start,
-            cache_hits=cache_hits,
+            cache_hits=found.hits,
             warnings=warnings,
         )
 

@@ -106,6 +106,7 @@ def test_bad_uploads_are_4xx_naming_the_field_and_store_nothing(tmp_path: Path) 
         for response, expected in cases:
             assert response.status_code == expected, response.text
             assert "image" in str(response.json()["detail"])
+            assert str(tmp_path) not in response.text  # no server paths in error messages
         fields = upload(client, alice, png_bytes(), num_variations="0")
         assert fields.status_code == 422 and "num_variations" in fields.text
         missing = client.post("/api/generate-with-image", data={"prompt": "x"}, headers=alice)

@@ -23,7 +23,7 @@ from scoring.clip_backbone import load_clip_backbone
 from scoring.clipscore import ClipScoreScorer
 from scoring.model_registry import ModelNotAvailableError, ModelRegistry
 from scoring.normalise import aesthetic_to_100
-from tests.tiny_clip import make_images, save_tiny_clip
+from tests.tiny_clip import make_images
 
 PROMPT = "a warm kitchen at dawn"
 
@@ -48,18 +48,10 @@ class PublishedMLP(nn.Module):
         return self.layers(x)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
-def clip768_dir(tmp_path_factory):
+def clip768_dir(tiny_clip):
     """A tiny CLIP whose projection is 768-d, the width of ViT-L/14's embeddings."""
-    return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip-768"), projection_dim=768)
+    return tiny_clip(projection_dim=768)
 
 
 @pytest.fixture(scope="module")
@@ -187,12 +179,8 @@ def test_new_images_are_embedded_again(backbone, published_head):
     assert first != pytest.approx(second)
 
 
-def test_head_width_must_match_the_backbone(tmp_path_factory):
-    small = load_clip_backbone(
-        str(save_tiny_clip(tmp_path_factory.mktemp("clip32"), projection_dim=32)),
-        device="cpu",
-        models=ModelRegistry(),
-    )
+def test_head_width_must_match_the_backbone(clip_dir):
+    small = load_clip_backbone(str(clip_dir), device="cpu", models=ModelRegistry())
     with pytest.raises(ValueError, match="takes 768-d embeddings"):
         AestheticScorer(backbone=small, head=AestheticHead(768))
 

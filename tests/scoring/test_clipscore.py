@@ -13,22 +13,9 @@ from scoring.clip_backbone import load_clip_backbone, pooled_embeddings
 from scoring.clipscore import ClipScoreScorer, clipscore_raw
 from scoring.model_registry import ModelNotAvailableError, ModelRegistry
 from scoring.normalise import clipscore_to_100
-from tests.tiny_clip import make_images, save_tiny_clip
+from tests.tiny_clip import make_images
 
 PROMPT = "a red cat on a sofa"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory):
-    return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
 
 
 @pytest.fixture()
@@ -101,10 +88,11 @@ def test_raw_is_100_times_clipped_cosine_and_score_is_the_band(backbone):
     assert scorer.score(images, PROMPT) == pytest.approx(
         [clipscore_to_100(r) for r in scorer.raw_scores(images, PROMPT)]
     )
-    assert clipscore_raw(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]), torch.tensor([1.0, 0.0])) == [
-        100.0,
-        0.0,
-    ]
+    assert scorer.raw_scores(images, PROMPT) == pytest.approx(
+        clipscore_raw(backbone.prompt_cosines(images, PROMPT))
+    )
+    assert torch.allclose(backbone.prompt_cosines(images, PROMPT), cos, atol=1e-5)
+    assert clipscore_raw(torch.tensor([1.0, -1.0, 0.25])) == [100.0, 0.0, 25.0]
 
 
 @pytest.mark.parametrize("batch_size, passes", [(8, 1), (4, 2), (3, 3)])

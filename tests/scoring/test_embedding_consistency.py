@@ -17,21 +17,12 @@ from scoring.embedding_consistency import (
 )
 from scoring.model_registry import ModelRegistry
 from scoring.normalise import CONSISTENCY_BANDS
-from tests.tiny_clip import make_images, save_tiny_clip, save_tiny_dinov2
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.tiny_clip import make_images, save_tiny_dinov2
 
 
 @pytest.fixture(scope="module")
-def dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("consistency")
-    return {"clip": save_tiny_clip(root / "clip"), "dinov2": save_tiny_dinov2(root / "dinov2")}
+def dirs(tmp_path_factory, clip_dir):
+    return {"clip": clip_dir, "dinov2": save_tiny_dinov2(tmp_path_factory.mktemp("dinov2"))}
 
 
 @pytest.fixture(params=["clip", "dinov2"])

@@ -1,4 +1,5 @@
-"""The model registry loads each key once, even under concurrent requests."""
+"""The model registry loads each key once, even under concurrent requests; ``resolve_weights``
+finds weights on disk by the same rule as ``imageforge models list``."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import threading
 import pytest
 
 from scoring.model_registry import (
-    PROCESSOR_FILES,
     LoadedModel,
     ModelNotAvailableError,
     ModelRegistry,
-    local_weights,
-    resolve_device,
     resolve_weights,
 )
+from scoring.pickscore import PICKSCORE_MODEL, PICKSCORE_PROCESSOR
+from tools import model_store
 
 
 def test_loads_once_and_lists_what_is_loaded():
@@ -129,38 +129,56 @@ def hub_cache(tmp_path, monkeypatch):
     return cache
 
 
-def test_local_weights_finds_a_complete_cached_snapshot(hub_cache):
+def test_a_complete_cached_snapshot_is_resolved_locally(hub_cache):
     snapshot = _fake_hub_cache(hub_cache, "org/model", ["config.json", "model.safetensors"])
-    assert local_weights("org/model") == snapshot
     assert resolve_weights("org/model") == (str(snapshot), True)
+    assert model_store.is_available("org/model")
 
 
 def test_an_interrupted_download_does_not_count(hub_cache):
     _fake_hub_cache(hub_cache, "org/partial", ["config.json"])
-    assert local_weights("org/partial") is None
+    assert not model_store.is_available("org/partial")
     with pytest.raises(ModelNotAvailableError, match="'org/partial' is not on disk"):
         resolve_weights("org/partial")
 
 
-def test_processor_only_repos_need_processor_files(hub_cache):
-    snapshot = _fake_hub_cache(
-        hub_cache, "org/proc", ["preprocessor_config.json", "tokenizer.json"]
-    )
-    assert local_weights("org/proc") is None
-    assert local_weights("org/proc", PROCESSOR_FILES) == snapshot
+@pytest.mark.parametrize("processor_file", ["preprocessor_config.json", "processor_config.json"])
+def test_processor_only_repos_need_processor_files(hub_cache, processor_file):
+    snapshot = _fake_hub_cache(hub_cache, "org/proc", [processor_file, "tokenizer.json"])
+    with pytest.raises(ModelNotAvailableError):
+        resolve_weights("org/proc")
+    assert resolve_weights("org/proc", kind="processor") == (str(snapshot), True)
+    _fake_hub_cache(hub_cache, "org/tokenizer-only", ["tokenizer.json", "vocab.json"])
+    with pytest.raises(ModelNotAvailableError):
+        resolve_weights("org/tokenizer-only", kind="processor")
+
+
+@pytest.mark.parametrize("processor_file", ["preprocessor_config.json", "processor_config.json"])
+def test_models_list_and_the_loaders_agree_on_present(hub_cache, processor_file):
+    """A set `imageforge models list` shows as present is one the scorer loaders take."""
+    [pickscore] = [s for s in model_store.list_models() if s.name == "pickscore"]
+    assert not pickscore.present
+    model = _fake_hub_cache(hub_cache, PICKSCORE_MODEL, ["config.json", "model.safetensors"])
+    processor = _fake_hub_cache(hub_cache, PICKSCORE_PROCESSOR, [processor_file, "tokenizer.json"])
+    [pickscore] = [s for s in model_store.list_models() if s.name == "pickscore"]
+    assert pickscore.present
+    assert resolve_weights(PICKSCORE_MODEL) == (str(model), True)
+    assert resolve_weights(PICKSCORE_PROCESSOR, kind="processor") == (str(processor), True)
+    assert resolve_weights("pickscore") == (str(model), True)  # a catalogue name, as listed
 
 
 def test_local_paths_and_downloads(hub_cache, tmp_path):
-    assert local_weights(str(tmp_path)) == tmp_path
-    assert local_weights("org/absent") is None
-    assert local_weights("not a valid repo id!") is None
+    folder = tmp_path / "model"
+    folder.mkdir()
+    with pytest.raises(ModelNotAvailableError, match="not on disk"):
+        resolve_weights(str(folder))  # an empty folder is no model
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_text("{}")
+    assert resolve_weights(str(folder)) == (str(folder), True)
+    with pytest.raises(ModelNotAvailableError):
+        resolve_weights("org/absent")
+    with pytest.raises(ModelNotAvailableError):
+        resolve_weights("not a valid repo id!")
     assert resolve_weights("org/absent", allow_download=True) == ("org/absent", False)
     with pytest.raises(ValueError, match="`name_or_path`"):
-        local_weights("")
-
-
-def test_resolve_device():
-    assert resolve_device("cpu") == "cpu"
-    assert resolve_device("auto") in {"cpu", "cuda", "mps"}
-    with pytest.raises(ValueError, match="`device`"):
-        resolve_device("gpu-please")
+        resolve_weights("")

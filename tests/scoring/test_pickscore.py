@@ -18,22 +18,15 @@ from scoring.pickscore import (
     load_pickscore_scorer,
     pickscore_raw,
 )
-from tests.tiny_clip import make_images, save_tiny_clip
+from tests.tiny_clip import make_images
 
 PROMPT = "a cinematic photo of a coffee cup at sunrise"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory):
-    return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"), seed=1)
+def clip_dir(tiny_clip):
+    """PickScore's own tiny CLIP (seed 1), not the one CLIP-score's tests use."""
+    return tiny_clip(seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +78,11 @@ def test_raw_score_is_logit_scale_exp_times_cosine(clip_dir):
 
 
 def test_pure_formula():
-    image = torch.tensor([[0.6, 0.8], [1.0, 0.0]])
+    image = torch.tensor([[0.6, 0.8], [1.0, 0.0], [-0.5, 0.0]])
     text = torch.tensor([1.0, 0.0])
-    assert pickscore_raw(image, text, 100.0) == pytest.approx([60.0, 100.0])
-    assert pickscore_raw(image, text, 14.3) == pytest.approx([8.58, 14.3])
+    cosines = image @ text
+    assert pickscore_raw(cosines, 100.0) == pytest.approx([60.0, 100.0, -50.0])
+    assert pickscore_raw(cosines, 14.3) == pytest.approx([8.58, 14.3, -7.15])
 
 
 def test_processor_comes_from_its_own_repo(split_dirs):

@@ -21,13 +21,7 @@ from scoring.vqascore import (
     load_vqa_scorer,
     yes_token_ids,
 )
-from tests.tiny_clip import (
-    make_images,
-    save_tiny_blip2,
-    save_tiny_clip,
-    save_tiny_instructblip,
-    save_tiny_llava,
-)
+from tests.tiny_clip import make_images, save_tiny_blip2, save_tiny_instructblip, save_tiny_llava
 
 PROMPT = "a red cat sleeping on a sofa"
 BUILDERS = {
@@ -36,14 +30,6 @@ BUILDERS = {
     "instructblip-t5": save_tiny_instructblip,
     "llava": save_tiny_llava,
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -125,14 +111,14 @@ def test_one_forward_pass_per_batch_and_batching_does_not_change_results(blip2, 
     assert batched == pytest.approx(single, abs=1e-5)
 
 
-def test_yes_token_ids_keeps_single_token_spellings(blip2, tmp_path):
+def test_yes_token_ids_keeps_single_token_spellings(blip2, clip_dir):
     tok = blip2.tokenizer
     ids = yes_token_ids(tok)
     assert sorted(tok.convert_ids_to_tokens(ids)) == sorted(["Yes", "ĠYes", "yes", "Ġyes"])
     assert yes_token_ids(tok, ("Yes",)) == sorted(tok.convert_tokens_to_ids(["Yes", "ĠYes"]))
     from transformers import AutoTokenizer
 
-    clip_tokenizer = AutoTokenizer.from_pretrained(str(save_tiny_clip(tmp_path / "clip")))
+    clip_tokenizer = AutoTokenizer.from_pretrained(str(clip_dir))
     with pytest.raises(ValueError, match="single token"):
         yes_token_ids(clip_tokenizer, ("Yes",))
 
@@ -191,11 +177,8 @@ def test_t2v_metrics_adapter_passes_image_files_and_batch_size(monkeypatch):
     assert seen == {"init": ("clip-flant5-xl", "cpu"), "batch_size": 3, "texts": [[PROMPT]] * 3}
 
 
-def test_long_prompts_are_cut_to_fit_not_failed(tmp_path):
-    from scoring.vqascore import load_vqa_scorer
-    from tests.tiny_clip import make_images, save_tiny_blip2
-
-    scorer = load_vqa_scorer(model=str(save_tiny_blip2(tmp_path / "blip2")), device="cpu")
+def test_long_prompts_are_cut_to_fit_not_failed(tiny_dirs):
+    scorer = load_vqa_scorer(model=str(tiny_dirs["blip2-opt"]), device="cpu")
     scorer.max_prompt_tokens = 16
     long_prompt = "a red cup on a wooden table " * 40
     assert len(scorer.vqa.tokenizer(long_prompt, add_special_tokens=False)["input_ids"]) > 16

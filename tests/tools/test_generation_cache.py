@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools.generation_cache import CachedImage, GenerationCache, cache_key, references_digest
+from tools.generation_cache import (
+    CachedImage,
+    GenerationCache,
+    cache_key,
+    lookup_seeds,
+    references_digest,
+)
 from tools.schemas import ImageSize
 
 SIZE = ImageSize(width=64, height=48)
@@ -107,3 +113,29 @@ def test_a_cache_that_cannot_write_does_not_fail(tmp_path, caplog):
         assert cache.put(key, _image(), {}) is None
     assert "could not store" in caplog.text
     assert cache.get(key) is None
+
+
+def test_lookup_seeds_finds_hits_and_stores_the_rest(tmp_path):
+    cache = GenerationCache(tmp_path)
+    fields = {k: v for k, v in BASE.items() if k != "seed"}
+    cache.put(cache_key(**{**fields, "seed": 2}), _image(), {"seed": 2, "cache_hit": False})
+
+    found = lookup_seeds(cache, [3, 2, 3, 1], **fields)
+    assert list(found.keys) == [3, 2, 1]
+    assert found.keys[1] == cache_key(**{**fields, "seed": 1})
+    assert found.hits == 1 and found.pending == [3, 1]
+    assert found.images[2].seed == 2 and found.images[2].metadata["cache_hit"] is True
+
+    found.store(3, _image((0, 0, 255)), {"seed": 3, "cache_hit": False})
+    assert found.pending == [1] and found.hits == 1
+    again = lookup_seeds(cache, [3], **fields)
+    assert again.hits == 1 and again.images[3].metadata == {"seed": 3, "cache_hit": True}
+    assert np.array_equal(np.asarray(again.images[3].image), np.asarray(_image((0, 0, 255))))
+
+
+def test_lookup_seeds_without_a_cache_finds_and_keeps_nothing():
+    fields = {k: v for k, v in BASE.items() if k != "seed"}
+    found = lookup_seeds(None, [5, 5], **fields)
+    assert (found.hits, found.pending) == (0, [5])
+    found.store(5, _image(), {"seed": 5})
+    assert found.images[5].metadata == {"seed": 5} and found.pending == []
