@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from api import crud
+from api.assistant import open_assistant
 from api.caches import GenerationCache, UserCache
 from api.checkpoints import open_checkpointer
 from api.db import create_db_engine, init_db
@@ -27,7 +28,20 @@ from api.jobs import JobRunner, QueueFullError
 from api.limits import BodyLimitMiddleware
 from api.metrics import ServiceMetrics
 from api.pipeline import Pipeline, make_pipeline
-from api.routes import estimate, generate, generations, login, storyboards, traces, utils, viewer
+from api.routes import assistant as assistant_routes
+from api.routes import characters as character_routes
+from api.routes import (
+    estimate,
+    generate,
+    generations,
+    login,
+    openai_images,
+    storyboards,
+    traces,
+    utils,
+    viewer,
+)
+from api.routes import presets as preset_routes
 from api.settings import Settings, get_settings
 from api.uploads import UploadError
 
@@ -127,10 +141,13 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
             "PostgreSQL" if settings.is_postgres else "SQLite",
             settings.trace_root,
         )
+        assistant_scope = AsyncExitStack()  # the assistant's checkpointer, on this (the API's) loop
+        app.state.assistant = await assistant_scope.enter_async_context(open_assistant(settings))
         try:
             yield
         finally:
             await runner.stop()
+            await assistant_scope.aclose()
         engine.dispose()
 
     app = FastAPI(
@@ -144,7 +161,7 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
     upload_limit = settings.max_upload_bytes + FORM_OVERHEAD
     app.add_middleware(
         BodyLimitMiddleware,
-        limit_for=lambda path: upload_limit if path.endswith("/generate-with-image") else JSON_BODY_LIMIT,
+        limit_for=lambda path: upload_limit if path.endswith(("/generate-with-image", "/v1/images/edits", "/references")) else JSON_BODY_LIMIT,
     )
 
     @app.exception_handler(QueueFullError)
@@ -157,6 +174,6 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
     async def upload_refused(_: Request, exc: UploadError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail()}, status_code=exc.status_code)
 
-    for module in (login, generate, storyboards, generations, traces, estimate, utils, viewer):
+    for module in (login, generate, storyboards, generations, traces, estimate, utils, viewer, openai_images, character_routes, preset_routes, assistant_routes):
         app.include_router(module.router)
     return app

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator, model_validator
 from sqlmodel import JSON, Column, Field, SQLModel, UniqueConstraint
 
 from graph.context import GenerationSettings, GeneratorBackend, LLMBackend
@@ -118,6 +118,10 @@ class GenerationOptions(GenerationSettings):
         return GenerationSettings(**self.model_dump(exclude={"backends"}))
 
 
+CharacterRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+"""A character id (api.models_characters) named by a generate request."""
+
+
 class GenerationCreate(BaseModel):
     """POST /api/generate: a concept, its length (or scene count, or explicit scenes) and settings."""
 
@@ -130,6 +134,15 @@ class GenerationCreate(BaseModel):
         None, min_length=1, max_length=20, description="Explicit scene prompts instead of the planner."
     )
     settings: GenerationOptions = Field(default_factory=GenerationOptions)
+    preset: str | None = Field(
+        None, min_length=1, max_length=100, description="A saved preset's name: its settings are the base, `settings` overrides them."
+    )
+    characters: list[CharacterRef] | None = Field(
+        None, min_length=1, max_length=10, description="Character ids whose references join every scene's reference candidates."
+    )
+    scene_characters: list[list[CharacterRef]] | None = Field(
+        None, min_length=1, max_length=20, description="Per explicit scene (parallel to `scenes`), the character ids it shows."
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -158,6 +171,13 @@ class GenerationCreate(BaseModel):
             raise ValueError(
                 f"`num_scenes` ({self.num_scenes}) disagrees with the {len(self.scenes)} explicit `scenes`."
             )
+        if self.scene_characters is not None and len(self.scene_characters) != len(self.scenes or []):
+            raise ValueError(
+                f"`scene_characters` needs one list per explicit scene: {len(self.scene_characters)} lists "
+                f"for {len(self.scenes or [])} `scenes`."
+            )
+        if any(len(ids) > 10 for ids in self.scene_characters or []):
+            raise ValueError("`scene_characters` allows at most 10 characters per scene.")
         return self
 
 

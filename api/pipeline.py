@@ -16,11 +16,12 @@ from typing import Any, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from PIL import Image
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from agents.schemas import StoryboardPlan
 from api.settings import Settings
 from graph.context import BackendSettings, Context, GenerationSettings
-from tools.schemas import GenerationOutput, ImageSize
+from tools.schemas import GenerationOutput, ImageSize, ReferenceImage
 from traces.schemas import RunSummary
 
 __all__ = ["DelayedGenerator", "JobSpec", "Pipeline", "make_pipeline"]
@@ -42,6 +43,15 @@ class JobSpec(BaseModel):
     reference_path: str | None = None
     settings: GenerationSettings
     backends: BackendSettings
+    preset: str | None = None
+    characters: list[str] = Field(default_factory=list, description="Character ids shown in every scene.")
+    scene_characters: list[list[str]] | None = Field(None, description="Character ids per explicit scene.")
+    character_references: dict[str, list[ReferenceImage]] = Field(
+        default_factory=dict, description="Character id -> its references, resolved when the request was accepted."
+    )
+    plan: StoryboardPlan | None = Field(None, description="An explicit plan (the assistant's refine); skips the planner.")
+    reuse_from: str | None = Field(None, description="Generation whose first `keep_scenes` scenes are kept.")
+    keep_scenes: int = Field(0, ge=0, description="How many leading scenes of `reuse_from` to keep.")
 
 
 class Pipeline(Protocol):
@@ -128,9 +138,27 @@ def make_pipeline(settings: Settings) -> Pipeline:
             num_scenes=spec.num_scenes,
             scenes=spec.scenes,
             reference_path=spec.reference_path,
+            plan=spec.plan,
+            reuse_from=spec.reuse_from,
+            keep_scenes=spec.keep_scenes,
         )
         # Building loads models on first use: keep it off the event loop.
         built = await asyncio.to_thread(services, spec.backends)
+        if spec.character_references and spec.plan is None:
+            from api.characters import character_plan
+
+            request.plan = await character_plan(
+                concept=spec.concept,
+                target_duration_s=spec.target_duration_s,
+                num_scenes=spec.num_scenes,
+                scenes=spec.scenes,
+                characters=spec.characters,
+                scene_characters=spec.scene_characters,
+                llm=built.llm,
+            )
+            request.character_references = spec.character_references
+        elif spec.character_references:  # a derived storyboard's plan already names its characters
+            request.character_references = spec.character_references
         context = Context(
             settings=spec.settings, backends=spec.backends, trace_root=str(settings.trace_root), services=built
         )

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
+from fastapi.exceptions import RequestValidationError
 from PIL import Image
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from api import crud
+from api import characters, crud, presets
 from api.jobs import JobRunner
 from api.models import GenerationAccepted, GenerationCreate
 from api.pipeline import JobSpec
@@ -22,8 +24,9 @@ from api.settings import Settings
 from api.status import generation_links
 from api.uploads import discard_upload, store_reference
 from graph.context import BackendSettings
+from tools.schemas import ReferenceImage
 
-__all__ = ["job_spec", "new_generation_id", "submit"]
+__all__ = ["job_spec", "new_generation_id", "resolve_names", "submit"]
 
 
 def new_generation_id() -> str:
@@ -45,7 +48,12 @@ def _backends(create: GenerationCreate, settings: Settings) -> BackendSettings:
     return BackendSettings(**{**defaults.model_dump(), **update})
 
 
-def job_spec(create: GenerationCreate, settings: Settings, reference_path: str | None) -> JobSpec:
+def job_spec(
+    create: GenerationCreate,
+    settings: Settings,
+    reference_path: str | None,
+    character_references: dict[str, list[ReferenceImage]] | None = None,
+) -> JobSpec:
     return JobSpec(
         concept=create.prompt,
         target_duration_s=create.target_duration,
@@ -54,7 +62,44 @@ def job_spec(create: GenerationCreate, settings: Settings, reference_path: str |
         reference_path=reference_path,
         settings=create.settings.generation_settings(),
         backends=_backends(create, settings),
+        preset=create.preset,
+        characters=create.characters or [],
+        scene_characters=create.scene_characters,
+        character_references=character_references or {},
     )
+
+
+def resolve_names(
+    engine: Engine, settings: Settings, user_id: int, create: GenerationCreate
+) -> tuple[GenerationCreate, int | None, dict[str, list[ReferenceImage]]]:
+    """The request with its preset applied, the preset's id, and the references of the
+    characters it names; a 422 naming each unknown preset or character (another user's
+    included). Reads only, so a refusal here changes nothing stored."""
+    errors: list[dict[str, object]] = []
+    preset_id = None
+    references: dict[str, list[ReferenceImage]] = {}
+    with Session(engine) as session:
+        try:
+            create, preset_id = presets.apply_preset(session=session, user_id=user_id, create=create)
+        except (presets.PresetNotFoundError, ValueError) as exc:
+            errors.append({"loc": ["body", "preset"], "msg": str(exc), "type": "unknown_preset"})
+        named = [("characters", i, None, cid) for i, cid in enumerate(create.characters or [])]
+        named += [
+            ("scene_characters", i, j, cid) for i, ids in enumerate(create.scene_characters or []) for j, cid in enumerate(ids)
+        ]
+        if named:
+            try:
+                references = characters.resolve_character_references(
+                    session=session, user_id=user_id, character_ids=[n[3] for n in named], data_dir=settings.data_dir
+                )
+            except characters.CharacterNotFoundError as exc:
+                for field, i, j, cid in named:
+                    if cid in exc.missing:
+                        loc = ["body", field, i] if j is None else ["body", field, i, j]
+                        errors.append({"loc": loc, "msg": f"no character {cid!r} for this user", "type": "unknown_character"})
+    if errors:
+        raise RequestValidationError(errors)
+    return create, preset_id, references
 
 
 async def submit(
@@ -66,15 +111,26 @@ async def submit(
     create: GenerationCreate,
     base_url: str,
     image: Image.Image | None = None,
+    spec_fields: dict[str, Any] | None = None,
 ) -> GenerationAccepted:
-    """Store and queue one storyboard; ``QueueFullError`` when there is no room."""
+    """Store and queue one storyboard; ``QueueFullError`` when there is no room.
+
+    ``spec_fields`` sets JobSpec fields a request body cannot (a storyboard derived from
+    another, as the assistant's refine: ``plan``, ``reuse_from``, ``keep_scenes``, ...).
+    """
+    preset_id: int | None = None
+    character_references: dict[str, list[ReferenceImage]] = {}
+    if create.preset is not None or create.characters or create.scene_characters:
+        create, preset_id, character_references = await asyncio.to_thread(resolve_names, engine, settings, user_id, create)
     runner.reserve()
     generation_id = new_generation_id()
     try:
         reference_path = None
         if image is not None:
             reference_path = str(await asyncio.to_thread(store_reference, image, settings.upload_dir, generation_id))
-        spec = job_spec(create, settings, reference_path)
+        spec = job_spec(create, settings, reference_path, character_references)
+        if spec_fields:
+            spec = JobSpec.model_validate({**spec.model_dump(), **spec_fields})
 
         def store() -> None:
             with Session(engine) as session:
@@ -85,6 +141,8 @@ async def submit(
                     concept=create.prompt,
                     request=spec.model_dump(mode="json"),
                 )
+                if preset_id is not None:
+                    presets.record_use(session=session, preset_id=preset_id)
 
         await asyncio.to_thread(store)
     except BaseException:

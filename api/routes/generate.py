@@ -61,6 +61,8 @@ async def generate_with_image(
     resolution: Annotated[int | None, Form()] = None,
     llm: Annotated[str | None, Form(description="Backend name: auto, heuristic or openai.")] = None,
     generator: Annotated[str | None, Form(description="Backend name: auto, sketch, diffusers or openai.")] = None,
+    preset: Annotated[str | None, Form(description="A saved preset's name: the base the other settings override.")] = None,
+    characters: Annotated[list[str] | None, Form(description="Character ids shown in every scene (repeat the field).")] = None,
 ) -> GenerationAccepted:
     """The same as /api/generate, flattened into form fields, plus the user's image."""
     options: dict[str, Any] = {
@@ -83,7 +85,13 @@ async def generate_with_image(
     if backends:
         options["backends"] = backends
     fields: dict[str, Any] = {"prompt": prompt, "settings": options}
-    for name, value in (("target_duration", target_duration), ("num_scenes", num_scenes), ("scenes", scenes)):
+    for name, value in (
+        ("target_duration", target_duration),
+        ("num_scenes", num_scenes),
+        ("scenes", scenes),
+        ("preset", preset),
+        ("characters", characters),
+    ):
         if value is not None:
             fields[name] = value
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from api.deps import CurrentUser, RunnerDep, SettingsDep
@@ -51,6 +53,11 @@ async def create_batch(body: BatchRequest, user: CurrentUser, runner: RunnerDep,
             )
         except QueueFullError as exc:
             results.append(BatchItemResult(index=index, accepted=False, reason=str(exc)))
+            continue
+        except RequestValidationError as exc:  # an unknown preset or character
+            errors = [{**e, "loc": e["loc"][1:]} for e in jsonable_encoder(exc.errors())]  # item-relative, like the others
+            reason = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+            results.append(BatchItemResult(index=index, accepted=False, reason=reason, errors=errors))
             continue
         results.append(
             BatchItemResult(
