@@ -69,7 +69,6 @@ __all__ = [
     "SmartImageOutcome",
     "add_reference",
     "character_dir",
-    "character_plan",
     "create_character",
     "delete_character",
     "delete_gallery_image",
@@ -364,62 +363,6 @@ def resolve_character_references(
         )
         for cid in wanted
     }
-
-
-async def character_plan(
-    *,
-    concept: str,
-    target_duration_s: float | None,
-    num_scenes: int | None,
-    scenes: Sequence[str] | None,
-    characters: Sequence[str],
-    scene_characters: Sequence[Sequence[str]] | None,
-    llm: Any,
-) -> StoryboardPlan:
-    """The plan of a storyboard whose scenes name characters (``ScenePlan.character_ids``).
-
-    Explicit scenes get a plan of their own, with the markers the graph would derive from
-    the concept; planner scenes are planned here (the LLM planner, or the heuristic one when
-    it fails) so that the ids can be attached before the graph runs. ``characters`` join
-    every scene; ``scene_characters[i]`` joins explicit scene ``i + 1``.
-    """
-    from agents import planner
-    from agents.heuristics import plan_heuristic
-
-    def ids(index: int) -> list[str]:
-        own = (
-            list(scene_characters[index])
-            if scene_characters and index < len(scene_characters)
-            else []
-        )
-        return list(dict.fromkeys([*characters, *own]))
-
-    if scenes:
-        markers = plan_heuristic(concept, target_duration_s, len(scenes)).markers
-        planned = [
-            ScenePlan(scene_number=i, prompt=text, character_ids=ids(i - 1))
-            for i, text in enumerate(scenes, start=1)
-        ]
-        return StoryboardPlan(
-            concept=concept, target_duration_s=target_duration_s, scenes=planned, markers=markers
-        )
-    try:
-        storyboard, _ = await planner.plan(concept, target_duration_s, num_scenes, llm=llm)
-    except Exception as exc:  # noqa: BLE001 - the graph's planner node falls back the same way
-        logger.warning("planner failed (%s); the heuristic planner answered", exc)
-        storyboard = plan_heuristic(concept, target_duration_s, num_scenes).model_copy(
-            update={"source": "fallback"}
-        )
-    return storyboard.model_copy(
-        update={
-            "scenes": [
-                s.model_copy(
-                    update={"character_ids": list(dict.fromkeys([*s.character_ids, *ids(i)]))}
-                )
-                for i, s in enumerate(storyboard.scenes)
-            ]
-        }
-    )
 
 
 # Smart image --------------------------------------------------------------------------------

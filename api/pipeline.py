@@ -141,24 +141,12 @@ def make_pipeline(settings: Settings) -> Pipeline:
             plan=spec.plan,
             reuse_from=spec.reuse_from,
             keep_scenes=spec.keep_scenes,
+            character_references=spec.character_references,
+            characters=spec.characters,
+            scene_characters=spec.scene_characters,
         )
         # Building loads models on first use: keep it off the event loop.
         built = await asyncio.to_thread(services, spec.backends)
-        if spec.character_references and spec.plan is None:
-            from api.characters import character_plan
-
-            request.plan = await character_plan(
-                concept=spec.concept,
-                target_duration_s=spec.target_duration_s,
-                num_scenes=spec.num_scenes,
-                scenes=spec.scenes,
-                characters=spec.characters,
-                scene_characters=spec.scene_characters,
-                llm=built.llm,
-            )
-            request.character_references = spec.character_references
-        elif spec.character_references:  # a derived storyboard's plan already names its characters
-            request.character_references = spec.character_references
         context = Context(
             settings=spec.settings, backends=spec.backends, trace_root=str(settings.trace_root), services=built
         )

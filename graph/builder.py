@@ -67,7 +67,11 @@ def summarize(state: State, context: Context, status: RunStatus) -> RunSummary:
 def _explicit_plan(state: State) -> StoryboardPlan:
     """Scenes given by the caller; the markers still come from the concept."""
     markers = plan_heuristic(state.concept, state.target_duration_s, len(state.scenes or [])).markers
-    scenes = [ScenePlan(scene_number=i, prompt=text) for i, text in enumerate(state.scenes or [], start=1)]
+    per_scene = state.scene_characters or []
+    scenes = [
+        ScenePlan(scene_number=i, prompt=text, character_ids=list(per_scene[i - 1]) if i <= len(per_scene) else [])
+        for i, text in enumerate(state.scenes or [], start=1)
+    ]
     return StoryboardPlan(concept=state.concept, target_duration_s=state.target_duration_s, scenes=scenes, markers=markers)
 
 
@@ -159,7 +163,8 @@ def next_step(state: State) -> Send | Literal["finish"]:
     if state.error is not None or state.next_scene > len(state.plan.scenes):
         return "finish"
     scene = state.plan.scenes[state.next_scene - 1]
-    characters = [ref for cid in scene.character_ids for ref in state.character_references.get(cid, [])]
+    named = dict.fromkeys([*scene.character_ids, *state.characters])
+    characters = [ref for cid in named for ref in state.character_references.get(cid, [])]
     candidates = [r for r in (state.previous, state.anchor) if r is not None] + characters
     unique = [r for i, r in enumerate(candidates) if all(r.path != c.path for c in candidates[:i])]
     return Send(

@@ -50,6 +50,8 @@ class StoryboardRequest(BaseModel):
     character_references: dict[str, list[ReferenceImage]] = Field(
         default_factory=dict, description="Character id -> references; scenes whose plan names the id use them."
     )
+    characters: list[str] = Field(default_factory=list, description="Character ids every scene uses.")
+    scene_characters: list[list[str]] | None = Field(None, description="Character ids per explicit scene.")
 
     @model_validator(mode="after")
     def _consistent(self) -> StoryboardRequest:
@@ -61,6 +63,11 @@ class StoryboardRequest(BaseModel):
             raise ValueError("`keep_scenes` needs the `plan` to continue with")
         if self.plan is not None and self.keep_scenes >= len(self.plan.scenes):
             raise ValueError("`keep_scenes` must leave at least one scene of `plan` to generate")
+        if self.scene_characters is not None and len(self.scene_characters) != len(self.scenes or []):
+            raise ValueError("`scene_characters` needs one list per explicit scene in `scenes`")
+        named = {*self.characters, *(cid for ids in self.scene_characters or [] for cid in ids)}
+        if unknown := sorted(named - set(self.character_references)):
+            raise ValueError(f"characters {unknown} have no entry in `character_references`")
         return self
 
 

@@ -52,6 +52,12 @@ class InputState:
         default_factory=dict,
         metadata={"description": "Character id -> its master/core/gallery references; scenes naming it use them."},
     )
+    characters: list[str] = field(
+        default_factory=list, metadata={"description": "Character ids every scene uses, planned or explicit."}
+    )
+    scene_characters: list[list[str]] | None = field(
+        default=None, metadata={"description": "Character ids per explicit scene, in the order of `scenes`."}
+    )
 
 
 @dataclass(kw_only=True)

@@ -70,7 +70,12 @@ ANGLE_PHRASES: dict[str, tuple[str, ...]] = {
         "back view", "rear view", "from the back", "back to camera", "back to the camera",
         "facing away", "from behind the subject",
     ),
-    "45-degree": ("45 degree", "45 degree angle", "45°", "three quarter", "three quarters", "3/4 view"),
+    # Not a bare "45 degrees": prompts use it for light ("from the left at 45 degrees") as often
+    # as for the subject, so only phrases that name a view or an angle of the subject count.
+    "45-degree": (
+        "45 degree angle", "45 degree view", "45° angle", "45° view", "three quarter", "three quarters",
+        "3/4 view", "three quarter view",
+    ),
 }
 DEFAULT_ANGLE: Angle = "front"
 

@@ -255,3 +255,10 @@ def test_ranking_feeds_strategy():
     ]
     plan = attempt_references(rank_references(candidates, NEUTRAL, chain_scene=1), 3)
     assert ids(plan) == ["s1", "m", "core"]
+
+
+def test_light_at_45_degrees_is_not_a_subject_angle():
+    from tools.references import analyze_prompt
+
+    assert analyze_prompt("Soft window light from the left at 45 degrees, medium shot").angle == "front"
+    assert analyze_prompt("Portrait at a 45-degree angle, studio").angle == "45-degree"
