@@ -9,6 +9,7 @@ on top of them.
 
 from __future__ import annotations
 
+import httpx
 from langchain_core.language_models import BaseChatModel
 from langchain_openai import ChatOpenAI
 
@@ -63,13 +64,17 @@ def load_chat_model(
     if not model or not model.strip():
         raise ValueError(f"`model` must name the chat model served at the endpoint, got {model!r}.")
 
-    # 3. Build (no request is made until the first call)
+    # 3. Build (no request is made until the first call). Each model gets its own async HTTP
+    # client: langchain-openai otherwise shares one per process, and an httpx client belongs
+    # to the event loop that first used it, while the service runs jobs and API requests on
+    # two loops.
     return ChatOpenAI(
         model=model,
         base_url=base_url or None,
         api_key=api_key or PLACEHOLDER_API_KEY,
         timeout=timeout_s,
         max_retries=max_retries,
+        http_async_client=httpx.AsyncClient(timeout=timeout_s),
     )
 
 

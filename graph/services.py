@@ -39,17 +39,23 @@ class Services:
         }
 
 
-_cache: dict[tuple[BackendSettings, str | None], Services] = {}
+_cache: dict[tuple[BackendSettings, str | None, int], Services] = {}
 _lock = threading.Lock()
 
 
 def build_services(backends: BackendSettings, *, api_key: str | None = None) -> Services:
-    """Build (or reuse) the backends for these settings."""
+    """Build (or reuse) the backends for these settings.
+
+    Reused per thread: an event loop lives in one thread, and the chat model's async HTTP
+    client belongs to the loop that first used it (the service runs jobs on a loop of their
+    own). Model weights are shared regardless: generators and scorers load them once per
+    process through scoring.model_registry.
+    """
     from agents.chat_model import describe_llm, load_chat_model
     from scoring.registry import build_scorers
     from tools.registry import build_generator
 
-    key = (backends, api_key)
+    key = (backends, api_key, threading.get_ident())
     with _lock:
         if key in _cache:
             return _cache[key]

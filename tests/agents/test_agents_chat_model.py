@@ -130,3 +130,11 @@ def test_describe_llm_says_which_agents_answer_and_how_to_switch():
     )
     assert describe_llm(no_url) == "LLM: gpt-4o-mini at https://api.openai.com/v1"
     assert describe_llm(SleepyChatModel()) == "LLM: sleepy-fake (SleepyChatModel)"
+
+
+def test_each_chat_model_has_its_own_async_http_client():
+    from agents.chat_model import load_chat_model
+
+    one = load_chat_model(backend="openai", model="m", base_url="http://127.0.0.1:9/v1")
+    two = load_chat_model(backend="openai", model="m", base_url="http://127.0.0.1:9/v1")
+    assert one.http_async_client is not None and one.http_async_client is not two.http_async_client
