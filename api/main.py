@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -76,6 +77,10 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Jobs run in this process beside the API. A shorter GIL switch interval (default
+        # 5 ms) lets a status request in while a worker thread runs Python code, trading a
+        # little job throughput for request latency.
+        sys.setswitchinterval(settings.gil_switch_interval_s)
         if settings.dev_mode:
             logger.warning(
                 "DEV MODE: authentication is disabled and every request acts as %s. "

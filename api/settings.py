@@ -107,6 +107,9 @@ class Settings(BaseSettings):
         description="Typical seconds per agent call per LLM backend.",
     )
 
+    gil_switch_interval_s: float = Field(
+        0.001, gt=0, le=0.1, description="Python's thread switch interval; shorter favours request latency over jobs."
+    )
     status_cache_entries: int = Field(
         512, ge=1, description="Status documents kept in memory between polls (invalidated on every change)."
     )
