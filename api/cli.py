@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -78,7 +78,7 @@ def describe_validation_error(error: ValidationError) -> str:
 
 def new_generation_id() -> str:
     """Sortable by time, unique by chance: 20261121-052815-3f9a1c2b."""
-    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
 def check_output_dir(out: Path) -> Path:
@@ -109,8 +109,8 @@ def _root() -> None:
     """Turn a concept into a storyboard of scored reference images."""
 
 
-from api.cli_models import models_app  # noqa: E402  (sub-apps are mounted after the root)
-from api.cli_service import register as register_service_commands  # noqa: E402
+from api.cli_models import models_app
+from api.cli_service import register as register_service_commands
 
 app.add_typer(models_app, name="models")
 register_service_commands(app)  # serve, token, users create

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from rich import box
 from rich.console import Console
@@ -33,7 +33,7 @@ class LiveProgress:
         )
         self.tasks: dict[str, Any] = {}
 
-    def __enter__(self) -> LiveProgress:
+    def __enter__(self) -> Self:
         self.progress.start()
         add = self.progress.add_task
         self.tasks = {

@@ -23,15 +23,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from factories import make_context, offline_services  # noqa: E402
-from fakes import SleepyChatModel  # noqa: E402
-from graph.enhancement import enhancement_graph  # noqa: E402
-from graph.run import StoryboardRequest, run_storyboard  # noqa: E402
-from graph.state import EnhanceInput  # noqa: E402
-import agents.cinematographer  # noqa: E402
-import agents.prompt_engineer  # noqa: E402
-import graph.scene  # noqa: E402
-from agents.heuristics import plan_heuristic  # noqa: E402
+from factories import make_context, offline_services
+from fakes import SleepyChatModel
+
+import agents.cinematographer
+import agents.prompt_engineer
+import graph.scene
+from agents.heuristics import plan_heuristic
+from graph.enhancement import enhancement_graph
+from graph.run import StoryboardRequest, run_storyboard
+from graph.state import EnhanceInput
 
 CONCEPT = "Artisan coffee that starts your morning right"
 

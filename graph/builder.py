@@ -13,7 +13,7 @@ own super-step, so a durable checkpointer resumes a killed run after its last fi
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from langgraph.errors import NodeError
@@ -39,13 +39,13 @@ from traces.writer import TraceWriter
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def summarize(state: State, context: Context, status: RunStatus) -> RunSummary:
     """summary.json for the run as it stands."""
-    started = datetime.fromisoformat(state.started_at) if state.started_at else datetime.now(timezone.utc)
-    finished = None if status == "running" else datetime.now(timezone.utc)
+    started = datetime.fromisoformat(state.started_at) if state.started_at else datetime.now(UTC)
+    finished = None if status == "running" else datetime.now(UTC)
     return RunSummary(
         generation_id=state.generation_id,
         status=status,

@@ -11,9 +11,9 @@ import dataclasses
 import inspect
 import logging
 import weakref
-from contextlib import aclosing
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from contextlib import aclosing
+from datetime import UTC, datetime
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -21,11 +21,11 @@ from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, Field, model_validator
 
 from agents.schemas import StoryboardPlan
-from tools.schemas import ReferenceImage
 from graph.builder import builder, graph
 from graph.cancel import RunCancelled
 from graph.context import Context
 from graph.state import InputState
+from tools.schemas import ReferenceImage
 from traces.reader import TraceNotFoundError, read_summary
 from traces.schemas import RunStatus, RunSummary
 from traces.writer import TraceWriter
@@ -80,9 +80,9 @@ def _finalize(context: Context, request: StoryboardRequest, status: RunStatus, e
             status=status,
             concept=request.concept,
             settings=context.settings.model_dump(mode="json"),
-            started_at=datetime.now(timezone.utc),
+            started_at=datetime.now(UTC),
         )
-    finished = datetime.now(timezone.utc)
+    finished = datetime.now(UTC)
     summary = summary.model_copy(
         update={
             "status": status,

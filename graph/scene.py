@@ -126,7 +126,7 @@ async def score(state: SceneState, runtime: Runtime[Context]) -> dict:
         for scorer in scorers.scorers:
             try:
                 components[scorer.slot] = [float(v) for v in scorer.score(images, prompt)]
-            except Exception as exc:  # a broken scorer is left out, never fatal: the trace says why
+            except Exception as exc:  # noqa: BLE001 - a broken scorer is left out, never fatal: the trace says why
                 failed[scorer.slot] = f"{scorer.name} failed: {exc}"
         consistency = None
         if references:

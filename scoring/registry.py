@@ -75,7 +75,10 @@ def _vqascore(backends: BackendSettings) -> Scorer:
 
 def _embedding_consistency(kind: str) -> ConsistencyFactory:
     def build(backends: BackendSettings) -> ConsistencyScorer:
-        from scoring.embedding_consistency import DEFAULT_CONSISTENCY_MODEL, load_embedding_consistency_scorer
+        from scoring.embedding_consistency import (
+            DEFAULT_CONSISTENCY_MODEL,
+            load_embedding_consistency_scorer,
+        )
 
         model = backends.consistency_model or (backends.clip_model if kind == "clip" else None)
         if kind == "dinov2" and model is None:

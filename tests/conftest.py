@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from factories import make_context
+
 from graph.context import Context
 
 

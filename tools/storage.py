@@ -27,8 +27,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "InvalidImageError",
-    "atomic_write_bytes",
     "atomic_copy",
+    "atomic_write_bytes",
     "image_digest",
     "load_image",
     "save_png",

@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.checkpoints import checkpoint_serializer, open_checkpointer
-from graph.checkpoint import state_types
 from api.db import create_db_engine, sqlalchemy_url
 from api.estimate import EstimateQuery, estimate, scenes_for_duration
 from api.metrics import percentile
+from graph.checkpoint import state_types
 from tests.api.support import make_settings, wait_for_status
 from traces.schemas import SceneResult
 

@@ -28,7 +28,18 @@ SMALL = {"num_variations": 2, "max_enhancement_iterations": 1, "max_retries": 0,
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    instance = Server(tmp_path, {"IMAGEFORGE_TEST_GENERATOR_DELAY_S": "0.6"})
+    instance = Server(tmp_path)
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture
+def slow_server(tmp_path: Path) -> Iterator[Server]:
+    """Each generator call waits 2 s, so the job is still running when the page opens."""
+    instance = Server(tmp_path, {"IMAGEFORGE_TEST_GENERATOR_DELAY_S": "2.0"})
     instance.start()
     try:
         yield instance
@@ -96,7 +107,8 @@ def test_finished_job_page_marks_winners_loads_every_image_and_is_not_blank(serv
     assert len(shot.getcolors(maxcolors=1 << 20) or []) > 200
 
 
-def test_running_job_page_updates_live(server: Server, browser) -> None:
+def test_running_job_page_updates_live(slow_server: Server, browser) -> None:
+    server = slow_server
     headers = server.add_user("live@example.com")
     generation_id = _submit(server, headers)
     token = headers["Authorization"].removeprefix("Bearer ")

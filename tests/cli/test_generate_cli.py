@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def test_generate_writes_every_trace_file_and_chains_scenes(tmp_path):
     assert [s["scene_number"] for s in scenes] == [1, 2, 3]
     # Scene 1 used the user's image; scene k+1 used scene k's winner first.
     assert scenes[0]["attempts"][0]["reference"]["path"] == str(reference.resolve())
-    for previous, scene in zip(scenes, scenes[1:]):
+    for previous, scene in itertools.pairwise(scenes):
         assert scene["attempts"][0]["reference"]["path"] == previous["winner_path"]
 
     for enhancement, scene in zip(document["enhancements"], scenes):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from factories import make_context
 from langgraph.checkpoint.memory import InMemorySaver
 
-from factories import make_context
 from graph.checkpoint import serializer
 from graph.run import StoryboardRequest, run_storyboard
 from tools.storage import save_png

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -61,7 +61,7 @@ def _summary(generation_id: str, **kw) -> RunSummary:
         generation_id=generation_id,
         status="running",
         concept="coffee",
-        started_at=datetime.now(timezone.utc),
+        started_at=datetime.now(UTC),
         **kw,
     )
 
