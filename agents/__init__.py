@@ -6,20 +6,42 @@ be parsed falls back to the heuristic agent (recorded in the events), and an end
 cannot answer raises ``LLMTransientError`` for the caller's retry policy.
 """
 
-from agents.chat_model import describe_llm, load_chat_model
-from agents.cinematographer import enhance
-from agents.errors import LLMError, LLMParseError, LLMTransientError
-from agents.heuristics import (
-    critique_heuristic,
-    enhance_heuristic,
-    plan_heuristic,
-    scenes_for_duration,
-)
-from agents.planner import PlanDraft, SceneDraft, plan
-from agents.prompt_engineer import review
-from agents.rubric import analyze_prompt, missing_elements, score_prompt
-from agents.structured import ask_structured, is_transient
-from agents.system_prompts import load_system_prompt
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Public name -> the module that defines it. Loaded on first use (PEP 562): the data model
+#: in agents.schemas is imported everywhere, and must not drag in langchain-openai with it.
+_EXPORTS = {
+    "describe_llm": "agents.chat_model",
+    "load_chat_model": "agents.chat_model",
+    "enhance": "agents.cinematographer",
+    "LLMError": "agents.errors",
+    "LLMParseError": "agents.errors",
+    "LLMTransientError": "agents.errors",
+    "critique_heuristic": "agents.heuristics",
+    "enhance_heuristic": "agents.heuristics",
+    "plan_heuristic": "agents.heuristics",
+    "scenes_for_duration": "agents.heuristics",
+    "PlanDraft": "agents.planner",
+    "SceneDraft": "agents.planner",
+    "plan": "agents.planner",
+    "review": "agents.prompt_engineer",
+    "analyze_prompt": "agents.rubric",
+    "missing_elements": "agents.rubric",
+    "score_prompt": "agents.rubric",
+    "ask_structured": "agents.structured",
+    "is_transient": "agents.structured",
+    "load_system_prompt": "agents.system_prompts",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'agents' has no attribute {name!r}")
+
 
 __all__ = [
     "LLMError",
