@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from graph.context import GenerationSettings
+from imageforge.graph.context import GenerationSettings
 
 __all__ = [
     "ADJUST_STEP",
@@ -40,9 +40,7 @@ __all__ = [
     "load_assistant_prompt",
 ]
 
-ToolName = Literal[
-    "start_storyboard", "change_settings", "refine_scene", "explain_winner", "report_status"
-]
+ToolName = Literal["start_storyboard", "change_settings", "refine_scene", "explain_winner", "report_status"]
 TOOL_NAMES: tuple[str, ...] = (
     "start_storyboard",
     "change_settings",
@@ -75,12 +73,8 @@ SETTING_LABELS: dict[str, str] = {
 class StartStoryboardArgs(BaseModel):
     """Start a new storyboard from a description, with the conversation's settings."""
 
-    description: str = Field(
-        min_length=1, max_length=2000, description="What the storyboard is about (its concept)."
-    )
-    target_duration_s: float | None = Field(
-        None, description="Video length in seconds, when the user gave one."
-    )
+    description: str = Field(min_length=1, max_length=2000, description="What the storyboard is about (its concept).")
+    target_duration_s: float | None = Field(None, description="Video length in seconds, when the user gave one.")
     num_scenes: int | None = Field(None, description="Number of scenes, when the user gave one.")
 
 
@@ -88,27 +82,17 @@ class ChangeSettingsArgs(BaseModel):
     """Change the conversation's generation settings. Give only what the user asked to change;
     call it with no arguments to show the current settings."""
 
-    num_variations: int | float | None = Field(
-        None, description="Images generated and scored per attempt (1-16)."
-    )
+    num_variations: int | float | None = Field(None, description="Images generated and scored per attempt (1-16).")
     max_enhancement_iterations: int | float | None = Field(
         None, description="Cap on critique-loop rounds per scene (1-10)."
     )
-    approval_threshold: float | None = Field(
-        None, description="Prompt score that ends the critique loop (0-100)."
-    )
-    quality_threshold: float | None = Field(
-        None, description="Minimum weighted image score (0-100)."
-    )
+    approval_threshold: float | None = Field(None, description="Prompt score that ends the critique loop (0-100).")
+    quality_threshold: float | None = Field(None, description="Minimum weighted image score (0-100).")
     consistency_threshold: float | None = Field(
         None, description="Minimum similarity to the reference (0-100; 0 disables)."
     )
-    max_retries: int | float | None = Field(
-        None, description="Extra attempts after a failed validation (0-5)."
-    )
-    strict: bool | None = Field(
-        None, description="True: a scene whose attempts all miss fails; False: keep the best."
-    )
+    max_retries: int | float | None = Field(None, description="Extra attempts after a failed validation (0-5).")
+    strict: bool | None = Field(None, description="True: a scene whose attempts all miss fails; False: keep the best.")
     seed: int | None = Field(None, description="Base seed for reproducible images (0-2147483647).")
     random_seed: bool = Field(False, description="True to go back to a random seed.")
     aspect_ratio: str | None = Field(None, description="'square', '16:9', '4:5' or '21:9'.")
@@ -127,20 +111,14 @@ class RefineSceneArgs(BaseModel):
     it and re-enhances and regenerates this scene and the ones after it."""
 
     scene: int = Field(description="1-based scene number.")
-    instruction: str = Field(
-        "", max_length=1000, description="How to change the scene, e.g. 'moodier, at night'."
-    )
+    instruction: str = Field("", max_length=1000, description="How to change the scene, e.g. 'moodier, at night'.")
 
 
 class ExplainWinnerArgs(BaseModel):
     """Explain from the trace why a variation won its scene (or why another one did not)."""
 
-    scene: int | None = Field(
-        None, description="1-based scene number; omit for every finished scene."
-    )
-    image: int | None = Field(
-        None, description="1-based variation number (image_<n>.png) the user asked about."
-    )
+    scene: int | None = Field(None, description="1-based scene number; omit for every finished scene.")
+    image: int | None = Field(None, description="1-based variation number (image_<n>.png) the user asked about.")
 
 
 class ReportStatusArgs(BaseModel):
@@ -182,15 +160,11 @@ class SettingsChange(BaseModel):
     """The outcome of a settings change: the conversation's new overrides and what changed."""
 
     overrides: dict[str, Any]
-    changed: dict[str, tuple[Any, Any]] = Field(
-        default_factory=dict, description="field -> (before, after)"
-    )
+    changed: dict[str, tuple[Any, Any]] = Field(default_factory=dict, description="field -> (before, after)")
     settings: GenerationSettings
 
 
-def effective_settings(
-    overrides: dict[str, Any], base: dict[str, Any] | None = None
-) -> GenerationSettings:
+def effective_settings(overrides: dict[str, Any], base: dict[str, Any] | None = None) -> GenerationSettings:
     """``base`` (the defaults when omitted) with the conversation's ``overrides`` applied."""
     return GenerationSettings(**{**(base or {}), **overrides})
 
@@ -255,9 +229,7 @@ def apply_settings_change(overrides: dict[str, Any], change: ChangeSettingsArgs)
         for error in exc.errors(include_url=False):
             name = str(error["loc"][0]) if error["loc"] else "settings"
             label = SETTING_LABELS.get(name, name)
-            problems.append(
-                f"{label} (`{name}`) must be {_range(name)}, got {candidate.get(name)!r}"
-            )
+            problems.append(f"{label} (`{name}`) must be {_range(name)}, got {candidate.get(name)!r}")
         raise SettingsChangeError(
             "I can't use that: "
             + "; ".join(problems)
@@ -271,11 +243,7 @@ def apply_settings_change(overrides: dict[str, Any], change: ChangeSettingsArgs)
         if getattr(current, name) != getattr(settings, name)
     }
     defaults = GenerationSettings()
-    new_overrides = {
-        name: value
-        for name, value in settings.model_dump().items()
-        if value != getattr(defaults, name)
-    }
+    new_overrides = {name: value for name, value in settings.model_dump().items() if value != getattr(defaults, name)}
     return SettingsChange(overrides=new_overrides, changed=changed, settings=settings)
 
 
@@ -336,6 +304,4 @@ class ToolOutcome(BaseModel):
     generation_id: str | None = Field(
         None, description="The conversation's current storyboard from now on, if it changes."
     )
-    refused: bool = Field(
-        False, description="True when the request could not be carried out (the reply says why)."
-    )
+    refused: bool = Field(False, description="True when the request could not be carried out (the reply says why).")

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from langchain_core.language_models import BaseChatModel
 
-from agents.errors import LLMParseError
-from agents.heuristics import enhance_heuristic
-from agents.messages import user_message
-from agents.schemas import AgentEvent, ConsistencyMarkers, Critique, EnhancedPrompt, ScenePlan
-from agents.structured import ask_structured
-from agents.system_prompts import load_system_prompt
+from imageforge.agents.errors import LLMParseError
+from imageforge.agents.heuristics import enhance_heuristic
+from imageforge.agents.messages import user_message
+from imageforge.agents.schemas import AgentEvent, ConsistencyMarkers, Critique, EnhancedPrompt, ScenePlan
+from imageforge.agents.structured import ask_structured
+from imageforge.agents.system_prompts import load_system_prompt
 
 __all__ = ["enhance"]
 
@@ -46,9 +46,7 @@ def _user_message(
             "scene": scene.model_dump(mode="json"),
             "markers": markers.model_dump(mode="json"),
             "previous": previous.model_dump(mode="json", exclude={"source"}) if previous else None,
-            "critique": critique.model_dump(
-                mode="json", include={"scores", "overall", "critique", "suggestions"}
-            )
+            "critique": critique.model_dump(mode="json", include={"scores", "overall", "critique", "suggestions"})
             if critique
             else None,
         },
@@ -72,9 +70,7 @@ async def enhance(
     if iteration < 1:
         raise ValueError(f"`iteration` counts from 1, got {iteration}.")
     if llm is None:
-        return enhance_heuristic(
-            scene, markers, previous=previous, critique=critique, iteration=iteration
-        ), []
+        return enhance_heuristic(scene, markers, previous=previous, critique=critique, iteration=iteration), []
     try:
         enhanced, events = await ask_structured(
             llm,
@@ -84,9 +80,7 @@ async def enhance(
             agent=AGENT,
         )
     except LLMParseError as error:
-        fallback = enhance_heuristic(
-            scene, markers, previous=previous, critique=critique, iteration=iteration
-        )
+        fallback = enhance_heuristic(scene, markers, previous=previous, critique=critique, iteration=iteration)
         return fallback.model_copy(update={"source": "fallback"}), [
             *error.events,
             AgentEvent(

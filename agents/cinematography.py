@@ -14,8 +14,8 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
-from agents.schemas import ConsistencyMarkers, ScenePlan
-from agents.themes import (
+from imageforge.agents.schemas import ConsistencyMarkers, ScenePlan
+from imageforge.agents.themes import (
     Location,
     Theme,
     find_location,
@@ -224,8 +224,6 @@ def warmth(kelvin: int) -> str:
     return "cool"
 
 
-
-
 def classify_shot(text: str, beat: str = "") -> ShotClass:
     """The kind of shot a scene calls for, from its words and (as a hint) its beat."""
     lowered, beat = text.lower(), beat.lower()
@@ -273,9 +271,7 @@ def _time_key(text: str, markers_text: str, shot_class: ShotClass) -> str:
         return "night"
     if shot_class in ("detail", "hero"):
         return "studio"
-    return find_time_of_day(markers_text) or stable_choice(
-        ("late morning", "afternoon"), text, "time"
-    )
+    return find_time_of_day(markers_text) or stable_choice(("late morning", "afternoon"), text, "time")
 
 
 def _camera(shot_class: ShotClass, text: str, focus: str) -> tuple[str, str, str, str, str, str]:
@@ -301,9 +297,7 @@ def _camera(shot_class: ShotClass, text: str, focus: str) -> tuple[str, str, str
             ),
         )
     if shot_class == "detail":
-        flat = any(
-            has_phrase(lowered, w) for w in ("flat lay", "overhead", "top-down", "spread", "from above")
-        )
+        flat = any(has_phrase(lowered, w) for w in ("flat lay", "overhead", "top-down", "spread", "from above"))
         return (
             "macro close-up",
             "top-down" if flat else pick(("high angle", "eye-level"), "angle"),
@@ -384,9 +378,7 @@ def _negative(shot_class: ShotClass, time_key: str) -> str:
     return ", ".join(parts)
 
 
-def _scene_characters(
-    scene: ScenePlan, markers: ConsistencyMarkers, shot_class: ShotClass
-) -> list[str]:
+def _scene_characters(scene: ScenePlan, markers: ConsistencyMarkers, shot_class: ShotClass) -> list[str]:
     """The marker characters this scene shows: by id, else by shared words, else the first."""
     chosen: list[str] = []
     for cid in scene.character_ids:
@@ -396,17 +388,13 @@ def _scene_characters(
     if chosen or not markers.characters:
         return chosen
     scene_words = set(re.findall(r"[a-z]{4,}", scene.prompt.lower()))
-    overlapping = [
-        c for c in markers.characters if scene_words & set(re.findall(r"[a-z]{4,}", c.lower()))
-    ]
+    overlapping = [c for c in markers.characters if scene_words & set(re.findall(r"[a-z]{4,}", c.lower()))]
     if overlapping:
         return overlapping[:2]
     return markers.characters[:1] if shot_class in ("human", "action") else []
 
 
-def _place(
-    scene: ScenePlan, markers: ConsistencyMarkers, theme: Theme
-) -> tuple[Location, str, bool]:
+def _place(scene: ScenePlan, markers: ConsistencyMarkers, theme: Theme) -> tuple[Location, str, bool]:
     """(location, setting description, whether it is the storyboard's setting).
 
     The storyboard's setting holds unless the scene names a different place of its own.
@@ -442,15 +430,11 @@ def plan_shot(scene: ScenePlan, markers: ConsistencyMarkers) -> ShotPlan:
     indoor = _indoor(f"{scene.prompt} {markers.setting}", location)
     side = stable_choice(("left", "right"), scene.prompt, "light side")
     light_source = light.indoor_source if indoor else light.outdoor_source
-    light_direction = (light.indoor_direction if indoor else light.outdoor_direction).format(
-        side=side
-    )
+    light_direction = (light.indoor_direction if indoor else light.outdoor_direction).format(side=side)
     kelvin = int(stable_choice(tuple(str(k) for k in light.kelvins), scene.prompt, "kelvin"))
 
     surface = location.surface
-    on_surface = (
-        f" on the {surface}" if shot_class in ("detail", "hero") and location.indoor else ""
-    )
+    on_surface = f" on the {surface}" if shot_class in ("detail", "hero") and location.indoor else ""
     setting_detail = f"{setting}, {location.props}{on_surface}"
     palette = list(markers.palette) or list(theme.palette)
     if len(palette) < 3:

@@ -17,7 +17,7 @@ misconfiguration.
 
 from __future__ import annotations
 
-from agents.schemas import AgentEvent
+from imageforge.agents.schemas import AgentEvent
 
 __all__ = ["LLMError", "LLMParseError", "LLMTransientError"]
 
@@ -25,9 +25,7 @@ __all__ = ["LLMError", "LLMParseError", "LLMTransientError"]
 class LLMError(Exception):
     """An LLM agent call failed. ``events`` are the retries recorded before the failure."""
 
-    def __init__(
-        self, message: str, *, agent: str = "", events: list[AgentEvent] | None = None
-    ) -> None:
+    def __init__(self, message: str, *, agent: str = "", events: list[AgentEvent] | None = None) -> None:
         super().__init__(message)
         self.agent = agent
         self.events: list[AgentEvent] = list(events or [])

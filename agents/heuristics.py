@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import re
 
-from agents.cinematography import ShotPlan, plan_shot, warmth
-from agents.rubric import (
+from imageforge.agents.cinematography import ShotPlan, plan_shot, warmth
+from imageforge.agents.rubric import (
     DIMENSIONS,
     ELEMENT_LABELS,
     TAG_SOUP,
@@ -31,7 +31,7 @@ from agents.rubric import (
     missing_elements,
     score_prompt,
 )
-from agents.schemas import (
+from imageforge.agents.schemas import (
     DIMENSION_WEIGHTS,
     ConsistencyMarkers,
     Critique,
@@ -40,7 +40,7 @@ from agents.schemas import (
     ScenePlan,
     StoryboardPlan,
 )
-from agents.themes import (
+from imageforge.agents.themes import (
     Location,
     Person,
     Theme,
@@ -159,20 +159,14 @@ def _durations(target_duration_s: float | None, n: int) -> list[float]:
     return [each] * (n - 1) + [round(target_duration_s - each * (n - 1), 2)]
 
 
-def check_plan_inputs(
-    concept: str, target_duration_s: float | None, num_scenes: int | None
-) -> None:
+def check_plan_inputs(concept: str, target_duration_s: float | None, num_scenes: int | None) -> None:
     """Raise ValueError naming the argument when a planning request cannot be met."""
     if not isinstance(concept, str) or not concept.strip():
         raise ValueError(f"`concept` must be a non-empty description, got {concept!r}.")
     if target_duration_s is not None and not target_duration_s > 0:
-        raise ValueError(
-            f"`target_duration_s` must be positive seconds or None, got {target_duration_s}."
-        )
+        raise ValueError(f"`target_duration_s` must be positive seconds or None, got {target_duration_s}.")
     if num_scenes is not None and not 1 <= num_scenes <= MAX_SCENES:
-        raise ValueError(
-            f"`num_scenes` must be between 1 and {MAX_SCENES} or None, got {num_scenes}."
-        )
+        raise ValueError(f"`num_scenes` must be between 1 and {MAX_SCENES} or None, got {num_scenes}.")
 
 
 def plan_heuristic(
@@ -194,9 +188,7 @@ def plan_heuristic(
 
     # 3. Markers every scene shares
     has_person = any(kind in _HUMAN_KINDS for _, kind in beats)
-    characters = ([person.full] if has_person else []) + [
-        theme.product_marker.replace("{product}", product)
-    ]
+    characters = ([person.full] if has_person else []) + [theme.product_marker.replace("{product}", product)]
     product_id = f"character_{len(characters)}"
     markers = ConsistencyMarkers(
         characters=characters,
@@ -210,9 +202,7 @@ def plan_heuristic(
     time_phrase = _TIME_PHRASES[time_key]
     tagline = _sentence_case(concept)
     scenes = []
-    for number, ((beat, kind), duration) in enumerate(
-        zip(beats, _durations(target_duration_s, n)), start=1
-    ):
+    for number, ((beat, kind), duration) in enumerate(zip(beats, _durations(target_duration_s, n), strict=False), start=1):
         prompt = _scene_prompt(
             kind,
             theme=theme,
@@ -356,9 +346,7 @@ def _no_article(text: str) -> str:
     return re.sub(r"^(?:a|an|the)\s+", "", text.strip(), flags=re.IGNORECASE)
 
 
-def _sentences(
-    scene: ScenePlan, shot: ShotPlan, keys: set[str], *, with_subject: bool
-) -> list[str]:
+def _sentences(scene: ScenePlan, shot: ShotPlan, keys: set[str], *, with_subject: bool) -> list[str]:
     """The production brief, one sentence per group of elements, in a fixed order."""
     out: list[str] = []
     if with_subject:
@@ -379,15 +367,11 @@ def _sentences(
         angle = shot.camera_angle
         camera.append(_cap(angle) if "angle" in angle else f"{_cap(angle)} camera angle")
     if "shot_type" in keys:
-        camera.append(
-            shot.shot_type if shot.shot_type.endswith("shot") else f"{shot.shot_type} shot"
-        )
+        camera.append(shot.shot_type if shot.shot_type.endswith("shot") else f"{shot.shot_type} shot")
     if "lens" in keys:
         camera.append(f"{shot.lens} lens" + (f" at {shot.aperture}" if "aperture" in keys else ""))
     if "aperture" in keys:
-        camera.append(
-            shot.depth_of_field if "lens" in keys else f"{shot.aperture}, {shot.depth_of_field}"
-        )
+        camera.append(shot.depth_of_field if "lens" in keys else f"{shot.aperture}, {shot.depth_of_field}")
     if camera:
         out.append(_cap(", ".join(camera)) + ".")
 
@@ -398,9 +382,7 @@ def _sentences(
             direction = re.sub(r" at \d+ degrees", "", direction)
         light.append(shot.light_source + (f" {direction}" if "light_direction" in keys else ""))
     if "color_temperature" in keys:
-        light.append(
-            f"{warmth(shot.color_temperature_k)} {shot.color_temperature_k}K colour temperature"
-        )
+        light.append(f"{warmth(shot.color_temperature_k)} {shot.color_temperature_k}K colour temperature")
     if light:
         out.append(_cap(", ".join(light)) + ".")
     if "composition" in keys:
@@ -555,9 +537,7 @@ def enhance_heuristic(
 # --- prompt engineer ----------------------------------------------------------------------
 
 
-def _suggestion(
-    key: str, shot: ShotPlan, markers: ConsistencyMarkers, missing_keywords: list[str]
-) -> str | None:
+def _suggestion(key: str, shot: ShotPlan, markers: ConsistencyMarkers, missing_keywords: list[str]) -> str | None:
     """A concrete edit for one missing element, using the values this scene calls for."""
     kelvin = f"{warmth(shot.color_temperature_k)} {shot.color_temperature_k}K"
     table = {
@@ -596,9 +576,7 @@ def _suggestion(
     return table.get(key)
 
 
-def critique_heuristic(
-    enhanced: EnhancedPrompt, scene: ScenePlan, markers: ConsistencyMarkers
-) -> Critique:
+def critique_heuristic(enhanced: EnhancedPrompt, scene: ScenePlan, markers: ConsistencyMarkers) -> Critique:
     """Score ``enhanced`` with the rubric and say, concretely, what would raise the score."""
     scores = score_prompt(enhanced.prompt, markers)
     missing_keys = missing_element_keys(enhanced.prompt, markers)
@@ -624,17 +602,11 @@ def critique_heuristic(
     # 2. Suggestions: concrete edits in the same order, problems first
     suggestions: list[str] = []
     if analysis.vague:
-        suggestions.append(
-            "Replace vague words (" + ", ".join(analysis.vague) + ") with concrete descriptions."
-        )
+        suggestions.append("Replace vague words (" + ", ".join(analysis.vague) + ") with concrete descriptions.")
     if analysis.conflicts:
         suggestions.append("Resolve conflicting terms: " + "; ".join(analysis.conflicts) + ".")
     if analysis.tag_soup:
-        suggestions.append(
-            "Drop tag-soup terms ("
-            + ", ".join(analysis.tag_soup)
-            + "); describe the image instead."
-        )
+        suggestions.append("Drop tag-soup terms (" + ", ".join(analysis.tag_soup) + "); describe the image instead.")
     seen: set[str] = set()
     for dimension in ranked:
         for key in missing_keys[dimension]:
@@ -644,6 +616,4 @@ def critique_heuristic(
             text = _suggestion(key, shot, markers, analysis.brand_keywords_missing)
             if text:
                 suggestions.append(text)
-    return Critique(
-        scores=scores, critique=" ".join(parts), suggestions=suggestions[:8], source="heuristic"
-    )
+    return Critique(scores=scores, critique=" ".join(parts), suggestions=suggestions[:8], source="heuristic")

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agents.assistant import ToolName
+from imageforge.agents.assistant import ToolName
 
 __all__ = ["ParsedMessage", "ToolRequest", "parse_message", "parse_number", "parse_ordinal"]
 
@@ -148,9 +148,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 
 # References to scenes and images --------------------------------------------------------------
-_SCENE_REF = _compile(
-    rf"\bscene\s*(?:number\s*|no\.?\s*|#\s*)?(?P<n>{NUM})\b|\b(?P<o>{ORD})\s+scene\b"
-)
+_SCENE_REF = _compile(rf"\bscene\s*(?:number\s*|no\.?\s*|#\s*)?(?P<n>{NUM})\b|\b(?P<o>{ORD})\s+scene\b")
 _IMAGE_WORDS = r"(?:image|img|variation|variant|picture|pic|candidate|option|photo)"
 _IMAGE_REF = _compile(
     rf"\b{_IMAGE_WORDS}\s*(?:number\s*|no\.?\s*|#\s*|_)?(?P<n>{NUM})\b|\b(?P<o>{ORD})\s+{_IMAGE_WORDS}\b|#(?P<h>\d+)\b"
@@ -240,9 +238,7 @@ _SETTINGS: list[tuple[re.Pattern[str], bool, SettingsHandler]] = [
         lambda m: {"strict": False},
     ),
     (
-        _compile(
-            r"\b(?:turn\s+on|enable|use)\s+strict(?:\s+mode)?\b|\bstrict(?:\s+mode)?\s+on\b|\bstrict\s+mode\b"
-        ),
+        _compile(r"\b(?:turn\s+on|enable|use)\s+strict(?:\s+mode)?\b|\bstrict(?:\s+mode)?\s+on\b|\bstrict\s+mode\b"),
         False,
         lambda m: {"strict": True},
     ),
@@ -267,9 +263,7 @@ _SETTINGS: list[tuple[re.Pattern[str], bool, SettingsHandler]] = [
         lambda m: {"max_enhancement_iterations": _number_of(m)},
     ),
     (
-        _compile(
-            rf"\b(?:max(?:imum)?\s+)?(?:enhancement\s+)?(?:iterations?|rounds?){_SET}(?P<n>{NUM})\b"
-        ),
+        _compile(rf"\b(?:max(?:imum)?\s+)?(?:enhancement\s+)?(?:iterations?|rounds?){_SET}(?P<n>{NUM})\b"),
         True,
         lambda m: {"max_enhancement_iterations": _number_of(m)},
     ),
@@ -342,16 +336,12 @@ _SETTINGS: list[tuple[re.Pattern[str], bool, SettingsHandler]] = [
         _aspect_word,
     ),
     (
-        _compile(
-            rf"\b(?P<w>{_ASPECT_ALT})(?:\s+(?:format|mode|orientation|frames?|aspect(?:\s+ratio)?))?\b"
-        ),
+        _compile(rf"\b(?P<w>{_ASPECT_ALT})(?:\s+(?:format|mode|orientation|frames?|aspect(?:\s+ratio)?))?\b"),
         True,
         _aspect_word,
     ),
     (
-        _compile(
-            rf"\b{_LEAD}(?P<n>\d{{2,4}})\s*(?:px|pixels?)(?:\s+(?:resolution|wide|long\s+edge))?\b"
-        ),
+        _compile(rf"\b{_LEAD}(?P<n>\d{{2,4}})\s*(?:px|pixels?)(?:\s+(?:resolution|wide|long\s+edge))?\b"),
         False,
         lambda m: {"resolution": int(m.group("n"))},
     ),
@@ -377,11 +367,7 @@ def _settings(text: str, *, loose: bool) -> tuple[dict[str, Any], str]:
                 continue
             for name, value in handler(match).items():
                 changes.setdefault(name, value)
-            working = (
-                working[: match.start()]
-                + "\0" * (match.end() - match.start())
-                + working[match.end() :]
-            )
+            working = working[: match.start()] + "\0" * (match.end() - match.start()) + working[match.end() :]
     return changes, working.replace("\0", " ")
 
 
@@ -485,9 +471,7 @@ def _refine(text: str, scene: re.Match[str]) -> ParsedMessage:
     number = _ref_value(scene)
     changes, working = _settings(text, loose=False)
     scene_again = _SCENE_REF.search(working)
-    start, end = (
-        (scene_again.start(), scene_again.end()) if scene_again else (scene.start(), scene.end())
-    )
+    start, end = (scene_again.start(), scene_again.end()) if scene_again else (scene.start(), scene.end())
     instruction = _tidy(_INSTRUCTION_LEAD.sub("", working[end:]))
     if not instruction:
         before = _BEFORE_LEAD.sub("", working[:start])
@@ -537,15 +521,13 @@ def parse_message(message: str) -> ParsedMessage:
     if _EXPLAIN.search(text) and (
         _WIN.search(text)
         or _IMAGE_REF.search(text)
-        or re.search(r"\bexplain\b", text, re.IGNORECASE)
-        and _SCENE_REF.search(text)
+        or (re.search(r"\bexplain\b", text, re.IGNORECASE)
+        and _SCENE_REF.search(text))
     ):
         return _explain(text)
     # 2. Refine a scene
     scene = _SCENE_REF.search(text)
-    if scene is not None and (
-        _REFINE_VERB.search(text) or text[scene.end() :].lstrip().startswith(":")
-    ):
+    if scene is not None and (_REFINE_VERB.search(text) or text[scene.end() :].lstrip().startswith(":")):
         return _refine(text, scene)
     # 3. Start a storyboard
     if _is_start(text):

@@ -14,12 +14,12 @@ from functools import cache
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field, create_model, model_validator
 
-from agents.errors import LLMParseError
-from agents.heuristics import check_plan_inputs, plan_heuristic, scenes_for_duration
-from agents.messages import user_message
-from agents.schemas import AgentEvent, ConsistencyMarkers, ScenePlan, StoryboardPlan
-from agents.structured import ask_structured
-from agents.system_prompts import load_system_prompt
+from imageforge.agents.errors import LLMParseError
+from imageforge.agents.heuristics import check_plan_inputs, plan_heuristic, scenes_for_duration
+from imageforge.agents.messages import user_message
+from imageforge.agents.schemas import AgentEvent, ConsistencyMarkers, ScenePlan, StoryboardPlan
+from imageforge.agents.structured import ask_structured
+from imageforge.agents.system_prompts import load_system_prompt
 
 __all__ = ["PlanDraft", "SceneDraft", "plan", "plan_draft_schema"]
 
@@ -29,12 +29,8 @@ AGENT = "planner"
 class SceneDraft(BaseModel):
     """One scene as the planner proposes it; the scene number is assigned afterwards."""
 
-    prompt: str = Field(
-        min_length=1, description="Concrete image prompt: subject, action, place, time of day."
-    )
-    beat: str = Field(
-        "", description="Narrative role: hook, build, reveal, payoff or call to action."
-    )
+    prompt: str = Field(min_length=1, description="Concrete image prompt: subject, action, place, time of day.")
+    beat: str = Field("", description="Narrative role: hook, build, reveal, payoff or call to action.")
     duration_s: float = Field(0.0, ge=0, description="Seconds of the video this scene covers.")
     character_ids: list[str] = Field(
         default_factory=list,
@@ -104,7 +100,7 @@ def _to_plan(draft: PlanDraft, concept: str, target_duration_s: float | None) ->
             character_ids=list(dict.fromkeys(scene.character_ids)),
         )
         for number, (scene, duration) in enumerate(
-            zip(draft.scenes, _durations(draft.scenes, target_duration_s)), start=1
+            zip(draft.scenes, _durations(draft.scenes, target_duration_s), strict=False), start=1
         )
     ]
     return StoryboardPlan(
@@ -153,9 +149,7 @@ async def plan(
             agent=AGENT,
         )
     except LLMParseError as error:
-        fallback = plan_heuristic(concept, target_duration_s, n).model_copy(
-            update={"source": "fallback"}
-        )
+        fallback = plan_heuristic(concept, target_duration_s, n).model_copy(update={"source": "fallback"})
         return fallback, [
             *error.events,
             AgentEvent(

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from langchain_core.language_models import BaseChatModel
 
-from agents.errors import LLMParseError
-from agents.heuristics import critique_heuristic
-from agents.messages import user_message
-from agents.schemas import (
+from imageforge.agents.errors import LLMParseError
+from imageforge.agents.heuristics import critique_heuristic
+from imageforge.agents.messages import user_message
+from imageforge.agents.schemas import (
     AgentEvent,
     ConsistencyMarkers,
     Critique,
@@ -21,8 +21,8 @@ from agents.schemas import (
     EnhancedPrompt,
     ScenePlan,
 )
-from agents.structured import ask_structured
-from agents.system_prompts import load_system_prompt
+from imageforge.agents.structured import ask_structured
+from imageforge.agents.system_prompts import load_system_prompt
 
 __all__ = ["review"]
 
@@ -73,7 +73,5 @@ async def review(
                 detail=f"heuristic prompt engineer used: {error}",
             ),
         ]
-    critique = Critique(
-        scores=draft.scores, critique=draft.critique, suggestions=draft.suggestions, source="llm"
-    )
+    critique = Critique(scores=draft.scores, critique=draft.critique, suggestions=draft.suggestions, source="llm")
     return critique, events

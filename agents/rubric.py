@@ -54,7 +54,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from agents.schemas import ConsistencyMarkers, DimensionScores
+from imageforge.agents.schemas import ConsistencyMarkers, DimensionScores
 
 __all__ = [
     "DIMENSIONS",
@@ -374,11 +374,7 @@ def _normalise(text: str) -> str:
 
 
 def _content_tokens(text: str) -> list[str]:
-    return [
-        w.strip(".'")
-        for w in _WORD.findall(text)
-        if w.strip(".'") and w.strip(".'") not in _STOPWORDS
-    ]
+    return [w.strip(".'") for w in _WORD.findall(text) if w.strip(".'") and w.strip(".'") not in _STOPWORDS]
 
 
 def _mentions(text_tokens: set[str], phrase: str) -> bool:
@@ -444,9 +440,7 @@ class PromptAnalysis(BaseModel):
         return bool(getattr(self, key))
 
 
-def _conflicts(
-    times: list[str], dof: list[str], sources: list[str], angles: list[str], shots: list[str]
-) -> list[str]:
+def _conflicts(times: list[str], dof: list[str], sources: list[str], angles: list[str], shots: list[str]) -> list[str]:
     """Pairs of terms that cannot both hold in one frame."""
     pairs = [
         (set(times) & (_MORNING | _DAY), set(times) & _NIGHT),
@@ -465,12 +459,7 @@ def _conflicts(
 def _actions(text: str) -> list[str]:
     found = _find(text, _ACTION_VERBS)
     for word in re.findall(r"\b[a-z]{3,}ing\b", text):
-        if (
-            word not in _NOT_ACTIONS
-            and word not in _TECHNICAL_WORDS
-            and word not in VAGUE_WORDS
-            and word not in found
-        ):
+        if word not in _NOT_ACTIONS and word not in _TECHNICAL_WORDS and word not in VAGUE_WORDS and word not in found:
             found.append(word)
     return found
 
@@ -600,14 +589,7 @@ def _professionalism(a: PromptAnalysis) -> float:
     )
     structure = 15 if a.sentences >= 3 else 8 if a.sentences == 2 else 0
     length = 10 if a.words >= 30 else 5 if a.words >= 15 else 0
-    points = (
-        structure
-        + 6 * technical
-        + 13 * bool(a.style)
-        + 5 * min(2, len(a.production))
-        + length
-        + 10 * bool(a.mood)
-    )
+    points = structure + 6 * technical + 13 * bool(a.style) + 5 * min(2, len(a.production)) + length + 10 * bool(a.mood)
     penalty = 10 * len(a.vague) + 8 * len(a.tag_soup) + 15 * len(a.conflicts) + 10 * (a.words > 220)
     return _clamp(points - penalty)
 
@@ -702,41 +684,28 @@ def _element_missing(a: PromptAnalysis, key: str) -> bool:
     return not a.has(key)
 
 
-def missing_element_keys(
-    prompt: str, markers: ConsistencyMarkers | None = None
-) -> dict[str, list[str]]:
+def missing_element_keys(prompt: str, markers: ConsistencyMarkers | None = None) -> dict[str, list[str]]:
     """Per dimension, the ElementKeys whose absence costs points (empty list: nothing to add)."""
     a = analyze_prompt(prompt, markers)
     out: dict[str, list[str]] = {}
     for dimension in DIMENSIONS:
         keys = list(_DIMENSION_ELEMENTS[dimension])
-        if dimension == "brand_alignment" and not any(
-            (markers or ConsistencyMarkers()).model_dump().values()
-        ):
+        if dimension == "brand_alignment" and not any((markers or ConsistencyMarkers()).model_dump().values()):
             keys = ["palette", "mood", "style"]
         out[dimension] = [k for k in keys if _element_missing(a, k)]
     return out
 
 
-def missing_elements(
-    prompt: str, markers: ConsistencyMarkers | None = None
-) -> dict[str, list[str]]:
+def missing_elements(prompt: str, markers: ConsistencyMarkers | None = None) -> dict[str, list[str]]:
     """Per dimension, what a critique should name as missing or wrong, in plain words."""
     a = analyze_prompt(prompt, markers)
-    out = {
-        d: [ELEMENT_LABELS[k] for k in keys]
-        for d, keys in missing_element_keys(prompt, markers).items()
-    }
+    out = {d: [ELEMENT_LABELS[k] for k in keys] for d, keys in missing_element_keys(prompt, markers).items()}
     if a.marker_palette_missing and "the storyboard palette" in out["brand_alignment"]:
         i = out["brand_alignment"].index("the storyboard palette")
-        out["brand_alignment"][i] = (
-            "the storyboard palette (" + ", ".join(a.marker_palette_missing) + ")"
-        )
+        out["brand_alignment"][i] = "the storyboard palette (" + ", ".join(a.marker_palette_missing) + ")"
     if a.brand_keywords_missing and "the brand keywords" in out["brand_alignment"]:
         i = out["brand_alignment"].index("the brand keywords")
-        out["brand_alignment"][i] = (
-            "the brand keywords (" + ", ".join(a.brand_keywords_missing) + ")"
-        )
+        out["brand_alignment"][i] = "the brand keywords (" + ", ".join(a.brand_keywords_missing) + ")"
     if a.vague:
         problem = "replace vague words: " + ", ".join(a.vague)
         out["specificity"].append(problem)

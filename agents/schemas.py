@@ -29,7 +29,9 @@ agent standing in after the LLM failed (the trace records why)."""
 class ConsistencyMarkers(BaseModel):
     """What every scene of one storyboard must share so the images read as one film."""
 
-    characters: list[str] = Field(default_factory=list, description="Recurring people or products, described concretely.")
+    characters: list[str] = Field(
+        default_factory=list, description="Recurring people or products, described concretely."
+    )
     palette: list[str] = Field(default_factory=list, description="Named colours shared by all scenes.")
     setting: str = Field("", description="Where the story takes place.")
     style: str = Field("", description="Visual style, e.g. 'warm editorial photography'.")
@@ -43,7 +45,9 @@ class ScenePlan(BaseModel):
     prompt: str = Field(min_length=1, description="The scene's image prompt before enhancement.")
     beat: str = Field("", description="Narrative role: hook, build, reveal, payoff, call to action.")
     duration_s: float = Field(0.0, ge=0, description="Seconds of the final video this scene covers.")
-    character_ids: list[str] = Field(default_factory=list, description="Characters whose references join this scene's candidates.")
+    character_ids: list[str] = Field(
+        default_factory=list, description="Characters whose references join this scene's candidates."
+    )
 
 
 class StoryboardPlan(BaseModel):
@@ -69,7 +73,9 @@ class EnhancedPrompt(BaseModel):
     camera_angle: str = Field(description="e.g. 'eye-level', 'low angle', 'overhead'.")
     lens: str = Field(description="Focal length, e.g. '50mm'.")
     aperture: str = Field(description="e.g. 'f/1.8'.")
-    lighting: str = Field(description="Light quality and direction, e.g. 'soft window light from the left at 45 degrees'.")
+    lighting: str = Field(
+        description="Light quality and direction, e.g. 'soft window light from the left at 45 degrees'."
+    )
     color_temperature_k: int = Field(ge=1000, le=12000, description="Colour temperature in kelvin.")
     composition: str = Field(description="e.g. 'rule of thirds, subject on the left third'.")
     setting_detail: str = Field("", description="Concrete details of the location and props.")

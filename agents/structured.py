@@ -19,8 +19,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel
 
-from agents.errors import LLMParseError, LLMTransientError
-from agents.schemas import AgentEvent
+from imageforge.agents.errors import LLMParseError, LLMTransientError
+from imageforge.agents.schemas import AgentEvent
 
 __all__ = ["ask_structured", "is_transient"]
 
@@ -82,9 +82,7 @@ def _correction(raw: Any, schema: type[BaseModel], problem: str) -> list[BaseMes
     return messages
 
 
-async def _call(
-    structured: Any, messages: list[BaseMessage], agent: str, events: list[AgentEvent]
-) -> dict[str, Any]:
+async def _call(structured: Any, messages: list[BaseMessage], agent: str, events: list[AgentEvent]) -> dict[str, Any]:
     try:
         return await structured.ainvoke(messages)
     except Exception as error:

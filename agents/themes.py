@@ -712,7 +712,6 @@ def has_phrase(text: str, phrase: str) -> bool:
     return phrase_pattern(phrase).search(text) is not None
 
 
-
 def match_theme(text: str) -> Theme:
     """The theme ``text`` mentions most (a product counts double); ties go to the earlier theme."""
     lowered = text.lower()

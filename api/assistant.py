@@ -27,7 +27,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from agents.assistant import (
+from imageforge.agents.assistant import (
     ExplainWinnerArgs,
     RefineSceneArgs,
     StartStoryboardArgs,
@@ -35,11 +35,11 @@ from agents.assistant import (
     amend_prompt,
     describe_settings,
 )
-from agents.schemas import ConsistencyMarkers, ScenePlan, StoryboardPlan
-from api import crud
-from api.checkpoints import open_checkpointer
-from api.jobs import JobRunner, QueueFullError
-from api.models import (
+from imageforge.agents.schemas import ConsistencyMarkers, ScenePlan, StoryboardPlan
+from imageforge.api import crud
+from imageforge.api.checkpoints import open_checkpointer
+from imageforge.api.jobs import JobRunner, QueueFullError
+from imageforge.api.models import (
     TERMINAL_STATUSES,
     Generation,
     GenerationCreate,
@@ -47,16 +47,16 @@ from api.models import (
     GenerationStatusDocument,
     utcnow,
 )
-from api.models_assistant import AssistantAction, Conversation, ConversationMessage
-from api.pipeline import JobSpec
-from api.settings import Settings
-from api.status import apply_live, build_status_document, generation_links, recorded_scenes
-from api.submission import submit
-from graph.assistant import compile_assistant
-from graph.context import GenerationSettings
-from graph.selection import deciding_component
-from traces.reader import CorruptTraceError, TraceNotFoundError, read_trace
-from traces.schemas import RunSummary, SceneResult
+from imageforge.api.models_assistant import AssistantAction, Conversation, ConversationMessage
+from imageforge.api.pipeline import JobSpec
+from imageforge.api.settings import Settings
+from imageforge.api.status import apply_live, build_status_document, generation_links, recorded_scenes
+from imageforge.api.submission import submit
+from imageforge.graph.assistant import compile_assistant
+from imageforge.graph.context import GenerationSettings
+from imageforge.graph.selection import deciding_component
+from imageforge.traces.reader import CorruptTraceError, TraceNotFoundError, read_trace
+from imageforge.traces.schemas import RunSummary, SceneResult
 
 __all__ = [
     "AssistantHub",
@@ -88,9 +88,7 @@ class AssistantHub:
 
     graph: CompiledStateGraph
     checkpointer: BaseCheckpointSaver
-    _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
-        default_factory=weakref.WeakValueDictionary
-    )
+    _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
 
     def lock(self, conversation_id: str) -> asyncio.Lock:
         lock = self._locks.get(conversation_id)
@@ -113,9 +111,7 @@ def new_conversation_id() -> str:
     return uuid.uuid4().hex
 
 
-def create_conversation(
-    *, session: Session, conversation_id: str, user_id: int, title: str
-) -> Conversation:
+def create_conversation(*, session: Session, conversation_id: str, user_id: int, title: str) -> Conversation:
     conversation = Conversation(id=conversation_id, user_id=user_id, title=title[:120])
     session.add(conversation)
     session.commit()
@@ -123,9 +119,7 @@ def create_conversation(
     return conversation
 
 
-def get_conversation(
-    *, session: Session, conversation_id: str, user_id: int
-) -> Conversation | None:
+def get_conversation(*, session: Session, conversation_id: str, user_id: int) -> Conversation | None:
     """The conversation if it exists and belongs to ``user_id``."""
     conversation = session.get(Conversation, conversation_id)
     if conversation is None or conversation.user_id != user_id:
@@ -133,9 +127,7 @@ def get_conversation(
     return conversation
 
 
-def list_conversations(
-    *, session: Session, user_id: int, skip: int, limit: int
-) -> tuple[Sequence[Conversation], int]:
+def list_conversations(*, session: Session, user_id: int, skip: int, limit: int) -> tuple[Sequence[Conversation], int]:
     query = (
         select(Conversation)
         .where(Conversation.user_id == user_id)
@@ -143,9 +135,7 @@ def list_conversations(
         .offset(skip)
         .limit(limit)
     )
-    count = session.exec(
-        select(func.count()).select_from(Conversation).where(Conversation.user_id == user_id)
-    ).one()
+    count = session.exec(select(func.count()).select_from(Conversation).where(Conversation.user_id == user_id)).one()
     return session.exec(query).all(), int(count)
 
 
@@ -168,9 +158,7 @@ def _text(message: BaseMessage) -> str:
     content = message.content
     if isinstance(content, str):
         return content
-    return " ".join(
-        part.get("text", "") if isinstance(part, dict) else str(part) for part in content
-    )
+    return " ".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
 
 
 def conversation_messages(messages: Sequence[BaseMessage]) -> list[ConversationMessage]:
@@ -180,21 +168,11 @@ def conversation_messages(messages: Sequence[BaseMessage]) -> list[ConversationM
         if isinstance(message, HumanMessage):
             shown.append(ConversationMessage(role="user", content=_text(message)))
         elif isinstance(message, AIMessage):
-            calls = [
-                {"name": c["name"], "args": c["args"], "id": c["id"]} for c in message.tool_calls
-            ]
-            shown.append(
-                ConversationMessage(role="assistant", content=_text(message), tool_calls=calls)
-            )
+            calls = [{"name": c["name"], "args": c["args"], "id": c["id"]} for c in message.tool_calls]
+            shown.append(ConversationMessage(role="assistant", content=_text(message), tool_calls=calls))
         elif isinstance(message, ToolMessage):
-            action = (
-                AssistantAction(**message.artifact) if isinstance(message.artifact, dict) else None
-            )
-            shown.append(
-                ConversationMessage(
-                    role="tool", content=_text(message), name=message.name, action=action
-                )
-            )
+            action = AssistantAction(**message.artifact) if isinstance(message.artifact, dict) else None
+            shown.append(ConversationMessage(role="tool", content=_text(message), name=message.name, action=action))
     return shown
 
 
@@ -219,11 +197,7 @@ def source_plan(generation: Generation, summary: RunSummary | None) -> Storyboar
 
 
 def _weighted(components: dict[str, float], weights: dict[str, float]) -> str:
-    return ", ".join(
-        f"{slot} {components[slot]:.1f} x {weights[slot]:.2f}"
-        for slot in weights
-        if slot in components
-    )
+    return ", ".join(f"{slot} {components[slot]:.1f} x {weights[slot]:.2f}" for slot in weights if slot in components)
 
 
 def explain_scene(result: SceneResult, image: int | None = None) -> tuple[str, dict[str, Any]]:
@@ -286,9 +260,7 @@ def explain_scene(result: SceneResult, image: int | None = None) -> tuple[str, d
     if len(result.attempts) > 1:
         parts.append(f"It came from attempt {attempt.attempt} of {len(result.attempts)}.")
     if result.status == "accepted_with_warning":
-        parts.append(
-            f"No attempt passed validation, so lenient mode kept the best one ({attempt.reason})."
-        )
+        parts.append(f"No attempt passed validation, so lenient mode kept the best one ({attempt.reason}).")
     elif attempt.reason:
         parts.append(f"{attempt.reason.rstrip('.')}.")
     return " ".join(parts), details
@@ -317,10 +289,7 @@ def status_reply(document: GenerationStatusDocument) -> str:
             for s in finished
             if s.quality_score is not None
         )
-        parts.append(
-            f"{len(finished)} of {total} scenes finished"
-            + (f" (quality: {scores})." if scores else ".")
-        )
+        parts.append(f"{len(finished)} of {total} scenes finished" + (f" (quality: {scores})." if scores else "."))
     if document.warnings:
         parts.append(f"{len(document.warnings)} warning(s); the trace has the details.")
     return " ".join(parts)
@@ -354,9 +323,7 @@ class ServiceTools:
 
     def _owned(self, generation_id: str) -> Generation | None:
         with Session(self.engine) as session:
-            return crud.get_generation(
-                session=session, generation_id=generation_id, user_id=self.user_id
-            )
+            return crud.get_generation(session=session, generation_id=generation_id, user_id=self.user_id)
 
     def _trace(self, generation_id: str) -> RunSummary | None:
         try:
@@ -384,9 +351,7 @@ class ServiceTools:
             return f"The service refused it ({_problems(exc)})."
         return accepted.generation_id, accepted.status_url
 
-    async def start_storyboard(
-        self, args: StartStoryboardArgs, settings: GenerationSettings
-    ) -> ToolOutcome:
+    async def start_storyboard(self, args: StartStoryboardArgs, settings: GenerationSettings) -> ToolOutcome:
         try:
             create = GenerationCreate(
                 prompt=args.description,
@@ -395,9 +360,7 @@ class ServiceTools:
                 settings=GenerationOptions(**settings.model_dump()),
             )
         except ValidationError as exc:
-            return ToolOutcome(
-                reply=f"I can't start that storyboard: {_problems(exc)}.", refused=True
-            )
+            return ToolOutcome(reply=f"I can't start that storyboard: {_problems(exc)}.", refused=True)
         submitted = await self._submit(create)
         if isinstance(submitted, str):
             return ToolOutcome(reply=f"I can't start the storyboard now. {submitted}", refused=True)
@@ -448,9 +411,7 @@ class ServiceTools:
                 reply=f"Storyboard {generation_id} has scenes 1 to {total}; which one should I refine?",
                 refused=True,
             )
-        finished = {
-            s.scene_number for s in (summary.scenes if summary else []) if s.winner is not None
-        }
+        finished = {s.scene_number for s in (summary.scenes if summary else []) if s.winner is not None}
         missing = [j for j in range(1, k) if j not in finished]
         if missing and summary is None and source.status in TERMINAL_STATUSES:
             return ToolOutcome(reply=_trace_gone(generation_id, "refine it"), refused=True)
@@ -511,9 +472,7 @@ class ServiceTools:
         }
         return ToolOutcome(reply=reply, action=action, generation_id=new_id)
 
-    async def explain_winner(
-        self, generation_id: str | None, args: ExplainWinnerArgs
-    ) -> ToolOutcome:
+    async def explain_winner(self, generation_id: str | None, args: ExplainWinnerArgs) -> ToolOutcome:
         if generation_id is None:
             return ToolOutcome(
                 reply=f"There is no storyboard to explain yet; start one first, e.g. {START_EXAMPLE}.",
@@ -558,9 +517,7 @@ class ServiceTools:
 
     def _document(self, generation_id: str) -> GenerationStatusDocument | None:
         with Session(self.engine) as session:
-            generation = crud.get_generation(
-                session=session, generation_id=generation_id, user_id=self.user_id
-            )
+            generation = crud.get_generation(session=session, generation_id=generation_id, user_id=self.user_id)
             if generation is None:
                 return None
             rows = crud.load_scenes(session=session, generation_id=generation_id)
@@ -583,9 +540,7 @@ class ServiceTools:
             "status": document.status,
             "progress": document.progress,
             "current_step": document.current_step,
-            "scenes_finished": sum(
-                1 for s in scenes if s.status in ("passed", "accepted_with_warning", "failed")
-            ),
+            "scenes_finished": sum(1 for s in scenes if s.status in ("passed", "accepted_with_warning", "failed")),
             "scenes_total": len(scenes),
             "status_url": generation_links(self.base_url, generation_id)["status"],
         }

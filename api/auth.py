@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jwt
 
-from api.settings import Settings
+from imageforge.api.settings import Settings
 
 __all__ = ["InvalidTokenError", "create_access_token", "decode_access_token", "hash_password", "verify_password"]
 

@@ -92,7 +92,9 @@ class UserCache(Generic[V]):
     deactivated in the database loses access within ``ttl_s``.
     """
 
-    def __init__(self, *, ttl_s: float = 30.0, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, ttl_s: float = 30.0, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if ttl_s < 0:
             raise ValueError(f"`ttl_s` must not be negative, got {ttl_s!r}.")
         self._ttl_s = ttl_s

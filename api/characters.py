@@ -31,33 +31,33 @@ from PIL import Image
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
-from agents.schemas import ConsistencyMarkers, EnhancementResult, ScenePlan, StoryboardPlan
-from api import crud
-from api.models import Generation, utcnow
-from api.models_characters import (
+from imageforge.agents.schemas import ConsistencyMarkers, EnhancementResult, ScenePlan, StoryboardPlan
+from imageforge.api import crud
+from imageforge.api.models import Generation, utcnow
+from imageforge.api.models_characters import (
     Character,
     CharacterCreate,
     CharacterReference,
     CharacterUpdate,
     GalleryImage,
 )
-from graph.context import BackendSettings, Context, GenerationSettings
-from graph.enhancement import enhancement_graph
-from graph.scene import scene_graph
-from graph.services import Services
-from graph.state import EnhanceInput, SceneInput
-from tools.references import (
+from imageforge.graph.context import BackendSettings, Context, GenerationSettings
+from imageforge.graph.enhancement import enhancement_graph
+from imageforge.graph.scene import scene_graph
+from imageforge.graph.services import Services
+from imageforge.graph.state import EnhanceInput, SceneInput
+from imageforge.tools.references import (
     PromptAnalysis,
     analyze_prompt,
     attempt_references,
     extract_keywords,
     rank_references,
 )
-from tools.schemas import ReferenceImage
-from tools.seeds import random_base_seed
-from tools.storage import atomic_copy, save_png
-from traces.schemas import Attempt, RunSummary, SceneResult
-from traces.writer import TraceWriter, write_json
+from imageforge.tools.schemas import ReferenceImage
+from imageforge.tools.seeds import random_base_seed
+from imageforge.tools.storage import atomic_copy, save_png
+from imageforge.traces.schemas import Attempt, RunSummary, SceneResult
+from imageforge.traces.writer import TraceWriter, write_json
 
 __all__ = [
     "GALLERY_CANDIDATES",
@@ -165,9 +165,7 @@ def get_character(*, session: Session, character_id: str, user_id: int) -> Chara
     return character
 
 
-def list_characters(
-    *, session: Session, user_id: int, skip: int, limit: int
-) -> tuple[Sequence[Character], int]:
+def list_characters(*, session: Session, user_id: int, skip: int, limit: int) -> tuple[Sequence[Character], int]:
     query = (
         select(Character)
         .where(Character.user_id == user_id)
@@ -175,15 +173,11 @@ def list_characters(
         .offset(skip)
         .limit(limit)
     )
-    count = session.exec(
-        select(func.count()).select_from(Character).where(Character.user_id == user_id)
-    ).one()
+    count = session.exec(select(func.count()).select_from(Character).where(Character.user_id == user_id)).one()
     return session.exec(query).all(), int(count)
 
 
-def update_character(
-    *, session: Session, character: Character, update: CharacterUpdate
-) -> Character:
+def update_character(*, session: Session, character: Character, update: CharacterUpdate) -> Character:
     for name, value in update.model_dump(exclude_unset=True).items():
         if value is not None:
             setattr(character, name, value)
@@ -196,9 +190,7 @@ def update_character(
 
 def delete_character(*, session: Session, character: Character, data_dir: Path) -> None:
     """The rows first (one commit), then the files: a failed commit leaves everything."""
-    session.execute(
-        delete(CharacterReference).where(col(CharacterReference.character_id) == character.id)
-    )
+    session.execute(delete(CharacterReference).where(col(CharacterReference.character_id) == character.id))
     session.execute(delete(GalleryImage).where(col(GalleryImage.character_id) == character.id))
     session.delete(character)
     session.commit()
@@ -215,9 +207,7 @@ def list_references(*, session: Session, character_id: str) -> list[CharacterRef
     return sorted(rows, key=lambda r: r.kind != "master")
 
 
-def list_gallery(
-    *, session: Session, character_id: str, limit: int | None = None
-) -> list[GalleryImage]:
+def list_gallery(*, session: Session, character_id: str, limit: int | None = None) -> list[GalleryImage]:
     """Newest first."""
     query = (
         select(GalleryImage)
@@ -348,11 +338,7 @@ def resolve_character_references(
     Raises ``CharacterNotFoundError`` naming every id the caller does not own.
     """
     wanted = list(dict.fromkeys(character_ids))
-    missing = [
-        cid
-        for cid in wanted
-        if get_character(session=session, character_id=cid, user_id=user_id) is None
-    ]
+    missing = [cid for cid in wanted if get_character(session=session, character_id=cid, user_id=user_id) is None]
     if missing:
         raise CharacterNotFoundError(missing)
     return {
@@ -408,9 +394,7 @@ class SmartImageOutcome:
 
     @property
     def winner_attempt(self) -> Attempt | None:
-        return next(
-            (a for a in self.result.attempts if a.attempt == self.result.winner_attempt), None
-        )
+        return next((a for a in self.result.attempts if a.attempt == self.result.winner_attempt), None)
 
 
 async def run_smart_image(
@@ -440,14 +424,10 @@ async def run_smart_image(
     started = datetime.now(UTC)
     clock = time.perf_counter()
     base_seed = settings.seed if settings.seed is not None else random_base_seed()
-    markers = ConsistencyMarkers(
-        characters=[character_marker(character_name, description)], style=STYLE_MARKERS[style]
-    )
+    markers = ConsistencyMarkers(characters=[character_marker(character_name, description)], style=STYLE_MARKERS[style])
     scene = ScenePlan(scene_number=1, prompt=prompt)
     plan = StoryboardPlan(concept=prompt, scenes=[scene], markers=markers, source="heuristic")
-    context = Context(
-        settings=settings, backends=backends, trace_root=str(trace_root), services=services
-    )
+    context = Context(settings=settings, backends=backends, trace_root=str(trace_root), services=services)
     writer = TraceWriter(trace_root, generation_id)
     await asyncio.to_thread(writer.ensure_writable)
 
@@ -498,10 +478,7 @@ async def run_smart_image(
                 "prompt_analysis": analyze_prompt(prompt).model_dump(),
                 "enhanced_prompt_analysis": analysis.model_dump(),
                 "ranking": [r.model_dump(mode="json") for r in ranking],
-                "schedule": [
-                    None if r is None else r.id
-                    for r in attempt_references(ranking, settings.max_attempts)
-                ],
+                "schedule": [None if r is None else r.id for r in attempt_references(ranking, settings.max_attempts)],
             },
         )
 
@@ -522,11 +499,7 @@ async def run_smart_image(
         raise
 
     # 6. Final summary
-    error = (
-        None
-        if result.status == "passed"
-        else (result.error or {}).get("error", "all attempts failed validation")
-    )
+    error = None if result.status == "passed" else (result.error or {}).get("error", "all attempts failed validation")
     status = "completed" if result.status == "passed" else "failed"
     final = await asyncio.to_thread(summary, status, [result], [enhancement], error)
     return SmartImageOutcome(
@@ -592,9 +565,7 @@ def record_smart_image(
             keywords=extract_keywords(prompt),
             attempts=len(outcome.result.attempts),
         )
-        copied = atomic_copy(
-            outcome.result.winner_path or winner.path, gallery_path(data_dir, image)
-        )
+        copied = atomic_copy(outcome.result.winner_path or winner.path, gallery_path(data_dir, image))
         session.add(image)
         character.updated_at = utcnow()
         session.add(character)
@@ -619,9 +590,7 @@ def record_smart_image(
     try:
         session.add(generation)
         session.commit()
-        crud.record_scene(
-            session=session, generation_id=generation.id, result=outcome.result, trace_dir=trace_dir
-        )
+        crud.record_scene(session=session, generation_id=generation.id, result=outcome.result, trace_dir=trace_dir)
     except BaseException:
         session.rollback()
         if copied is not None:

@@ -12,10 +12,11 @@ from contextlib import asynccontextmanager
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-from api.settings import Settings
-from graph.checkpoint import serializer
+from imageforge.api.settings import Settings
+from imageforge.graph.checkpoint import serializer
 
 __all__ = ["checkpoint_serializer", "open_checkpointer"]
+
 
 def checkpoint_serializer() -> JsonPlusSerializer:
     """Checkpoints are read back with an allowlist of the graph's state types only, so a

@@ -95,7 +95,7 @@ def check_output_dir(out: Path) -> Path:
 
 
 def check_reference(path: Path) -> str:
-    from tools.storage import InvalidImageError, load_image
+    from imageforge.tools.storage import InvalidImageError, load_image
 
     try:
         load_image(path)
@@ -109,8 +109,8 @@ def _root() -> None:
     """Turn a concept into a storyboard of scored reference images."""
 
 
-from api.cli_models import models_app
-from api.cli_service import register as register_service_commands
+from imageforge.api.cli_models import models_app
+from imageforge.api.cli_service import register as register_service_commands
 
 app.add_typer(models_app, name="models")
 register_service_commands(app)  # serve, token, users create
@@ -119,47 +119,109 @@ register_service_commands(app)  # serve, token, users create
 @app.command()
 def generate(
     concept: Annotated[str, typer.Argument(help="What the storyboard is about.")],
-    duration: Annotated[float | None, typer.Option("--duration", help="Target video length in seconds; sets the scene count.")] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Target video length in seconds; sets the scene count.")
+    ] = None,
     scenes: Annotated[int | None, typer.Option("--scenes", help="Number of scenes (overrides --duration).")] = None,
-    scene: Annotated[list[str] | None, typer.Option("--scene", help="An explicit scene prompt; repeat for each scene.")] = None,
+    scene: Annotated[
+        list[str] | None, typer.Option("--scene", help="An explicit scene prompt; repeat for each scene.")
+    ] = None,
     variations: Annotated[int, typer.Option("--variations", help="Images per attempt, 1-16.")] = 4,
     max_iterations: Annotated[int, typer.Option("--max-iterations", help="Critique-loop cap, 1-10.")] = 4,
-    approval_threshold: Annotated[float, typer.Option("--approval-threshold", help="Prompt score that ends the loop.")] = 85.0,
-    quality_threshold: Annotated[float, typer.Option("--quality-threshold", help="Minimum weighted image score.")] = 30.0,
-    consistency_threshold: Annotated[float, typer.Option("--consistency-threshold", help="Minimum similarity to the reference; 0 disables.")] = 30.0,
+    approval_threshold: Annotated[
+        float, typer.Option("--approval-threshold", help="Prompt score that ends the loop.")
+    ] = 85.0,
+    quality_threshold: Annotated[
+        float, typer.Option("--quality-threshold", help="Minimum weighted image score.")
+    ] = 30.0,
+    consistency_threshold: Annotated[
+        float, typer.Option("--consistency-threshold", help="Minimum similarity to the reference; 0 disables.")
+    ] = 30.0,
     max_retries: Annotated[int, typer.Option("--max-retries", help="Extra attempts with the next reference, 0-5.")] = 2,
-    strict: Annotated[bool, typer.Option("--strict", help="Fail a scene whose attempts all miss instead of keeping the best.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail a scene whose attempts all miss instead of keeping the best.")
+    ] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="Base seed; the same seed reproduces the run.")] = None,
     reference: Annotated[Path | None, typer.Option("--reference", help="An image used as scene 1's reference.")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Output folder; traces go to OUT/reference_image_traces/<id>/.")] = Path("output"),
+    out: Annotated[
+        Path, typer.Option("--out", help="Output folder; traces go to OUT/reference_image_traces/<id>/.")
+    ] = Path("output"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the result document on stdout.")] = False,
     aspect_ratio: Annotated[str, typer.Option("--aspect-ratio", help="square, 16:9, 4:5 or 21:9.")] = "square",
     resolution: Annotated[int, typer.Option("--resolution", help="Long edge in pixels.")] = 512,
     llm: Annotated[str, typer.Option("--llm", envvar="IMAGEFORGE_LLM", help="auto, heuristic or openai.")] = "auto",
-    llm_model: Annotated[str, typer.Option("--llm-model", envvar="IMAGEFORGE_LLM_MODEL", help="Chat model name.")] = "gpt-4o-mini",
-    llm_base_url: Annotated[str | None, typer.Option("--llm-base-url", envvar="IMAGEFORGE_LLM_BASE_URL", help="OpenAI-compatible endpoint.")] = None,
-    generator: Annotated[str, typer.Option("--generator", envvar="IMAGEFORGE_GENERATOR", help="auto, sketch, diffusers or openai.")] = "auto",
-    generator_model: Annotated[str | None, typer.Option("--generator-model", envvar="IMAGEFORGE_GENERATOR_MODEL", help="Hub id or local path.")] = None,
-    scorers: Annotated[str, typer.Option("--scorers", envvar="IMAGEFORGE_SCORERS", help="auto, offline, or a comma-separated list.")] = "auto",
+    llm_model: Annotated[
+        str, typer.Option("--llm-model", envvar="IMAGEFORGE_LLM_MODEL", help="Chat model name.")
+    ] = "gpt-4o-mini",
+    llm_base_url: Annotated[
+        str | None, typer.Option("--llm-base-url", envvar="IMAGEFORGE_LLM_BASE_URL", help="OpenAI-compatible endpoint.")
+    ] = None,
+    generator: Annotated[
+        str, typer.Option("--generator", envvar="IMAGEFORGE_GENERATOR", help="auto, sketch, diffusers or openai.")
+    ] = "auto",
+    generator_model: Annotated[
+        str | None, typer.Option("--generator-model", envvar="IMAGEFORGE_GENERATOR_MODEL", help="Hub id or local path.")
+    ] = None,
+    scorers: Annotated[
+        str, typer.Option("--scorers", envvar="IMAGEFORGE_SCORERS", help="auto, offline, or a comma-separated list.")
+    ] = "auto",
     device: Annotated[str, typer.Option("--device", envvar="IMAGEFORGE_DEVICE", help="auto, cpu, cuda, mps.")] = "auto",
-    steps: Annotated[int | None, typer.Option("--steps", help="Diffusers: denoising steps (model default if unset).")] = None,
-    guidance: Annotated[float | None, typer.Option("--guidance", help="Diffusers: guidance scale (model default if unset).")] = None,
-    strength: Annotated[float, typer.Option("--strength", help="Diffusers: image-to-image strength with a reference.")] = 0.6,
-    ip_adapter: Annotated[str | None, typer.Option("--ip-adapter", envvar="IMAGEFORGE_IP_ADAPTER", help="Diffusers: IP-Adapter 'REPO_OR_FOLDER:SUBFOLDER/WEIGHTS'.")] = None,
-    cpu_offload: Annotated[bool, typer.Option("--cpu-offload", help="Diffusers: keep idle sub-models on the CPU.")] = False,
-    attention_slicing: Annotated[bool, typer.Option("--attention-slicing", help="Diffusers: lower peak memory.")] = False,
-    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", envvar="IMAGEFORGE_CACHE_DIR", help="Generation cache folder (default OUT/cache).")] = None,
-    pickscore_model: Annotated[str | None, typer.Option("--pickscore-model", envvar="IMAGEFORGE_PICKSCORE_MODEL", help="PickScore model id or path.")] = None,
-    clip_model: Annotated[str | None, typer.Option("--clip-model", envvar="IMAGEFORGE_CLIP_MODEL", help="CLIP for CLIP-score, aesthetic and consistency.")] = None,
-    vqa_model: Annotated[str | None, typer.Option("--vqa-model", envvar="IMAGEFORGE_VQA_MODEL", help="Vision-language model for VQAScore.")] = None,
-    consistency: Annotated[str, typer.Option("--consistency", envvar="IMAGEFORGE_CONSISTENCY", help="auto, clip, dinov2 or histogram.")] = "auto",
-    consistency_model: Annotated[str | None, typer.Option("--consistency-model", envvar="IMAGEFORGE_CONSISTENCY_MODEL", help="Model for the consistency scorer.")] = None,
+    steps: Annotated[
+        int | None, typer.Option("--steps", help="Diffusers: denoising steps (model default if unset).")
+    ] = None,
+    guidance: Annotated[
+        float | None, typer.Option("--guidance", help="Diffusers: guidance scale (model default if unset).")
+    ] = None,
+    strength: Annotated[
+        float, typer.Option("--strength", help="Diffusers: image-to-image strength with a reference.")
+    ] = 0.6,
+    ip_adapter: Annotated[
+        str | None,
+        typer.Option(
+            "--ip-adapter",
+            envvar="IMAGEFORGE_IP_ADAPTER",
+            help="Diffusers: IP-Adapter 'REPO_OR_FOLDER:SUBFOLDER/WEIGHTS'.",
+        ),
+    ] = None,
+    cpu_offload: Annotated[
+        bool, typer.Option("--cpu-offload", help="Diffusers: keep idle sub-models on the CPU.")
+    ] = False,
+    attention_slicing: Annotated[
+        bool, typer.Option("--attention-slicing", help="Diffusers: lower peak memory.")
+    ] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option("--cache-dir", envvar="IMAGEFORGE_CACHE_DIR", help="Generation cache folder (default OUT/cache)."),
+    ] = None,
+    pickscore_model: Annotated[
+        str | None,
+        typer.Option("--pickscore-model", envvar="IMAGEFORGE_PICKSCORE_MODEL", help="PickScore model id or path."),
+    ] = None,
+    clip_model: Annotated[
+        str | None,
+        typer.Option(
+            "--clip-model", envvar="IMAGEFORGE_CLIP_MODEL", help="CLIP for CLIP-score, aesthetic and consistency."
+        ),
+    ] = None,
+    vqa_model: Annotated[
+        str | None,
+        typer.Option("--vqa-model", envvar="IMAGEFORGE_VQA_MODEL", help="Vision-language model for VQAScore."),
+    ] = None,
+    consistency: Annotated[
+        str, typer.Option("--consistency", envvar="IMAGEFORGE_CONSISTENCY", help="auto, clip, dinov2 or histogram.")
+    ] = "auto",
+    consistency_model: Annotated[
+        str | None,
+        typer.Option(
+            "--consistency-model", envvar="IMAGEFORGE_CONSISTENCY_MODEL", help="Model for the consistency scorer."
+        ),
+    ] = None,
 ) -> None:
     """Plan, enhance, generate, score and chain a storyboard; write its trace."""
     import os
 
-    from graph.context import BackendSettings, Context, GenerationSettings
-    from graph.run import StoryboardRequest
+    from imageforge.graph.context import BackendSettings, Context, GenerationSettings
+    from imageforge.graph.run import StoryboardRequest
 
     console = Console(stderr=as_json)
     try:
@@ -211,7 +273,7 @@ def generate(
     except UsageError as exc:
         raise fail(str(exc)) from None
 
-    from graph.services import build_services
+    from imageforge.graph.services import build_services
 
     try:
         services = build_services(backends, api_key=os.environ.get("OPENAI_API_KEY"))
@@ -223,7 +285,7 @@ def generate(
     context = Context(settings=settings, backends=backends, trace_root=str(trace_root), services=services)
     summary = asyncio.run(_run_with_progress(request, context, console))
 
-    from api.cli_render import render_summary
+    from imageforge.api.cli_render import render_summary
 
     if as_json:
         sys.stdout.write(summary.model_dump_json(indent=2) + "\n")
@@ -234,8 +296,8 @@ def generate(
 
 
 async def _run_with_progress(request: Any, context: Any, console: Console):
-    from api.cli_render import LiveProgress
-    from graph.run import run_storyboard
+    from imageforge.api.cli_render import LiveProgress
+    from imageforge.graph.run import run_storyboard
 
     with LiveProgress(console, context.settings) as progress:
         return await run_storyboard(request, context, on_event=progress.handle)

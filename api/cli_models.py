@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tools import model_store
+from imageforge.tools import model_store
 
 __all__ = ["format_bytes", "models_app"]
 
@@ -62,17 +62,13 @@ def list_command() -> None:
 
 
 def _caption() -> str:
-    groups = "; ".join(
-        f"{name} = {', '.join(members)}" for name, members in model_store.GROUPS.items()
-    )
+    groups = "; ".join(f"{name} = {', '.join(members)}" for name, members in model_store.GROUPS.items())
     return f"Groups: {groups}. Cache: {model_store.hub_cache_dir()}"
 
 
 @models_app.command("pull")
 def pull_command(
-    name: Annotated[
-        str, typer.Argument(help="A model set or group from `imageforge models list`.")
-    ],
+    name: Annotated[str, typer.Argument(help="A model set or group from `imageforge models list`.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Download without asking.")] = False,
 ) -> None:
     """Download a model set into the Hugging Face cache, showing its size first."""
@@ -87,9 +83,7 @@ def pull_command(
 
     for repo in plan.repos:
         console.print(f"  {repo.repo_id}: {len(repo.files)} files, {format_bytes(repo.size_bytes)}")
-    console.print(
-        f"{plan.name}: {format_bytes(plan.size_bytes)} to download into {model_store.hub_cache_dir()}"
-    )
+    console.print(f"{plan.name}: {format_bytes(plan.size_bytes)} to download into {model_store.hub_cache_dir()}")
     if not yes and not typer.confirm("Download now?", default=False):
         console.print("Nothing downloaded.")
         raise typer.Exit(1)

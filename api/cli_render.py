@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from graph.context import GenerationSettings
-from traces.schemas import RunSummary
+from imageforge.graph.context import GenerationSettings
+from imageforge.traces.schemas import RunSummary
 
 SLOTS = ("pickscore", "clip", "vqa", "aesthetic")
 
@@ -91,7 +91,9 @@ def render_summary(console: Console, summary: RunSummary, trace_root: Path) -> N
     folder = trace_root / summary.generation_id
     table = Table(title=f"Storyboard {summary.generation_id}: {summary.status}", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("Scene", "Winner", "Pick", "CLIP", "VQA", "Aesth", "Overall", "Tries", "Warn"):
-        table.add_column(column, justify="left" if column.startswith("Winner") else "right", no_wrap=True, min_width=len(column))
+        table.add_column(
+            column, justify="left" if column.startswith("Winner") else "right", no_wrap=True, min_width=len(column)
+        )
     for scene in summary.scenes:
         winner = scene.winner
         components = winner.components if winner else {}

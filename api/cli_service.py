@@ -15,11 +15,11 @@ import typer
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from api import crud
-from api.auth import create_access_token
-from api.db import create_db_engine, init_db
-from api.models import UserCreate
-from api.settings import Settings, get_settings
+from imageforge.api import crud
+from imageforge.api.auth import create_access_token
+from imageforge.api.db import create_db_engine, init_db
+from imageforge.api.models import UserCreate
+from imageforge.api.settings import Settings, get_settings
 
 __all__ = ["register", "serve", "token", "users_app"]
 
@@ -38,14 +38,16 @@ def _settings() -> Settings:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default: IMAGEFORGE_HOST, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: IMAGEFORGE_PORT, 8000).", min=1, max=65535)] = None,
-    workers: Annotated[int | None, typer.Option(help="Storyboards run at the same time (IMAGEFORGE_WORKERS).", min=1)] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Storyboards run at the same time (IMAGEFORGE_WORKERS).", min=1)
+    ] = None,
     dev: Annotated[bool, typer.Option("--dev", help="Dev mode: no authentication, one local user.")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the API server (SQLite under ./data unless IMAGEFORGE_DATABASE_URL says otherwise)."""
     import uvicorn
 
-    from api.main import create_app
+    from imageforge.api.main import create_app
 
     overrides: dict[str, object] = {}
     if workers is not None:

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
-from api.auth import hash_password, verify_password
-from api.models import (
+from imageforge.api.auth import hash_password, verify_password
+from imageforge.api.models import (
     TERMINAL_STATUSES,
     AttemptRecord,
     Generation,
@@ -24,7 +24,7 @@ from api.models import (
     Variation,
     utcnow,
 )
-from traces.schemas import SceneResult
+from imageforge.traces.schemas import SceneResult
 
 __all__ = [
     "DEV_USER_EMAIL",
@@ -123,7 +123,9 @@ def list_generations(
     if status is not None:
         query = query.where(Generation.status == status)
         counter = counter.where(Generation.status == status)
-    rows = session.exec(query.order_by(col(Generation.created_at).desc(), col(Generation.id)).offset(skip).limit(limit)).all()
+    rows = session.exec(
+        query.order_by(col(Generation.created_at).desc(), col(Generation.id)).offset(skip).limit(limit)
+    ).all()
     count = session.exec(counter).one()
     return rows, int(count)
 

@@ -11,12 +11,12 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from api import crud
-from api.auth import InvalidTokenError, decode_access_token
-from api.jobs import JobRunner
-from api.metrics import ServiceMetrics
-from api.models import User
-from api.settings import Settings
+from imageforge.api import crud
+from imageforge.api.auth import InvalidTokenError, decode_access_token
+from imageforge.api.jobs import JobRunner
+from imageforge.api.metrics import ServiceMetrics
+from imageforge.api.models import User
+from imageforge.api.settings import Settings
 
 __all__ = [
     "CurrentUser",
@@ -73,11 +73,15 @@ _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 def token_user_id(settings: Settings, token: str | None) -> int:
     """The user id a bearer token names, verified (signature, expiry); 401 otherwise."""
     if not token:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Not authenticated: send `Authorization: Bearer <token>`.", _UNAUTHORIZED)
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "Not authenticated: send `Authorization: Bearer <token>`.", _UNAUTHORIZED
+        )
     try:
         return int(decode_access_token(token, settings))
     except (InvalidTokenError, ValueError) as exc:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"Could not validate credentials: {exc}", _UNAUTHORIZED) from exc
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, f"Could not validate credentials: {exc}", _UNAUTHORIZED
+        ) from exc
 
 
 def user_from_token(session: Session, settings: Settings, token: str | None) -> User:
@@ -87,7 +91,9 @@ def user_from_token(session: Session, settings: Settings, token: str | None) -> 
     user_id = token_user_id(settings, token)
     user = crud.get_user(session=session, user_id=user_id)
     if user is None or not user.is_active:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Could not validate credentials: unknown or inactive user.", _UNAUTHORIZED)
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "Could not validate credentials: unknown or inactive user.", _UNAUTHORIZED
+        )
     return user
 
 

@@ -13,9 +13,9 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.models import EstimatePublic
-from api.settings import Settings
-from graph.context import GeneratorBackend, LLMBackend
+from imageforge.api.models import EstimatePublic
+from imageforge.api.settings import Settings
+from imageforge.graph.context import GeneratorBackend, LLMBackend
 
 __all__ = ["EstimateQuery", "estimate", "resolve_generator", "resolve_llm", "scenes_for_duration"]
 
@@ -114,4 +114,3 @@ def estimate(query: EstimateQuery, settings: Settings) -> EstimatePublic:
             "enhancement may stop early at the approval threshold, which only lowers the figures",
         ],
     )
-

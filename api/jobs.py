@@ -30,14 +30,14 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from api import crud
-from api.hub import EventHub
-from api.metrics import ServiceMetrics
-from api.models import TERMINAL_STATUSES
-from api.pipeline import JobSpec, Pipeline
-from graph.progress import ProgressTracker
-from traces import layout
-from traces.schemas import RunSummary, SceneResult
+from imageforge.api import crud
+from imageforge.api.hub import EventHub
+from imageforge.api.metrics import ServiceMetrics
+from imageforge.api.models import TERMINAL_STATUSES
+from imageforge.api.pipeline import JobSpec, Pipeline
+from imageforge.graph.progress import ProgressTracker
+from imageforge.traces import layout
+from imageforge.traces.schemas import RunSummary, SceneResult
 
 __all__ = ["CancelOutcome", "CheckpointerFactory", "JobRunner", "QueueFullError"]
 
@@ -130,7 +130,9 @@ class JobRunner:
     async def start(self) -> int:
         """Re-queue unfinished jobs, then start the workers. Returns how many were recovered."""
         self._api_loop = asyncio.get_running_loop()
-        recovered = await self._db(lambda s: [(g.id, g.cancel_requested) for g in crud.recoverable_generations(session=s)])
+        recovered = await self._db(
+            lambda s: [(g.id, g.cancel_requested) for g in crud.recoverable_generations(session=s)]
+        )
         for generation_id, cancel_requested in recovered:
             if cancel_requested:
                 await self._db(
@@ -182,7 +184,9 @@ class JobRunner:
         self._stopping = asyncio.Event()
         async with self.checkpointer_factory() as checkpointer:
             self.checkpointer = checkpointer
-            self._tasks = [asyncio.create_task(self._worker(), name=f"imageforge-worker-{i}") for i in range(self.workers)]
+            self._tasks = [
+                asyncio.create_task(self._worker(), name=f"imageforge-worker-{i}") for i in range(self.workers)
+            ]
             self._ready.set()
             self._resolve(started, None)
             await self._stopping.wait()
@@ -239,7 +243,9 @@ class JobRunner:
         if row is None:
             return "unknown"
         if row.status == "cancelled":
-            self.hub.publish(generation_id, self._status_event(generation_id, "cancelled", row.progress, row.current_step))
+            self.hub.publish(
+                generation_id, self._status_event(generation_id, "cancelled", row.progress, row.current_step)
+            )
             self.metrics.observe_generation("cancelled", None)
             return "cancelled"
         return "finished"
@@ -276,7 +282,9 @@ class JobRunner:
 
     async def _run(self, job: _Job) -> None:
         generation_id = job.generation_id
-        row = await self._db(lambda s: crud.start_generation(session=s, generation_id=generation_id), changes=generation_id)
+        row = await self._db(
+            lambda s: crud.start_generation(session=s, generation_id=generation_id), changes=generation_id
+        )
         if row is None:  # cancelled or removed while it waited
             self._publish(generation_id, self._status_event(generation_id, "cancelled", 0, "cancelled"))
             return
@@ -315,7 +323,9 @@ class JobRunner:
             missing = [s for s in summary.scenes if s.scene_number not in job.recorded]
             for scene in missing:
                 await self._db(
-                    lambda s, r=scene: crud.record_scene(session=s, generation_id=generation_id, result=r, trace_dir=trace_dir),
+                    lambda s, r=scene: crud.record_scene(
+                        session=s, generation_id=generation_id, result=r, trace_dir=trace_dir
+                    ),
                     changes=generation_id,
                 )
         step = {"completed": "done", "cancelled": "cancelled", "failed": "failed"}.get(status, status)
@@ -361,21 +371,29 @@ class JobRunner:
             if kind == "plan_ready":
                 plan = {"scenes": data.get("scenes", []), "markers": data.get("markers"), "source": data.get("source")}
                 await self._db(
-                    lambda s: crud.set_plan(session=s, generation_id=generation_id, plan=plan, progress=progress, step=step),
+                    lambda s: crud.set_plan(
+                        session=s, generation_id=generation_id, plan=plan, progress=progress, step=step
+                    ),
                     changes=generation_id,
                 )
             elif kind == "scene_done" and "result" in data:
                 result = SceneResult.model_validate(data["result"])
                 trace_dir = layout.generation_dir(self.trace_root, generation_id)
-                await self._db(lambda s: self._record(s, generation_id, result, trace_dir, progress, step), changes=generation_id)
+                await self._db(
+                    lambda s: self._record(s, generation_id, result, trace_dir, progress, step), changes=generation_id
+                )
                 job.recorded.add(result.scene_number)
                 self.metrics.observe_scene(result)
         except Exception:  # the final summary reconciles what an event failed to store
             logger.exception("job %s: could not persist a %s event", generation_id, kind)
-        self._publish(generation_id, {**event, "generation_id": generation_id, "progress": progress, "current_step": step})
+        self._publish(
+            generation_id, {**event, "generation_id": generation_id, "progress": progress, "current_step": step}
+        )
 
     @staticmethod
-    def _record(session: Session, generation_id: str, result: SceneResult, trace_dir: Path, progress: int, step: str) -> None:
+    def _record(
+        session: Session, generation_id: str, result: SceneResult, trace_dir: Path, progress: int, step: str
+    ) -> None:
         crud.record_scene(session=session, generation_id=generation_id, result=result, trace_dir=trace_dir)
         generation = crud.get_generation(session=session, generation_id=generation_id, user_id=None)
         if generation is not None and generation.status == "running":

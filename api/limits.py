@@ -7,6 +7,7 @@ middleware refuses a body that declares, or turns out to have, more bytes than a
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -64,15 +65,21 @@ class BodyLimitMiddleware:
                 started = True
             await send(message)
 
-        try:
+        with contextlib.suppress(_TooLarge):
             await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            pass
 
     @staticmethod
     async def _refuse(send: Send, limit: int) -> None:
         body = json.dumps(
-            {"detail": [{"loc": ["body"], "msg": f"The request body is larger than the limit of {limit} bytes.", "type": "too_large"}]}
+            {
+                "detail": [
+                    {
+                        "loc": ["body"],
+                        "msg": f"The request body is larger than the limit of {limit} bytes.",
+                        "type": "too_large",
+                    }
+                ]
+            }
         ).encode()
         await send(
             {

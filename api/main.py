@@ -19,19 +19,19 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
-from api import crud
-from api.assistant import open_assistant
-from api.caches import GenerationCache, UserCache
-from api.checkpoints import open_checkpointer
-from api.db import create_db_engine, init_db
-from api.hub import EventHub
-from api.jobs import JobRunner, QueueFullError
-from api.limits import BodyLimitMiddleware
-from api.metrics import ServiceMetrics
-from api.pipeline import Pipeline, make_pipeline
-from api.routes import assistant as assistant_routes
-from api.routes import characters as character_routes
-from api.routes import (
+from imageforge.api import crud
+from imageforge.api.assistant import open_assistant
+from imageforge.api.caches import GenerationCache, UserCache
+from imageforge.api.checkpoints import open_checkpointer
+from imageforge.api.db import create_db_engine, init_db
+from imageforge.api.hub import EventHub
+from imageforge.api.jobs import JobRunner, QueueFullError
+from imageforge.api.limits import BodyLimitMiddleware
+from imageforge.api.metrics import ServiceMetrics
+from imageforge.api.pipeline import Pipeline, make_pipeline
+from imageforge.api.routes import assistant as assistant_routes
+from imageforge.api.routes import characters as character_routes
+from imageforge.api.routes import (
     estimate,
     generate,
     generations,
@@ -42,9 +42,9 @@ from api.routes import (
     utils,
     viewer,
 )
-from api.routes import presets as preset_routes
-from api.settings import Settings, get_settings
-from api.uploads import UploadError
+from imageforge.api.routes import presets as preset_routes
+from imageforge.api.settings import Settings, get_settings
+from imageforge.api.uploads import UploadError
 
 __all__ = ["create_app"]
 
@@ -64,7 +64,7 @@ def _version() -> str:
 
 
 def _build_default_services(settings: Settings) -> Any:
-    from graph.services import build_services
+    from imageforge.graph.services import build_services
 
     api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     return build_services(settings.default_backends(), api_key=api_key)
@@ -166,19 +166,34 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
     upload_limit = settings.max_upload_bytes + FORM_OVERHEAD
     app.add_middleware(
         BodyLimitMiddleware,
-        limit_for=lambda path: upload_limit if path.endswith(("/generate-with-image", "/v1/images/edits", "/references")) else JSON_BODY_LIMIT,
+        limit_for=lambda path: (
+            upload_limit
+            if path.endswith(("/generate-with-image", "/v1/images/edits", "/references"))
+            else JSON_BODY_LIMIT
+        ),
     )
 
     @app.exception_handler(QueueFullError)
     async def queue_full(_: Request, exc: QueueFullError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after_s)}
-        )
+        return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after_s)})
 
     @app.exception_handler(UploadError)
     async def upload_refused(_: Request, exc: UploadError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail()}, status_code=exc.status_code)
 
-    for module in (login, generate, storyboards, generations, traces, estimate, utils, viewer, openai_images, character_routes, preset_routes, assistant_routes):
+    for module in (
+        login,
+        generate,
+        storyboards,
+        generations,
+        traces,
+        estimate,
+        utils,
+        viewer,
+        openai_images,
+        character_routes,
+        preset_routes,
+        assistant_routes,
+    ):
         app.include_router(module.router)
     return app

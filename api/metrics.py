@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from traces.schemas import SceneResult
+from imageforge.traces.schemas import SceneResult
 
 __all__ = ["ServiceMetrics", "percentile"]
 
@@ -39,9 +39,7 @@ class _StatusCollector(Collector):
         self._counts = counts
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
-            "imageforge_generations", "Stored generations by status.", labels=["status"]
-        )
+        family = GaugeMetricFamily("imageforge_generations", "Stored generations by status.", labels=["status"])
         counts = self._counts()
         for status in ("queued", "running", "completed", "failed", "cancelled"):
             family.add_metric([status], counts.get(status, 0))
@@ -58,7 +56,11 @@ class ServiceMetrics:
         self._cache_hits = 0
         r = self.registry
         self.step_latency = Histogram(
-            "imageforge_step_duration_seconds", "Latency of pipeline steps.", ["step"], buckets=_LATENCY_BUCKETS, registry=r
+            "imageforge_step_duration_seconds",
+            "Latency of pipeline steps.",
+            ["step"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.generator_latency = Histogram(
             "imageforge_generator_duration_seconds",

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator, model_validator
 from sqlmodel import JSON, Column, Field, SQLModel, UniqueConstraint
 
-from graph.context import GenerationSettings, GeneratorBackend, LLMBackend
+from imageforge.graph.context import GenerationSettings, GeneratorBackend, LLMBackend
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -128,20 +128,31 @@ class GenerationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(min_length=1, max_length=2000, description="The storyboard's concept.")
-    target_duration: float | None = Field(None, gt=0, le=600, description="Video length in seconds; sets the scene count.")
+    target_duration: float | None = Field(
+        None, gt=0, le=600, description="Video length in seconds; sets the scene count."
+    )
     num_scenes: int | None = Field(None, ge=1, le=20, description="Scene count, overriding the duration.")
     scenes: list[str] | None = Field(
         None, min_length=1, max_length=20, description="Explicit scene prompts instead of the planner."
     )
     settings: GenerationOptions = Field(default_factory=GenerationOptions)
     preset: str | None = Field(
-        None, min_length=1, max_length=100, description="A saved preset's name: its settings are the base, `settings` overrides them."
+        None,
+        min_length=1,
+        max_length=100,
+        description="A saved preset's name: its settings are the base, `settings` overrides them.",
     )
     characters: list[CharacterRef] | None = Field(
-        None, min_length=1, max_length=10, description="Character ids whose references join every scene's reference candidates."
+        None,
+        min_length=1,
+        max_length=10,
+        description="Character ids whose references join every scene's reference candidates.",
     )
     scene_characters: list[list[CharacterRef]] | None = Field(
-        None, min_length=1, max_length=20, description="Per explicit scene (parallel to `scenes`), the character ids it shows."
+        None,
+        min_length=1,
+        max_length=20,
+        description="Per explicit scene (parallel to `scenes`), the character ids it shows.",
     )
 
     @field_validator("prompt")

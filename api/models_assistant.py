@@ -14,7 +14,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, field_validator
 from sqlmodel import Field, SQLModel
 
-from api.models import utcnow
+from imageforge.api.models import utcnow
 
 __all__ = [
     "CONVERSATION_ID_PATTERN",
@@ -34,9 +34,7 @@ GENERATION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 class ConversationBase(SQLModel):
-    title: str = Field(
-        default="", max_length=120, description="The conversation's first message, shortened."
-    )
+    title: str = Field(default="", max_length=120, description="The conversation's first message, shortened.")
 
 
 class Conversation(ConversationBase, table=True):
@@ -101,27 +99,19 @@ class AssistantAction(BaseModel):
 class AssistantReply(BaseModel):
     conversation_id: str
     reply: str = Field(description="The assistant's answer, in words.")
-    actions: list[AssistantAction] = Field(
-        default_factory=list, description="What it did for this message, in order."
-    )
-    generation_id: str | None = Field(
-        None, description="The conversation's current storyboard after this message."
-    )
+    actions: list[AssistantAction] = Field(default_factory=list, description="What it did for this message, in order.")
+    generation_id: str | None = Field(None, description="The conversation's current storyboard after this message.")
 
 
 class ConversationMessage(BaseModel):
     role: Literal["user", "assistant", "tool"]
     content: str
     name: str | None = Field(None, description="The tool, for tool messages.")
-    tool_calls: list[dict[str, Any]] = Field(
-        default_factory=list, description="Tool calls of an assistant step."
-    )
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list, description="Tool calls of an assistant step.")
     action: AssistantAction | None = None
 
 
 class ConversationDetail(ConversationPublic):
     generation_id: str | None = None
-    settings: dict[str, Any] = Field(
-        default_factory=dict, description="The settings a storyboard started here uses."
-    )
+    settings: dict[str, Any] = Field(default_factory=dict, description="The settings a storyboard started here uses.")
     messages: list[ConversationMessage] = Field(default_factory=list)

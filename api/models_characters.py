@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 from sqlmodel import JSON, Column, Field, SQLModel
 
-from api.models import utcnow
+from imageforge.api.models import utcnow
 
 __all__ = [
     "TURNAROUND_ANGLES",
@@ -58,9 +58,7 @@ def clean_tags(value: list[str] | None, field: str = "tags") -> list[str] | None
         if not text:
             raise ValueError(f"`{field}[{index}]` must contain text.")
         if len(text) > _MAX_TAG_LENGTH:
-            raise ValueError(
-                f"`{field}[{index}]` must be at most {_MAX_TAG_LENGTH} characters, got {len(text)}."
-            )
+            raise ValueError(f"`{field}[{index}]` must be at most {_MAX_TAG_LENGTH} characters, got {len(text)}.")
         if text not in cleaned:
             cleaned.append(text)
     return cleaned
@@ -99,9 +97,7 @@ class CharacterReference(SQLModel, table=True):
     )
     shot_type: str = Field(default="", max_length=100)
     keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    filename: str = Field(
-        max_length=200, description="The file in the character's references folder."
-    )
+    filename: str = Field(max_length=200, description="The file in the character's references folder.")
     width: int
     height: int
     created_at: datetime = Field(default_factory=utcnow)
@@ -114,9 +110,7 @@ class GalleryImage(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=32)
     character_id: str = Field(foreign_key="character.id", index=True, max_length=32)
-    filename: str = Field(
-        max_length=200, description="Seed 003's <name>_smart_<ms>.png; stored by id."
-    )
+    filename: str = Field(max_length=200, description="Seed 003's <name>_smart_<ms>.png; stored by id.")
     prompt: str = Field(max_length=2000)
     enhanced_prompt: str = ""
     style: str = Field(default="character_production", max_length=32)
@@ -259,9 +253,7 @@ class SmartImageRequest(BaseModel):
         description="Overrides the character's name in the prompt.",
     )
     maxRetries: int = Field(3, ge=1, le=5, description="Maximum generation attempts (1-5).")
-    qualityThreshold: float = Field(
-        70, ge=50, le=100, description="Minimum quality score (50-100)."
-    )
+    qualityThreshold: float = Field(70, ge=50, le=100, description="Minimum quality score (50-100).")
     consistencyThreshold: float = Field(
         80, ge=60, le=100, description="Minimum consistency with the attempt's reference (60-100)."
     )

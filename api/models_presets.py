@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator, model_validator
 from sqlmodel import JSON, Column, Field, SQLModel, UniqueConstraint
 
-from api.models import GenerationOptions, utcnow
+from imageforge.api.models import GenerationOptions, utcnow
 
 __all__ = ["Preset", "PresetCreate", "PresetPublic", "PresetUpdate", "PresetsPublic", "preset_key"]
 
@@ -61,8 +61,8 @@ class PresetCreate(BaseModel):
     settings: GenerationOptions | None = Field(
         None, description="The settings to save; only the fields given are kept."
     )
-    generation_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = (
-        Field(None, description="Save this generation's settings instead.")
+    generation_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = Field(
+        None, description="Save this generation's settings instead."
     )
 
     @field_validator("name")
@@ -96,9 +96,7 @@ class PresetPublic(BaseModel):
     id: int
     name: str
     description: str
-    settings: dict[str, Any] = Field(
-        description="The fields this preset sets, in the shape of a request's `settings`."
-    )
+    settings: dict[str, Any] = Field(description="The fields this preset sets, in the shape of a request's `settings`.")
     source_generation_id: str | None = None
     usage_count: int
     last_used_at: datetime | None = None

@@ -60,9 +60,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
 
-from api import crud
-from api.jobs import JobRunner, QueueFullError
-from api.models import (
+from imageforge.api import crud
+from imageforge.api.jobs import JobRunner, QueueFullError
+from imageforge.api.models import (
     TERMINAL_STATUSES,
     AttemptRecord,
     GenerationCreate,
@@ -70,12 +70,12 @@ from api.models import (
     Scene,
     Variation,
 )
-from api.settings import Settings
-from api.status import image_url
-from api.submission import submit
-from graph.context import AspectRatio
-from tools.sizes import ASPECT_RATIOS
-from traces.reader import TraceNotFoundError, resolve_trace_file
+from imageforge.api.settings import Settings
+from imageforge.api.status import image_url
+from imageforge.api.submission import submit
+from imageforge.graph.context import AspectRatio
+from imageforge.tools.sizes import ASPECT_RATIOS
+from imageforge.traces.reader import TraceNotFoundError, resolve_trace_file
 
 __all__ = [
     "DEFAULT_SIZE",
@@ -248,19 +248,13 @@ def validation_error(errors: Sequence[Any]) -> OpenAIError:
             f"The body is not valid JSON: {first.get('ctx', {}).get('error', message)}.",
             code="invalid_json",
         )
-    code = {"missing": "missing_required_parameter", "extra_forbidden": "unknown_parameter"}.get(
-        kind, "invalid_value"
-    )
+    code = {"missing": "missing_required_parameter", "extra_forbidden": "unknown_parameter"}.get(kind, "invalid_value")
     if kind == "extra_forbidden":
         message = f"Unknown parameter: {param!r}."
     elif kind == "missing":
         message = f"Missing required parameter: {param!r}."
     else:
-        message = (
-            f"Invalid value for {param!r}: {message}."
-            if param
-            else f"Invalid request body: {message}."
-        )
+        message = f"Invalid value for {param!r}: {message}." if param else f"Invalid request body: {message}."
     more = len(errors) - 1
     if more:
         message += f" ({more} more error{'s' if more > 1 else ''} in the request.)"
@@ -322,9 +316,7 @@ def parse_size(size: str | None) -> tuple[int, int]:
     width, height = int(match.group(1)), int(match.group(2))
     for name, edge in (("width", width), ("height", height)):
         if not MIN_EDGE <= edge <= MAX_EDGE:
-            raise ValueError(
-                f"`size` {name} must be {MIN_EDGE}-{MAX_EDGE} pixels, got {edge} in {size!r}"
-            )
+            raise ValueError(f"`size` {name} must be {MIN_EDGE}-{MAX_EDGE} pixels, got {edge} in {size!r}")
     return width, height
 
 
@@ -367,9 +359,7 @@ def variation_count(n: int, configured: int | None) -> int:
     if configured is None:
         return max(4, n)
     if n > configured:
-        raise ValueError(
-            f"`n` ({n}) is more than the {configured} variations this server scores per image request"
-        )
+        raise ValueError(f"`n` ({n}) is more than the {configured} variations this server scores per image request")
     return configured
 
 
@@ -382,9 +372,7 @@ class ImageGenerationRequest(BaseModel):
     model: str | None = Field(
         None, max_length=200, description="Accepted and unused: the deployment's backends generate."
     )
-    n: int | None = Field(
-        1, ge=1, le=MAX_N, description="Images returned: the best-ranked variations."
-    )
+    n: int | None = Field(1, ge=1, le=MAX_N, description="Images returned: the best-ranked variations.")
     quality: Quality | None = Field(
         None,
         description="Critique-loop rounds: low 1, standard/medium 2, hd/high 4, xhigh 6, max 8.",
@@ -395,12 +383,8 @@ class ImageGenerationRequest(BaseModel):
         max_length=32,
         description="WIDTHxHEIGHT or auto; picks the closest aspect-ratio preset.",
     )
-    style: Style | None = Field(
-        None, description="vivid or natural: a style sentence appended to the prompt."
-    )
-    user: str | None = Field(
-        None, max_length=256, description="Accepted and unused: the API key names the user."
-    )
+    style: Style | None = Field(None, description="vivid or natural: a style sentence appended to the prompt.")
+    user: str | None = Field(None, max_length=256, description="Accepted and unused: the API key names the user.")
     safety_identifier: str | None = Field(None, max_length=256, description="Accepted and unused.")
     output_format: Literal["png"] | None = Field(None, description="Only png.")
     stream: Literal[False] | None = Field(None, description="Streaming is not supported.")
@@ -429,30 +413,22 @@ class ImageEditRequest(ImageGenerationRequest):
 
 
 class ImageData(BaseModel):
-    b64_json: str | None = Field(
-        None, description="The PNG, base64-encoded (response_format=b64_json)."
-    )
+    b64_json: str | None = Field(None, description="The PNG, base64-encoded (response_format=b64_json).")
     url: str | None = Field(
         None,
         description="The image on this service; send the same bearer key (response_format=url).",
     )
-    revised_prompt: str | None = Field(
-        None, description="The final enhanced prompt the image was generated from."
-    )
+    revised_prompt: str | None = Field(None, description="The final enhanced prompt the image was generated from.")
 
 
 class ImagesResponse(BaseModel):
     created: int = Field(description="Unix time of the answer.")
     data: list[ImageData]
-    generation_id: str = Field(
-        description="ImageForge extension: the generation in the caller's history."
-    )
+    generation_id: str = Field(description="ImageForge extension: the generation in the caller's history.")
 
 
 # Running -----------------------------------------------------------------------------------
-def generation_create(
-    body: ImageGenerationRequest, *, num_variations: int, max_resolution: int
-) -> GenerationCreate:
+def generation_create(body: ImageGenerationRequest, *, num_variations: int, max_resolution: int) -> GenerationCreate:
     """The one-scene storyboard an image request becomes: the prompt (styled) as its explicit
     scene, the size as a preset and resolution, the quality as a cap on critique rounds."""
     aspect_ratio, resolution = frame_for(body.size, max_resolution)
@@ -473,9 +449,7 @@ def generation_create(
 
 def best_variations(variations: Sequence[Variation], n: int) -> list[Variation]:
     """The ``n`` best of an attempt's variations: by rank (1 = best), then by score."""
-    ranked = sorted(
-        variations, key=lambda v: (v.rank if v.rank > 0 else math.inf, -v.overall, v.index)
-    )
+    ranked = sorted(variations, key=lambda v: (v.rank if v.rank > 0 else math.inf, -v.overall, v.index))
     return ranked[:n]
 
 
@@ -493,9 +467,7 @@ def _winning_variations(
     return None
 
 
-async def _wait(
-    runner: JobRunner, engine: Any, request: Request, generation_id: str, timeout_s: float
-) -> str:
+async def _wait(runner: JobRunner, engine: Any, request: Request, generation_id: str, timeout_s: float) -> str:
     """The generation's terminal status, or "timeout", or "disconnected" (the client left).
 
     The runner announces the end on the hub after storing it; the database is read again on
@@ -530,21 +502,15 @@ async def _wait(
         runner.hub.unsubscribe(generation_id, queue)
 
 
-def _load_result(
-    engine: Any, generation_id: str
-) -> tuple[str | None, tuple[Scene, list[Variation]] | None]:
+def _load_result(engine: Any, generation_id: str) -> tuple[str | None, tuple[Scene, list[Variation]] | None]:
     with Session(engine) as session:
         generation = crud.get_generation(session=session, generation_id=generation_id, user_id=None)
         error = generation.error if generation is not None else None
-        return error, _winning_variations(
-            crud.load_scenes(session=session, generation_id=generation_id)
-        )
+        return error, _winning_variations(crud.load_scenes(session=session, generation_id=generation_id))
 
 
 def _encode(trace_root: Path, generation_id: str, relative: str) -> str:
-    return base64.b64encode(
-        resolve_trace_file(trace_root, generation_id, relative).read_bytes()
-    ).decode("ascii")
+    return base64.b64encode(resolve_trace_file(trace_root, generation_id, relative).read_bytes()).decode("ascii")
 
 
 async def run_images(
@@ -563,9 +529,7 @@ async def run_images(
         num_variations = variation_count(body.count, images.variations)
     except ValueError as exc:
         raise OpenAIError(400, str(exc), param="n", code="invalid_value") from exc
-    create = generation_create(
-        body, num_variations=num_variations, max_resolution=images.max_resolution
-    )
+    create = generation_create(body, num_variations=num_variations, max_resolution=images.max_resolution)
     # 2. Queue it like any storyboard: the worker limit and the queue apply.
     engine = request.app.state.engine
     base_url = str(request.base_url)
@@ -607,9 +571,7 @@ async def run_images(
         )
     error, result = await asyncio.to_thread(_load_result, engine, generation_id)
     if status != "completed" or result is None:
-        reason = error or (
-            "it was cancelled" if status == "cancelled" else "its scene has no image"
-        )
+        reason = error or ("it was cancelled" if status == "cancelled" else "its scene has no image")
         raise OpenAIError(
             500,
             f"Generation {generation_id} ended {status}: {reason}",
@@ -622,10 +584,7 @@ async def run_images(
     chosen = best_variations(variations, body.count)
     revised = scene.enhanced_prompt
     if (body.response_format or "url") == "url":
-        data = [
-            ImageData(url=image_url(base_url, generation_id, v.path), revised_prompt=revised)
-            for v in chosen
-        ]
+        data = [ImageData(url=image_url(base_url, generation_id, v.path), revised_prompt=revised) for v in chosen]
     else:
         try:
             encoded = await asyncio.to_thread(

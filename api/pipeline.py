@@ -18,11 +18,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.schemas import StoryboardPlan
-from api.settings import Settings
-from graph.context import BackendSettings, Context, GenerationSettings
-from tools.schemas import GenerationOutput, ImageSize, ReferenceImage
-from traces.schemas import RunSummary
+from imageforge.agents.schemas import StoryboardPlan
+from imageforge.api.settings import Settings
+from imageforge.graph.context import BackendSettings, Context, GenerationSettings
+from imageforge.tools.schemas import GenerationOutput, ImageSize, ReferenceImage
+from imageforge.traces.schemas import RunSummary
 
 __all__ = ["DelayedGenerator", "JobSpec", "Pipeline", "make_pipeline"]
 
@@ -49,7 +49,9 @@ class JobSpec(BaseModel):
     character_references: dict[str, list[ReferenceImage]] = Field(
         default_factory=dict, description="Character id -> its references, resolved when the request was accepted."
     )
-    plan: StoryboardPlan | None = Field(None, description="An explicit plan (the assistant's refine); skips the planner.")
+    plan: StoryboardPlan | None = Field(
+        None, description="An explicit plan (the assistant's refine); skips the planner."
+    )
     reuse_from: str | None = Field(None, description="Generation whose first `keep_scenes` scenes are kept.")
     keep_scenes: int = Field(0, ge=0, description="How many leading scenes of `reuse_from` to keep.")
 
@@ -107,19 +109,21 @@ def make_pipeline(settings: Settings) -> Pipeline:
     Called from the app's lifespan, so the graph is imported (and compiled) at start-up
     rather than by the first job, in the middle of serving requests.
     """
-    from graph.run import StoryboardRequest, run_storyboard
+    from imageforge.graph.run import StoryboardRequest, run_storyboard
 
     api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     delayed: dict[BackendSettings, Any] = {}
 
     def services(backends: BackendSettings) -> Any:
-        from graph.services import build_services
+        from imageforge.graph.services import build_services
 
         built = build_services(backends, api_key=api_key)
         if settings.test_generator_delay_s <= 0:
             return built
         if backends not in delayed:
-            delayed[backends] = replace(built, generator=DelayedGenerator(built.generator, settings.test_generator_delay_s))
+            delayed[backends] = replace(
+                built, generator=DelayedGenerator(built.generator, settings.test_generator_delay_s)
+            )
         return delayed[backends]
 
     async def run(

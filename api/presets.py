@@ -16,8 +16,8 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from api.models import GenerationCreate, GenerationOptions, utcnow
-from api.models_presets import Preset, PresetCreate, PresetPublic, PresetUpdate, preset_key
+from imageforge.api.models import GenerationCreate, GenerationOptions, utcnow
+from imageforge.api.models_presets import Preset, PresetCreate, PresetPublic, PresetUpdate, preset_key
 
 __all__ = [
     "DuplicatePresetError",
@@ -70,9 +70,7 @@ def settings_from_generation(request: dict[str, Any]) -> dict[str, Any]:
     names a request may choose (``llm``, ``generator``; ``scorers`` when it is a mode)."""
     options: dict[str, Any] = dict(request.get("settings") or {})
     backends = request.get("backends") or {}
-    choice: dict[str, Any] = {
-        name: backends[name] for name in ("llm", "generator") if backends.get(name)
-    }
+    choice: dict[str, Any] = {name: backends[name] for name in ("llm", "generator") if backends.get(name)}
     scorers = backends.get("scorers")
     if isinstance(scorers, list | tuple) and list(scorers) in (["auto"], ["offline"]):
         choice["scorers"] = list(scorers)
@@ -80,22 +78,12 @@ def settings_from_generation(request: dict[str, Any]) -> dict[str, Any]:
         options["backends"] = choice
     # Validate (and drop what no request could set) through the request model itself.
     known = set(GenerationOptions.model_fields)
-    return generation_options(
-        GenerationOptions.model_validate({k: v for k, v in options.items() if k in known})
-    )
+    return generation_options(GenerationOptions.model_validate({k: v for k, v in options.items() if k in known}))
 
 
-def list_presets(
-    *, session: Session, user_id: int, skip: int, limit: int
-) -> tuple[Sequence[Preset], int]:
-    query = (
-        select(Preset)
-        .where(Preset.user_id == user_id)
-        .order_by(col(Preset.name_key), col(Preset.id))
-    )
-    count = session.exec(
-        select(func.count()).select_from(Preset).where(Preset.user_id == user_id)
-    ).one()
+def list_presets(*, session: Session, user_id: int, skip: int, limit: int) -> tuple[Sequence[Preset], int]:
+    query = select(Preset).where(Preset.user_id == user_id).order_by(col(Preset.name_key), col(Preset.id))
+    count = session.exec(select(func.count()).select_from(Preset).where(Preset.user_id == user_id)).one()
     return session.exec(query.offset(skip).limit(limit)).all(), int(count)
 
 
@@ -107,15 +95,11 @@ def get_preset(*, session: Session, preset_id: int, user_id: int) -> Preset | No
 
 
 def get_preset_by_name(*, session: Session, name: str, user_id: int) -> Preset | None:
-    return session.exec(
-        select(Preset).where(Preset.user_id == user_id, Preset.name_key == preset_key(name))
-    ).first()
+    return session.exec(select(Preset).where(Preset.user_id == user_id, Preset.name_key == preset_key(name))).first()
 
 
 def _commit(session: Session, preset: Preset) -> Preset:
-    clash = select(Preset.id).where(
-        Preset.user_id == preset.user_id, Preset.name_key == preset.name_key
-    )
+    clash = select(Preset.id).where(Preset.user_id == preset.user_id, Preset.name_key == preset.name_key)
     if preset.id is not None:
         clash = clash.where(Preset.id != preset.id)
     with session.no_autoflush:  # check before the changed row is flushed into the constraint
@@ -133,9 +117,7 @@ def _commit(session: Session, preset: Preset) -> Preset:
     return preset
 
 
-def create_preset(
-    *, session: Session, user_id: int, create: PresetCreate, settings: dict[str, Any]
-) -> Preset:
+def create_preset(*, session: Session, user_id: int, create: PresetCreate, settings: dict[str, Any]) -> Preset:
     """``settings`` is already resolved (from ``create.settings`` or the source generation)."""
     preset = Preset(
         user_id=user_id,
@@ -165,9 +147,7 @@ def delete_preset(*, session: Session, preset: Preset) -> None:
     session.commit()
 
 
-def apply_preset(
-    *, session: Session, user_id: int, create: GenerationCreate
-) -> tuple[GenerationCreate, int | None]:
+def apply_preset(*, session: Session, user_id: int, create: GenerationCreate) -> tuple[GenerationCreate, int | None]:
     """``create`` with its named preset's settings as the base, and the preset's id (None when
     the request names no preset). Raises ``PresetNotFoundError``; a merge that no longer
     validates (a preset saved before a range changed) raises ``ValueError`` naming it."""
@@ -180,9 +160,7 @@ def apply_preset(
     try:
         options = GenerationOptions.model_validate(merged)
     except ValidationError as exc:
-        raise ValueError(
-            f"preset {preset.name!r} combined with the request's settings is invalid: {exc}"
-        ) from exc
+        raise ValueError(f"preset {preset.name!r} combined with the request's settings is invalid: {exc}") from exc
     return create.model_copy(update={"settings": options}), preset.id
 
 

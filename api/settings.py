@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from graph.context import BackendSettings, GeneratorBackend, LLMBackend
+from imageforge.graph.context import BackendSettings, GeneratorBackend, LLMBackend
 
 __all__ = ["PLACEHOLDER_SECRET", "Settings", "get_settings"]
 
@@ -34,7 +34,8 @@ class Settings(BaseSettings):
     # Storage ---------------------------------------------------------------------------------
     data_dir: Path = Field(Path("data"), description="SQLite files, checkpoints and uploads live here.")
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/imageforge.db. postgresql://... switches to PostgreSQL."
+        None,
+        description="SQLAlchemy URL; default sqlite:///<data_dir>/imageforge.db. postgresql://... switches to PostgreSQL.",
     )
     trace_root: Path = Field(Path("output/reference_image_traces"), description="One trace folder per generation.")
 
@@ -145,7 +146,10 @@ class Settings(BaseSettings):
         else:
             missing = [
                 name
-                for name, value in (("jwt_private_key_path", self.jwt_private_key_path), ("jwt_public_key_path", self.jwt_public_key_path))
+                for name, value in (
+                    ("jwt_private_key_path", self.jwt_private_key_path),
+                    ("jwt_public_key_path", self.jwt_public_key_path),
+                )
                 if value is None
             ]
             if missing:

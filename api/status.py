@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from api.models import (
+from imageforge.api.models import (
     AttemptPublic,
     AttemptRecord,
     Generation,
@@ -18,7 +18,15 @@ from api.models import (
     VariationPublic,
 )
 
-__all__ = ["LiveState", "apply_live", "build_status_document", "generation_links", "image_url", "recorded_scenes", "to_public"]
+__all__ = [
+    "LiveState",
+    "apply_live",
+    "build_status_document",
+    "generation_links",
+    "image_url",
+    "recorded_scenes",
+    "to_public",
+]
 
 LiveState = dict[str, Any]
 """What the runner knows beyond the database while a job runs: progress, current_step, scene."""

@@ -16,15 +16,15 @@ from PIL import Image
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from api import characters, crud, presets
-from api.jobs import JobRunner
-from api.models import GenerationAccepted, GenerationCreate
-from api.pipeline import JobSpec
-from api.settings import Settings
-from api.status import generation_links
-from api.uploads import discard_upload, store_reference
-from graph.context import BackendSettings
-from tools.schemas import ReferenceImage
+from imageforge.api import characters, crud, presets
+from imageforge.api.jobs import JobRunner
+from imageforge.api.models import GenerationAccepted, GenerationCreate
+from imageforge.api.pipeline import JobSpec
+from imageforge.api.settings import Settings
+from imageforge.api.status import generation_links
+from imageforge.api.uploads import discard_upload, store_reference
+from imageforge.graph.context import BackendSettings
+from imageforge.tools.schemas import ReferenceImage
 
 __all__ = ["job_spec", "new_generation_id", "resolve_names", "submit"]
 
@@ -85,7 +85,9 @@ def resolve_names(
             errors.append({"loc": ["body", "preset"], "msg": str(exc), "type": "unknown_preset"})
         named = [("characters", i, None, cid) for i, cid in enumerate(create.characters or [])]
         named += [
-            ("scene_characters", i, j, cid) for i, ids in enumerate(create.scene_characters or []) for j, cid in enumerate(ids)
+            ("scene_characters", i, j, cid)
+            for i, ids in enumerate(create.scene_characters or [])
+            for j, cid in enumerate(ids)
         ]
         if named:
             try:
@@ -96,7 +98,9 @@ def resolve_names(
                 for field, i, j, cid in named:
                     if cid in exc.missing:
                         loc = ["body", field, i] if j is None else ["body", field, i, j]
-                        errors.append({"loc": loc, "msg": f"no character {cid!r} for this user", "type": "unknown_character"})
+                        errors.append(
+                            {"loc": loc, "msg": f"no character {cid!r} for this user", "type": "unknown_character"}
+                        )
     if errors:
         raise RequestValidationError(errors)
     return create, preset_id, references
@@ -121,7 +125,9 @@ async def submit(
     preset_id: int | None = None
     character_references: dict[str, list[ReferenceImage]] = {}
     if create.preset is not None or create.characters or create.scene_characters:
-        create, preset_id, character_references = await asyncio.to_thread(resolve_names, engine, settings, user_id, create)
+        create, preset_id, character_references = await asyncio.to_thread(
+            resolve_names, engine, settings, user_id, create
+        )
     runner.reserve()
     generation_id = new_generation_id()
     try:

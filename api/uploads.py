@@ -19,9 +19,16 @@ from pathlib import Path
 from fastapi import UploadFile
 from PIL import Image, UnidentifiedImageError
 
-from tools.storage import InvalidImageError, load_image, save_png
+from imageforge.tools.storage import InvalidImageError, load_image, save_png
 
-__all__ = ["ALLOWED_CONTENT_TYPES", "ALLOWED_FORMATS", "UploadError", "discard_upload", "receive_image", "store_reference"]
+__all__ = [
+    "ALLOWED_CONTENT_TYPES",
+    "ALLOWED_FORMATS",
+    "UploadError",
+    "discard_upload",
+    "receive_image",
+    "store_reference",
+]
 
 ALLOWED_CONTENT_TYPES = frozenset({"image/png", "image/jpeg", "image/jpg", "image/webp"})
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
@@ -50,7 +57,9 @@ async def _spool(upload: UploadFile, *, field: str, max_bytes: int, folder: Path
             while chunk := await upload.read(_CHUNK):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise UploadError(413, field, f"`{field}` is larger than the limit of {max_bytes} bytes.", "too_large")
+                    raise UploadError(
+                        413, field, f"`{field}` is larger than the limit of {max_bytes} bytes.", "too_large"
+                    )
                 handle.write(chunk)
     except BaseException:
         Path(name).unlink(missing_ok=True)
@@ -68,7 +77,9 @@ def _check_header(path: Path, *, field: str, max_pixels: int) -> None:
             with Image.open(path) as opened:
                 fmt, (width, height) = opened.format, opened.size
     except Image.DecompressionBombError as exc:
-        raise UploadError(413, field, f"`{field}` has too many pixels to decode safely: {exc}", "image_too_large") from exc
+        raise UploadError(
+            413, field, f"`{field}` has too many pixels to decode safely: {exc}", "image_too_large"
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         # Pillow names the file it read: the server's spool path is nobody's business.
         detail = str(exc).replace(str(path), "the upload")

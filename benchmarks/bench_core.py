@@ -26,13 +26,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from factories import make_context, offline_services
 from fakes import SleepyChatModel
 
-import agents.cinematographer
-import agents.prompt_engineer
-import graph.scene
-from agents.heuristics import plan_heuristic
-from graph.enhancement import enhancement_graph
-from graph.run import StoryboardRequest, run_storyboard
-from graph.state import EnhanceInput
+import imageforge.agents.cinematographer
+import imageforge.agents.prompt_engineer
+import imageforge.graph.scene
+from imageforge.agents.heuristics import plan_heuristic
+from imageforge.graph.enhancement import enhancement_graph
+from imageforge.graph.run import StoryboardRequest, run_storyboard
+from imageforge.graph.state import EnhanceInput
 
 CONCEPT = "Artisan coffee that starts your morning right"
 
@@ -69,10 +69,16 @@ async def overhead_once(variations: int, resolution: int, scenes: int) -> dict[s
     with tempfile.TemporaryDirectory() as folder:
         context = make_context(Path(folder), num_variations=variations, resolution=resolution, seed=3)
         context.services = offline_services()
-        watches = [Stopwatch(context.services.generator, "generate"), Stopwatch(context.services.scorers.consistency, "score")]
+        watches = [
+            Stopwatch(context.services.generator, "generate"),
+            Stopwatch(context.services.scorers.consistency, "score"),
+        ]
         watches += [Stopwatch(scorer, "score") for scorer in context.services.scorers.scorers]
-        png = Stopwatch(graph.scene, "save_pngs")
-        agents_time = [Stopwatch(agents.cinematographer, "enhance"), Stopwatch(agents.prompt_engineer, "review")]
+        png = Stopwatch(imageforge.graph.scene, "save_pngs")
+        agents_time = [
+            Stopwatch(imageforge.agents.cinematographer, "enhance"),
+            Stopwatch(imageforge.agents.prompt_engineer, "review"),
+        ]
         request = StoryboardRequest(generation_id="bench", concept=CONCEPT, num_scenes=scenes)
         started = time.perf_counter()
         summary = await run_storyboard(request, context)
@@ -143,7 +149,9 @@ async def main() -> None:
     await overhead_once(args.variations, 128, 1)  # warm imports and caches
     print("## (a) Overhead per scene (offline backends; generator and scorer time excluded)\n")
     print(f"N={args.variations}, {args.scenes} scenes, median of {args.repeats} runs. Columns are ms per scene.\n")
-    print("| resolution | wall s | generator+scorers s | non-model total | PNG encoding | heuristic agents | graph + trace files |")
+    print(
+        "| resolution | wall s | generator+scorers s | non-model total | PNG encoding | heuristic agents | graph + trace files |"
+    )
     print("|---|---|---|---|---|---|---|")
     for resolution in dict.fromkeys([args.resolution, 128]):
         runs = [await overhead_once(args.variations, resolution, args.scenes) for _ in range(args.repeats)]
@@ -160,8 +168,10 @@ async def main() -> None:
     print("|---|---|")
     print(f"| sequential (scene after scene) | {result['sequential_s']:.2f} |")
     print(f"| concurrent (Send fan-out) | {result['concurrent_s']:.2f} |")
-    print(f"\nRatio: **{result['ratio']:.2f}x** (target >= 3x); {result['calls']} LLM calls per mode, "
-          f"up to {result['max_in_flight']} in flight at once.")
+    print(
+        f"\nRatio: **{result['ratio']:.2f}x** (target >= 3x); {result['calls']} LLM calls per mode, "
+        f"up to {result['max_in_flight']} in flight at once."
+    )
 
 
 if __name__ == "__main__":

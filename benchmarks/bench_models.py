@@ -38,19 +38,19 @@ import torch
 from tiny_clip import make_images, tiny_clip_text_config, tiny_clip_tokenizer
 from tiny_models import save_tiny_sd_pipeline
 
-from scoring.aesthetic import (
+from imageforge.scoring.aesthetic import (
     AestheticScorer,
     aesthetic_head_shapes,
     clip_family_scorers,
     load_aesthetic_head,
 )
-from scoring.clip_backbone import ClipBackbone, ImageEmbeddingCache, load_clip_backbone
-from scoring.clipscore import ClipScoreScorer
-from scoring.embedding_consistency import load_embedding_consistency_scorer
-from scoring.model_registry import ModelRegistry
-from scoring.pickscore import PickScoreScorer
-from tools.diffusers_generator import load_diffusers_generator
-from tools.schemas import ImageSize
+from imageforge.scoring.clip_backbone import ClipBackbone, ImageEmbeddingCache, load_clip_backbone
+from imageforge.scoring.clipscore import ClipScoreScorer
+from imageforge.scoring.embedding_consistency import load_embedding_consistency_scorer
+from imageforge.scoring.model_registry import ModelRegistry
+from imageforge.scoring.pickscore import PickScoreScorer
+from imageforge.tools.diffusers_generator import load_diffusers_generator
+from imageforge.tools.schemas import ImageSize
 
 PROMPT = (
     "Barista grinds fresh beans at dawn, medium close-up, eye level, 50mm lens at f/2.8, "
@@ -85,9 +85,7 @@ def save_bench_clip(folder: Path, config: dict[str, int]) -> Path:
 
     c = config
     tokenizer = tiny_clip_tokenizer(folder / "_tokenizer_src")
-    text = tiny_clip_text_config(
-        tokenizer, hidden_size=c["text_hidden"], projection_dim=c["projection_dim"]
-    )
+    text = tiny_clip_text_config(tokenizer, hidden_size=c["text_hidden"], projection_dim=c["projection_dim"])
     text.num_hidden_layers, text.intermediate_size = c["text_layers"], c["text_mlp"]
     vision = CLIPVisionConfig(
         hidden_size=c["vision_hidden"],
@@ -107,9 +105,7 @@ def save_bench_clip(folder: Path, config: dict[str, int]) -> Path:
     CLIPModel(config).eval().save_pretrained(folder)
     size = c["image_size"]
     CLIPProcessor(
-        image_processor=CLIPImageProcessorPil(
-            size={"shortest_edge": size}, crop_size={"height": size, "width": size}
-        ),
+        image_processor=CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size}),
         tokenizer=tokenizer,
     ).save_pretrained(folder)
     return folder
@@ -119,8 +115,7 @@ def save_bench_head(path: Path, embed_dim: int) -> Path:
     """An aesthetic head with the published key names and shapes for ``embed_dim``."""
     generator = torch.Generator().manual_seed(0)
     state = {
-        key: torch.randn(shape, generator=generator) * 0.05
-        for key, shape in aesthetic_head_shapes(embed_dim).items()
+        key: torch.randn(shape, generator=generator) * 0.05 for key, shape in aesthetic_head_shapes(embed_dim).items()
     }
     torch.save(state, path)
     return path
@@ -276,16 +271,12 @@ def generation_batched_vs_sequential(sd_folder: Path, args) -> tuple[Row, int]:
     difference between an image made in the batch and the same seed made alone."""
     import numpy as np
 
-    generator = load_diffusers_generator(
-        str(sd_folder), device=args.device, steps=args.steps, guidance_scale=7.5
-    )
+    generator = load_diffusers_generator(str(sd_folder), device=args.device, steps=args.steps, guidance_scale=7.5)
     seeds = list(range(1, args.variations + 1))
     size = ImageSize(width=args.size, height=args.size)
 
     def make(batch: list[int]):
-        return generator.generate(
-            PROMPT, negative_prompt="blurry", seeds=batch, references=[], size=size
-        )
+        return generator.generate(PROMPT, negative_prompt="blurry", seeds=batch, references=[], size=size)
 
     sequential, batched = paired_medians(
         lambda: [make([seed]) for seed in seeds], lambda: make(seeds), reset=lambda: None, args=args
@@ -313,14 +304,10 @@ def generation_batched_vs_sequential(sd_folder: Path, args) -> tuple[Row, int]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu).")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: torch's own)."
-    )
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own).")
     parser.add_argument("--repeats", type=int, default=7, help="Timed runs per figure.")
     parser.add_argument("--warmup", type=int, default=2, help="Untimed runs before them.")
-    parser.add_argument(
-        "--patch-size", type=int, default=16, help="CLIP patch size: 16 (197 tokens) or 32 (50)."
-    )
+    parser.add_argument("--patch-size", type=int, default=16, help="CLIP patch size: 16 (197 tokens) or 32 (50).")
     parser.add_argument("--images", type=int, default=8, help="Images scored, (a) and (b).")
     parser.add_argument("--variations", type=int, default=4, help="Variations generated, (c).")
     parser.add_argument("--size", type=int, default=32, help="Generated edge in pixels, (c).")
@@ -382,10 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     for row in rows:
         print(row.markdown())
     print()
-    print(
-        f"(c) largest pixel difference between a seed made in the batch and made alone: "
-        f"{drift}/255."
-    )
+    print(f"(c) largest pixel difference between a seed made in the batch and made alone: {drift}/255.")
 
 
 if __name__ == "__main__":

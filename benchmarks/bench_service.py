@@ -63,11 +63,17 @@ async def sample_rss(pid: int, results: Results, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.2)
 
 
-async def client_run(index: int, count: int, base_url: str, headers: dict[str, str], poll_s: float, results: Results) -> None:
+async def client_run(
+    index: int, count: int, base_url: str, headers: dict[str, str], poll_s: float, results: Results
+) -> None:
     async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60.0) as client:
         mine: list[str] = []
         for n in range(count):
-            body = {"prompt": f"Storyboard {index}-{n}: artisan coffee that starts your morning right", "num_scenes": 2, "settings": SETTINGS}
+            body = {
+                "prompt": f"Storyboard {index}-{n}: artisan coffee that starts your morning right",
+                "num_scenes": 2,
+                "settings": SETTINGS,
+            }
             started = time.perf_counter()
             try:
                 response = await client.post("/api/generate", json=body)
@@ -121,16 +127,24 @@ async def run(args: argparse.Namespace) -> int:
             results = Results()
             stop = asyncio.Event()
             sampler = asyncio.create_task(sample_rss(server.process.pid, results, stop))
-            per_client = [args.storyboards // args.clients + (1 if i < args.storyboards % args.clients else 0) for i in range(args.clients)]
+            per_client = [
+                args.storyboards // args.clients + (1 if i < args.storyboards % args.clients else 0)
+                for i in range(args.clients)
+            ]
             started = time.perf_counter()
             await asyncio.gather(
-                *(client_run(i, n, server.base_url, headers, args.poll_interval, results) for i, n in enumerate(per_client))
+                *(
+                    client_run(i, n, server.base_url, headers, args.poll_interval, results)
+                    for i, n in enumerate(per_client)
+                )
             )
             elapsed = time.perf_counter() - started
             stop.set()
             await sampler
             async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=60.0) as client:
-                listed = (await client.get("/api/generations", params={"status": "completed", "limit": 1})).json()["count"]
+                listed = (await client.get("/api/generations", params={"status": "completed", "limit": 1})).json()[
+                    "count"
+                ]
         finally:
             server.stop()
 
@@ -138,7 +152,7 @@ async def run(args: argparse.Namespace) -> int:
     lost = len(results.submitted) - completed
     p50 = percentile(results.status_latencies_ms, 50)
     p99 = percentile(results.status_latencies_ms, 99)
-    steady = [ms for ms, at in zip(results.status_latencies_ms, results.status_times) if at > results.last_submit]
+    steady = [ms for ms, at in zip(results.status_latencies_ms, results.status_times, strict=False) if at > results.last_submit]
     rows = [
         ("storyboards submitted", f"{len(results.submitted)} ({args.clients} concurrent clients, 2 scenes each)"),
         ("server workers", str(args.workers)),
@@ -147,9 +161,15 @@ async def run(args: argparse.Namespace) -> int:
         ("throughput", f"{completed / elapsed:.2f} storyboards/s"),
         ("GET /api/generations/{id} p50", f"{p50:.1f} ms"),
         ("GET /api/generations/{id} p99", f"{p99:.1f} ms (target < 50 ms)"),
-        ("  p50 / p99 after the last submission", f"{percentile(steady, 50):.1f} / {percentile(steady, 99):.1f} ms" if steady else "n/a"),
+        (
+            "  p50 / p99 after the last submission",
+            f"{percentile(steady, 50):.1f} / {percentile(steady, 99):.1f} ms" if steady else "n/a",
+        ),
         ("status requests measured", str(len(results.status_latencies_ms))),
-        ("POST /api/generate p50 / p99", f"{percentile(results.submit_latencies_ms, 50):.1f} / {percentile(results.submit_latencies_ms, 99):.1f} ms"),
+        (
+            "POST /api/generate p50 / p99",
+            f"{percentile(results.submit_latencies_ms, 50):.1f} / {percentile(results.submit_latencies_ms, 99):.1f} ms",
+        ),
         ("peak server RSS", f"{results.peak_rss / 2**20:.0f} MiB"),
         ("request errors", str(len(results.errors))),
         ("jobs lost", str(lost)),

@@ -45,7 +45,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 from pydantic import BaseModel, Field
 
-from agents.assistant import (
+from imageforge.agents.assistant import (
     ChangeSettingsArgs,
     ExplainWinnerArgs,
     RefineSceneArgs,
@@ -60,8 +60,8 @@ from agents.assistant import (
     effective_settings,
     load_assistant_prompt,
 )
-from agents.intents import parse_message
-from graph.context import GenerationSettings
+from imageforge.agents.intents import parse_message
+from imageforge.graph.context import GenerationSettings
 
 __all__ = [
     "MAX_HISTORY_MESSAGES",
@@ -100,17 +100,13 @@ class AssistantService(Protocol):
     request it cannot carry out is a refused outcome with the reason, never an exception.
     """
 
-    async def start_storyboard(
-        self, args: StartStoryboardArgs, settings: GenerationSettings
-    ) -> ToolOutcome: ...
+    async def start_storyboard(self, args: StartStoryboardArgs, settings: GenerationSettings) -> ToolOutcome: ...
 
     async def refine_scene(
         self, generation_id: str | None, args: RefineSceneArgs, overrides: dict[str, Any]
     ) -> ToolOutcome: ...
 
-    async def explain_winner(
-        self, generation_id: str | None, args: ExplainWinnerArgs
-    ) -> ToolOutcome: ...
+    async def explain_winner(self, generation_id: str | None, args: ExplainWinnerArgs) -> ToolOutcome: ...
 
     async def report_status(self, generation_id: str | None) -> ToolOutcome: ...
 
@@ -137,9 +133,7 @@ class AssistantInput:
 class AssistantState(AssistantInput):
     settings: Annotated[dict[str, Any], latest] = field(
         default_factory=dict,
-        metadata={
-            "description": "The conversation's settings as changes from GenerationSettings' defaults."
-        },
+        metadata={"description": "The conversation's settings as changes from GenerationSettings' defaults."},
     )
 
 
@@ -147,9 +141,7 @@ class AssistantState(AssistantInput):
 class AssistantContext:
     """Run dependencies of one assistant turn."""
 
-    service: AssistantService = field(
-        metadata={"description": "Carries out the tools' requests for this user."}
-    )
+    service: AssistantService = field(metadata={"description": "Carries out the tools' requests for this user."})
     llm: BaseChatModel | None = field(
         default=None,
         metadata={"description": "OpenAI-compatible chat model; None: the intent parser answers."},
@@ -183,9 +175,7 @@ async def start_storyboard(
 ) -> Command:
     """Start a new storyboard from a description, with the conversation's settings. It becomes
     the conversation's current storyboard."""
-    args = StartStoryboardArgs(
-        description=description, target_duration_s=target_duration_s, num_scenes=num_scenes
-    )
+    args = StartStoryboardArgs(description=description, target_duration_s=target_duration_s, num_scenes=num_scenes)
     settings = effective_settings(runtime.state.settings)
     outcome = await runtime.context.service.start_storyboard(args, settings)
     return _answer(runtime, "start_storyboard", outcome)
@@ -212,14 +202,10 @@ async def change_settings(*, runtime: AssistantRuntime, **values: Any) -> Comman
         return _answer(runtime, "change_settings", ToolOutcome(reply=reply))
     action = {
         "type": "settings_changed",
-        "changes": {
-            name: {"from": before, "to": after} for name, (before, after) in change.changed.items()
-        },
+        "changes": {name: {"from": before, "to": after} for name, (before, after) in change.changed.items()},
         "settings": change.settings.model_dump(mode="json"),
     }
-    reply = (
-        f"Settings changed: {describe_change(change)} Now: {describe_settings(change.settings)}."
-    )
+    reply = f"Settings changed: {describe_change(change)} Now: {describe_settings(change.settings)}."
     return _answer(
         runtime,
         "change_settings",
@@ -234,16 +220,12 @@ async def refine_scene(scene: int, instruction: str = "", *, runtime: AssistantR
     new storyboard that keeps the scenes before it and redoes this scene and the ones after it.
     The new storyboard becomes the current one."""
     args = RefineSceneArgs(scene=scene, instruction=instruction)
-    outcome = await runtime.context.service.refine_scene(
-        runtime.state.generation_id, args, runtime.state.settings
-    )
+    outcome = await runtime.context.service.refine_scene(runtime.state.generation_id, args, runtime.state.settings)
     return _answer(runtime, "refine_scene", outcome)
 
 
 @tool("explain_winner", args_schema=ExplainWinnerArgs)
-async def explain_winner(
-    scene: int | None = None, image: int | None = None, *, runtime: AssistantRuntime
-) -> Command:
+async def explain_winner(scene: int | None = None, image: int | None = None, *, runtime: AssistantRuntime) -> Command:
     """Explain from the trace why a variation won its scene in the current storyboard (overall
     score, runner-up margin, deciding score component), or why the image asked about lost."""
     args = ExplainWinnerArgs(scene=scene, image=image)
@@ -255,9 +237,7 @@ async def explain_winner(
 async def report_status(generation_id: str | None = None, *, runtime: AssistantRuntime) -> Command:
     """Report how a storyboard is going (the current one unless the user named another):
     status, progress, finished scenes and their quality, errors."""
-    outcome = await runtime.context.service.report_status(
-        generation_id or runtime.state.generation_id
-    )
+    outcome = await runtime.context.service.report_status(generation_id or runtime.state.generation_id)
     return _answer(runtime, "report_status", outcome)
 
 
@@ -272,9 +252,7 @@ TOOLS: list[BaseTool] = [
 
 def _tool_error(error: Exception) -> str:
     """A tool call that failed (arguments that do not fit the schema, or a bug): the model reads why."""
-    logger.warning(
-        "assistant tool call failed: %s", error, exc_info=not isinstance(error, ToolException)
-    )
+    logger.warning("assistant tool call failed: %s", error, exc_info=not isinstance(error, ToolException))
     return f"That step failed ({type(error).__name__}: {error}). Nothing was changed by it."
 
 
@@ -283,9 +261,7 @@ def _text(message: BaseMessage) -> str:
     content = message.content
     if isinstance(content, str):
         return content
-    return " ".join(
-        part.get("text", "") if isinstance(part, dict) else str(part) for part in content
-    )
+    return " ".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
 
 
 def _current_turn(messages: Sequence[BaseMessage]) -> tuple[HumanMessage | None, list[BaseMessage]]:
@@ -321,10 +297,7 @@ def offline_step(messages: Sequence[BaseMessage]) -> AIMessage:
         return AIMessage(content=capabilities(), response_metadata={"source": PARSER_SOURCE})
     results = [m for m in turn if isinstance(m, ToolMessage)]
     foreign = any(
-        isinstance(m, AIMessage)
-        and m.tool_calls
-        and m.response_metadata.get("source") != PARSER_SOURCE
-        for m in turn
+        isinstance(m, AIMessage) and m.tool_calls and m.response_metadata.get("source") != PARSER_SOURCE for m in turn
     )
     parsed = parse_message(_text(human))
 
@@ -382,9 +355,7 @@ async def _ask_llm(llm: BaseChatModel, state: AssistantState) -> AIMessage:
     return response
 
 
-async def call_model(
-    state: AssistantState, runtime: Runtime[AssistantContext]
-) -> dict[str, list[AIMessage]]:
+async def call_model(state: AssistantState, runtime: Runtime[AssistantContext]) -> dict[str, list[AIMessage]]:
     """The next step of the turn: tool calls, or the reply."""
     _, turn = _current_turn(state.messages)
     done = sum(1 for m in turn if isinstance(m, ToolMessage))
@@ -408,7 +379,7 @@ def route_model_output(state: AssistantState) -> Literal["tools", "__end__"]:
     """To the tools when the model asked for any, else the turn is over."""
     last = state.messages[-1] if state.messages else None
     if not isinstance(last, AIMessage):
-        raise ValueError(f"the model node must end with an AIMessage, got {type(last).__name__}")  # noqa: TRY004
+        raise ValueError(f"the model node must end with an AIMessage, got {type(last).__name__}")
     return "tools" if last.tool_calls else END
 
 
@@ -440,11 +411,7 @@ class TurnResult(BaseModel):
 def turn_result(values: dict[str, Any]) -> TurnResult:
     """The latest turn of a conversation's state: the reply, the tools' actions, the current storyboard."""
     _, turn = _current_turn(values.get("messages") or [])
-    actions = [
-        dict(m.artifact)
-        for m in turn
-        if isinstance(m, ToolMessage) and isinstance(m.artifact, dict)
-    ]
+    actions = [dict(m.artifact) for m in turn if isinstance(m, ToolMessage) and isinstance(m.artifact, dict)]
     replies = [m for m in turn if isinstance(m, AIMessage) and not m.tool_calls]
     return TurnResult(
         reply=_text(replies[-1]) if replies else "",
@@ -474,8 +441,7 @@ def _steps(node: str, update: Any) -> list[dict[str, Any]]:
         for out in item.get("messages") or [] if isinstance(item, dict) else []:
             if node == "model" and isinstance(out, AIMessage):
                 calls = [
-                    {"type": "tool_call", "name": c["name"], "args": c["args"], "id": c["id"]}
-                    for c in out.tool_calls
+                    {"type": "tool_call", "name": c["name"], "args": c["args"], "id": c["id"]} for c in out.tool_calls
                 ]
                 steps += calls or [{"type": "reply", "content": _text(out)}]
             elif isinstance(out, ToolMessage):

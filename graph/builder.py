@@ -21,21 +21,21 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 
-from agents import planner
-from agents.heuristics import plan_heuristic
-from agents.schemas import ScenePlan, StoryboardPlan
-from graph.cancel import reraise_cancel, stoppable
-from graph.context import Context
-from graph.derive import anchor_from, keep_scenes, winner_reference
-from graph.enhancement import LLM_RETRY, enhancement_graph
-from graph.events import emit
-from graph.scene import scene_graph
-from graph.services import services_for
-from graph.state import EnhanceInput, InputState, OutputState, SceneInput, State
-from tools.schemas import ReferenceImage
-from tools.seeds import random_base_seed
-from traces.schemas import RunStatus, RunSummary
-from traces.writer import TraceWriter
+from imageforge.agents import planner
+from imageforge.agents.heuristics import plan_heuristic
+from imageforge.agents.schemas import ScenePlan, StoryboardPlan
+from imageforge.graph.cancel import reraise_cancel, stoppable
+from imageforge.graph.context import Context
+from imageforge.graph.derive import anchor_from, keep_scenes, winner_reference
+from imageforge.graph.enhancement import LLM_RETRY, enhancement_graph
+from imageforge.graph.events import emit
+from imageforge.graph.scene import scene_graph
+from imageforge.graph.services import services_for
+from imageforge.graph.state import EnhanceInput, InputState, OutputState, SceneInput, State
+from imageforge.tools.schemas import ReferenceImage
+from imageforge.tools.seeds import random_base_seed
+from imageforge.traces.schemas import RunStatus, RunSummary
+from imageforge.traces.writer import TraceWriter
 
 
 def _now() -> str:
@@ -72,7 +72,9 @@ def _explicit_plan(state: State) -> StoryboardPlan:
         ScenePlan(scene_number=i, prompt=text, character_ids=list(per_scene[i - 1]) if i <= len(per_scene) else [])
         for i, text in enumerate(state.scenes or [], start=1)
     ]
-    return StoryboardPlan(concept=state.concept, target_duration_s=state.target_duration_s, scenes=scenes, markers=markers)
+    return StoryboardPlan(
+        concept=state.concept, target_duration_s=state.target_duration_s, scenes=scenes, markers=markers
+    )
 
 
 def _plan_update(state: State, runtime: Runtime[Context], plan: StoryboardPlan, warnings: list[str]) -> dict:
@@ -89,7 +91,9 @@ def _plan_update(state: State, runtime: Runtime[Context], plan: StoryboardPlan, 
         "warnings": warnings,
     }
     provisional = State(**{**state.__dict__, **update, "warnings": warnings})
-    TraceWriter(runtime.context.trace_root, state.generation_id).summary(summarize(provisional, runtime.context, "running"))
+    TraceWriter(runtime.context.trace_root, state.generation_id).summary(
+        summarize(provisional, runtime.context, "running")
+    )
     emit(
         "plan_ready",
         f"{len(plan.scenes)} scene(s) planned",
@@ -110,8 +114,13 @@ def _reused(state: State, runtime: Runtime[Context]) -> dict:
     previous = winner_reference(results[max(results)])
     anchor = None if state.reference_path else anchor_from(winner_reference(results[1]))
     for number in sorted(results):
-        emit("scene_done", f"scene {number}: kept from {state.reuse_from}", scene=number, reused=True,
-             result=results[number].model_dump(mode="json"))
+        emit(
+            "scene_done",
+            f"scene {number}: kept from {state.reuse_from}",
+            scene=number,
+            reused=True,
+            result=results[number].model_dump(mode="json"),
+        )
     return {
         "results": results,
         "enhancements": enhancements,
@@ -132,7 +141,9 @@ async def plan(state: State, runtime: Runtime[Context]) -> dict:
     storyboard, events = await planner.plan(
         state.concept, state.target_duration_s, state.num_scenes, llm=services_for(runtime.context).llm
     )
-    return _plan_update(state, runtime, storyboard, [f"planner: [{e.kind}] {e.detail}" for e in events if e.kind == "fallback"])
+    return _plan_update(
+        state, runtime, storyboard, [f"planner: [{e.kind}] {e.detail}" for e in events if e.kind == "fallback"]
+    )
 
 
 async def plan_fallback(state: State, runtime: Runtime[Context], error: NodeError) -> Command:
@@ -140,7 +151,9 @@ async def plan_fallback(state: State, runtime: Runtime[Context], error: NodeErro
     storyboard = plan_heuristic(state.concept, state.target_duration_s, state.num_scenes).model_copy(
         update={"source": "fallback"}
     )
-    warning = f"planner: LLM failed after {LLM_RETRY.max_attempts} attempts ({error.error}); the heuristic planner answered"
+    warning = (
+        f"planner: LLM failed after {LLM_RETRY.max_attempts} attempts ({error.error}); the heuristic planner answered"
+    )
     update = _plan_update(state, runtime, storyboard, [warning])
     return Command(update=update, goto=[_enhance_send(state.generation_id, storyboard, s) for s in storyboard.scenes])
 
@@ -153,7 +166,11 @@ def enhance_all(state: State) -> list[Send]:
     """Fan out: one enhancement loop per scene, all at once."""
     if state.plan is None:
         raise ValueError("enhancement fans out only after planning")
-    return [_enhance_send(state.generation_id, state.plan, s) for s in state.plan.scenes if s.scene_number not in state.enhancements]
+    return [
+        _enhance_send(state.generation_id, state.plan, s)
+        for s in state.plan.scenes
+        if s.scene_number not in state.enhancements
+    ]
 
 
 def next_step(state: State) -> Send | Literal["finish"]:
@@ -193,7 +210,9 @@ async def chain(state: State, runtime: Runtime[Context]) -> dict:
     result = state.results[number]
     update: dict = {"next_scene": number + 1, "warnings": result.warnings}
     if result.status == "failed":
-        update["error"] = f"scene {number} failed validation in strict mode: {result.error['error'] if result.error else ''}"
+        update["error"] = (
+            f"scene {number} failed validation in strict mode: {result.error['error'] if result.error else ''}"
+        )
     else:
         winner = winner_reference(result)
         update["previous"] = winner
@@ -220,7 +239,9 @@ async def finish(state: State, runtime: Runtime[Context]) -> dict:
 
 
 builder = StateGraph(State, context_schema=Context, input_schema=InputState, output_schema=OutputState)
-builder.add_node("plan", stoppable(plan), retry_policy=LLM_RETRY, error_handler=plan_fallback, destinations=("enhance_scene",))
+builder.add_node(
+    "plan", stoppable(plan), retry_policy=LLM_RETRY, error_handler=plan_fallback, destinations=("enhance_scene",)
+)
 builder.add_node("enhance_scene", enhancement_graph)
 builder.add_node("gather", stoppable(gather))
 builder.add_node("scene", scene_graph)

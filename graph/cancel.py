@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
+from imageforge.graph.context import Context
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 

@@ -15,13 +15,13 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from pydantic import BaseModel
 
 STATE_MODULES = (
-    "agents.schemas",
-    "graph.context",
-    "tools.schemas",
-    "tools.references",
-    "scoring.schemas",
-    "traces.schemas",
-    "graph.state",
+    "imageforge.agents.schemas",
+    "imageforge.graph.context",
+    "imageforge.tools.schemas",
+    "imageforge.tools.references",
+    "imageforge.scoring.schemas",
+    "imageforge.traces.schemas",
+    "imageforge.graph.state",
 )
 
 
@@ -31,8 +31,10 @@ def state_types() -> list[tuple[str, str]]:
     for name in STATE_MODULES:
         module = importlib.import_module(name)
         for attr, value in vars(module).items():
-            if inspect.isclass(value) and value.__module__ == name and (
-                issubclass(value, BaseModel) or dataclasses.is_dataclass(value)
+            if (
+                inspect.isclass(value)
+                and value.__module__ == name
+                and (issubclass(value, BaseModel) or dataclasses.is_dataclass(value))
             ):
                 found.append((name, attr))
     return sorted(found)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from graph.services import Services
+    from imageforge.graph.services import Services
 
 AspectRatio = Literal["square", "16:9", "4:5", "21:9"]
 
@@ -26,8 +26,12 @@ class GenerationSettings(BaseModel):
 
     num_variations: int = Field(4, ge=1, le=16, description="Images generated and scored per attempt.")
     max_enhancement_iterations: int = Field(4, ge=1, le=10, description="Cap on critique-loop rounds per scene.")
-    approval_threshold: float = Field(85.0, ge=0, le=100, description="Prompt-engineer overall score that ends the loop.")
-    quality_threshold: float = Field(30.0, ge=0, le=100, description="Minimum weighted image score a winner must reach.")
+    approval_threshold: float = Field(
+        85.0, ge=0, le=100, description="Prompt-engineer overall score that ends the loop."
+    )
+    quality_threshold: float = Field(
+        30.0, ge=0, le=100, description="Minimum weighted image score a winner must reach."
+    )
     consistency_threshold: float = Field(
         30.0,
         ge=0,
@@ -37,8 +41,12 @@ class GenerationSettings(BaseModel):
             "content by design, so the default only catches a scene whose look broke away from the storyboard."
         ),
     )
-    max_retries: int = Field(2, ge=0, le=5, description="Extra attempts with the next reference after a failed validation.")
-    strict: bool = Field(False, description="Fail the scene when every attempt misses; otherwise keep the best with a warning.")
+    max_retries: int = Field(
+        2, ge=0, le=5, description="Extra attempts with the next reference after a failed validation."
+    )
+    strict: bool = Field(
+        False, description="Fail the scene when every attempt misses; otherwise keep the best with a warning."
+    )
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Base seed; every variation seed derives from it.")
     aspect_ratio: AspectRatio = Field("square", description="Frame shape (seed 002 presets).")
     resolution: int = Field(512, ge=64, le=2048, description="Long edge of the image in pixels.")
@@ -70,7 +78,9 @@ class BackendSettings(BaseModel):
     # Real generator options (diffusers); None keeps the model family's defaults.
     steps: int | None = Field(None, ge=1, le=200, description="Denoising steps.")
     guidance_scale: float | None = Field(None, ge=0, le=30, description="Classifier-free guidance scale.")
-    strength: float = Field(0.6, gt=0, le=1, description="Image-to-image strength when a reference conditions the image.")
+    strength: float = Field(
+        0.6, gt=0, le=1, description="Image-to-image strength when a reference conditions the image."
+    )
     ip_adapter: str | None = Field(None, description="IP-Adapter weights, 'REPO_OR_FOLDER:SUBFOLDER/WEIGHTS'.")
     attention_slicing: bool = Field(False, description="Lower peak memory at some speed cost.")
     vae_slicing: bool = Field(False, description="Decode the batch one image at a time.")
@@ -103,7 +113,8 @@ class Context:
         default_factory=BackendSettings, metadata={"description": "Which backend serves each role."}
     )
     trace_root: str = field(
-        default="output/reference_image_traces", metadata={"description": "Folder that holds one trace folder per generation."}
+        default="output/reference_image_traces",
+        metadata={"description": "Folder that holds one trace folder per generation."},
     )
     services: Services | None = field(
         default=None, metadata={"description": "Built backends; resolved from `backends` when omitted."}

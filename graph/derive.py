@@ -12,12 +12,12 @@ import os
 import shutil
 from pathlib import Path
 
-from agents.schemas import EnhancementResult
-from tools.references import analyze_prompt
-from tools.schemas import ReferenceImage
-from traces import layout
-from traces.reader import read_trace
-from traces.schemas import SceneResult
+from imageforge.agents.schemas import EnhancementResult
+from imageforge.tools.references import analyze_prompt
+from imageforge.tools.schemas import ReferenceImage
+from imageforge.traces import layout
+from imageforge.traces.reader import read_trace
+from imageforge.traces.schemas import SceneResult
 
 
 def winner_reference(result: SceneResult) -> ReferenceImage:

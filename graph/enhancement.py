@@ -17,18 +17,18 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, RetryPolicy
 
-from agents import cinematographer as cinematographer_agent
-from agents import prompt_engineer as prompt_engineer_agent
-from agents.errors import LLMTransientError
-from agents.heuristics import critique_heuristic, enhance_heuristic
-from agents.schemas import AgentEvent, EnhancementResult, Iteration
-from graph.cancel import reraise_cancel, stoppable
-from graph.context import Context
-from graph.events import emit
-from graph.selection import best_iteration
-from graph.services import services_for
-from graph.state import EnhanceInput, EnhanceOutput, EnhanceState
-from traces.writer import TraceWriter
+from imageforge.agents import cinematographer as cinematographer_agent
+from imageforge.agents import prompt_engineer as prompt_engineer_agent
+from imageforge.agents.errors import LLMTransientError
+from imageforge.agents.heuristics import critique_heuristic, enhance_heuristic
+from imageforge.agents.schemas import AgentEvent, EnhancementResult, Iteration
+from imageforge.graph.cancel import reraise_cancel, stoppable
+from imageforge.graph.context import Context
+from imageforge.graph.events import emit
+from imageforge.graph.selection import best_iteration
+from imageforge.graph.services import services_for
+from imageforge.graph.state import EnhanceInput, EnhanceOutput, EnhanceState
+from imageforge.traces.writer import TraceWriter
 
 LLM_RETRY = RetryPolicy(retry_on=LLMTransientError, max_attempts=3, initial_interval=0.5, backoff_factor=2.0)
 

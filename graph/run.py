@@ -20,15 +20,15 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, Field, model_validator
 
-from agents.schemas import StoryboardPlan
-from graph.builder import builder, graph
-from graph.cancel import RunCancelled
-from graph.context import Context
-from graph.state import InputState
-from tools.schemas import ReferenceImage
-from traces.reader import TraceNotFoundError, read_summary
-from traces.schemas import RunStatus, RunSummary
-from traces.writer import TraceWriter
+from imageforge.agents.schemas import StoryboardPlan
+from imageforge.graph.builder import builder, graph
+from imageforge.graph.cancel import RunCancelled
+from imageforge.graph.context import Context
+from imageforge.graph.state import InputState
+from imageforge.tools.schemas import ReferenceImage
+from imageforge.traces.reader import TraceNotFoundError, read_summary
+from imageforge.traces.schemas import RunStatus, RunSummary
+from imageforge.traces.writer import TraceWriter
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,9 @@ class StoryboardRequest(BaseModel):
     scenes: list[str] | None = Field(None, min_length=1, max_length=24)
     reference_path: str | None = None
     plan: StoryboardPlan | None = Field(None, description="An explicit plan; skips the planner.")
-    reuse_from: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description="Generation whose first scenes are kept.")
+    reuse_from: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]+$", description="Generation whose first scenes are kept."
+    )
     keep_scenes: int = Field(0, ge=0, le=24, description="How many leading scenes of `reuse_from` to keep.")
     character_references: dict[str, list[ReferenceImage]] = Field(
         default_factory=dict, description="Character id -> references; scenes whose plan names the id use them."

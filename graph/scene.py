@@ -15,21 +15,21 @@ from typing import Literal
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from graph.cancel import stoppable
-from graph.context import Context
-from graph.events import emit
-from graph.selection import choose_winner, explain_winner, quality_scores_document, validate
-from graph.services import services_for
-from graph.state import SceneInput, SceneOutput, SceneState
-from scoring.ensemble import combine, effective_weights, ensemble_report, rank
-from scoring.schemas import VariationScore
-from tools.references import analyze_prompt, attempt_references, rank_references
-from tools.schemas import ReferenceImage, StoredImage
-from tools.seeds import derive_seeds
-from tools.sizes import size_for
-from tools.storage import load_image, save_pngs
-from traces.schemas import Attempt, SceneResult
-from traces.writer import TraceWriter
+from imageforge.graph.cancel import stoppable
+from imageforge.graph.context import Context
+from imageforge.graph.events import emit
+from imageforge.graph.selection import choose_winner, explain_winner, quality_scores_document, validate
+from imageforge.graph.services import services_for
+from imageforge.graph.state import SceneInput, SceneOutput, SceneState
+from imageforge.scoring.ensemble import combine, effective_weights, ensemble_report, rank
+from imageforge.scoring.schemas import VariationScore
+from imageforge.tools.references import analyze_prompt, attempt_references, rank_references
+from imageforge.tools.schemas import ReferenceImage, StoredImage
+from imageforge.tools.seeds import derive_seeds
+from imageforge.tools.sizes import size_for
+from imageforge.tools.storage import load_image, save_pngs
+from imageforge.traces.schemas import Attempt, SceneResult
+from imageforge.traces.writer import TraceWriter
 
 
 def _attempt_number(state: SceneState) -> int:
@@ -89,11 +89,14 @@ async def generate(state: SceneState, runtime: Runtime[Context]) -> dict:
             size=size_for(settings.aspect_ratio, settings.resolution),
         )
         paths = save_pngs(
-            [(item.image, writer.attempt_image_path(scene, attempt, i)) for i, item in enumerate(output.images, start=1)]
+            [
+                (item.image, writer.attempt_image_path(scene, attempt, i))
+                for i, item in enumerate(output.images, start=1)
+            ]
         )
         stored = [
             StoredImage(index=i, seed=item.seed, path=str(path), metadata=item.metadata)
-            for i, (item, path) in enumerate(zip(output.images, paths), start=1)
+            for i, (item, path) in enumerate(zip(output.images, paths, strict=False), start=1)
         ]
         info = {
             "backend": output.backend,
@@ -107,7 +110,13 @@ async def generate(state: SceneState, runtime: Runtime[Context]) -> dict:
     started = time.perf_counter()
     stored, info = await asyncio.to_thread(run)
     elapsed = time.perf_counter() - started
-    emit("variations_generated", f"scene {scene}: {len(stored)} variation(s)", scene=scene, attempt=attempt, count=len(stored))
+    emit(
+        "variations_generated",
+        f"scene {scene}: {len(stored)} variation(s)",
+        scene=scene,
+        attempt=attempt,
+        count=len(stored),
+    )
     return {"images": stored, "generation": info, "timings": {"generate": round(elapsed, 4)}}
 
 
@@ -126,7 +135,7 @@ async def score(state: SceneState, runtime: Runtime[Context]) -> dict:
         for scorer in scorers.scorers:
             try:
                 components[scorer.slot] = [float(v) for v in scorer.score(images, prompt)]
-            except Exception as exc:  # noqa: BLE001 - a broken scorer is left out, never fatal: the trace says why
+            except Exception as exc:
                 failed[scorer.slot] = f"{scorer.name} failed: {exc}"
         consistency = None
         if references:
@@ -167,7 +176,12 @@ async def score(state: SceneState, runtime: Runtime[Context]) -> dict:
     return {
         "scored": scored,
         "timings": {**state.timings, "score": round(elapsed, 4)},
-        "generation": {**state.generation, "weights": weights, "scorer_failures": failed, "warnings": [*state.generation.get("warnings", []), *warnings]},
+        "generation": {
+            **state.generation,
+            "weights": weights,
+            "scorer_failures": failed,
+            "warnings": [*state.generation.get("warnings", []), *warnings],
+        },
     }
 
 

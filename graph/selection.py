@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from agents.schemas import Iteration
-from scoring.schemas import VariationScore
-from traces.schemas import Attempt, SceneStatus
+from imageforge.agents.schemas import Iteration
+from imageforge.scoring.schemas import VariationScore
+from imageforge.traces.schemas import Attempt, SceneStatus
 
 
 def best_iteration(iterations: Sequence[Iteration]) -> int:
@@ -64,7 +64,9 @@ def choose_winner(attempts: Sequence[Attempt], *, strict: bool) -> tuple[Attempt
     return max(attempts, key=_attempt_key), "accepted_with_warning"
 
 
-def deciding_component(winner: Mapping[str, float], runner_up: Mapping[str, float], weights: Mapping[str, float]) -> str:
+def deciding_component(
+    winner: Mapping[str, float], runner_up: Mapping[str, float], weights: Mapping[str, float]
+) -> str:
     """The slot that contributed most to the winner's lead over the runner-up."""
     return max(weights, key=lambda slot: weights[slot] * (winner.get(slot, 0.0) - runner_up.get(slot, 0.0)))
 
@@ -76,10 +78,16 @@ def explain_winner(attempt: Attempt, weights: Mapping[str, float], status: Scene
     lines = [
         f"Selected: image_{winner.index}.png (attempt {attempt.attempt}, seed {winner.seed})",
         f"Overall: {winner.overall:.1f} / 100 "
-        + "(" + ", ".join(f"{slot} {value:.1f} x {weights[slot]:.2f}" for slot, value in winner.components.items() if slot in weights) + ")",
+        + "("
+        + ", ".join(
+            f"{slot} {value:.1f} x {weights[slot]:.2f}" for slot, value in winner.components.items() if slot in weights
+        )
+        + ")",
     ]
     if winner.consistency is not None:
-        lines.append(f"Consistency with reference {attempt.reference.id if attempt.reference else '-'}: {winner.consistency:.1f} / 100")
+        lines.append(
+            f"Consistency with reference {attempt.reference.id if attempt.reference else '-'}: {winner.consistency:.1f} / 100"
+        )
     if len(ranked) > 1:
         runner = ranked[1]
         slot = deciding_component(winner.components, runner.components, weights)
@@ -95,9 +103,7 @@ def explain_winner(attempt: Attempt, weights: Mapping[str, float], status: Scene
     if status == "passed":
         lines.append(f"Validation: {attempt.reason}.")
     else:
-        lines.append(
-            f"Warning: no attempt passed validation; lenient mode kept the best attempt ({attempt.reason})."
-        )
+        lines.append(f"Warning: no attempt passed validation; lenient mode kept the best attempt ({attempt.reason}).")
     return "\n".join(lines) + "\n"
 
 

@@ -11,13 +11,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from graph.context import BackendSettings, Context
+from imageforge.graph.context import BackendSettings, Context
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-    from scoring.registry import ScorerSet
-    from tools.base import ImageGenerator
+    from imageforge.scoring.registry import ScorerSet
+    from imageforge.tools.base import ImageGenerator
 
 
 @dataclass
@@ -25,7 +25,9 @@ class Services:
     llm: BaseChatModel | None
     generator: ImageGenerator
     scorers: ScorerSet
-    notes: list[str] = field(default_factory=list, metadata={"description": "One line per role: what serves it and how to change it."})
+    notes: list[str] = field(
+        default_factory=list, metadata={"description": "One line per role: what serves it and how to change it."}
+    )
 
     def describe(self) -> dict[str, Any]:
         """What served each role, for summary.json."""
@@ -51,9 +53,9 @@ def build_services(backends: BackendSettings, *, api_key: str | None = None) -> 
     own). Model weights are shared regardless: generators and scorers load them once per
     process through scoring.model_registry.
     """
-    from agents.chat_model import describe_llm, load_chat_model
-    from scoring.registry import build_scorers
-    from tools.registry import build_generator
+    from imageforge.agents.chat_model import describe_llm, load_chat_model
+    from imageforge.scoring.registry import build_scorers
+    from imageforge.tools.registry import build_generator
 
     key = (backends, api_key, threading.get_ident())
     with _lock:

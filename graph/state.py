@@ -11,7 +11,7 @@ import operator
 from dataclasses import dataclass, field
 from typing import Annotated, TypeVar
 
-from agents.schemas import (
+from imageforge.agents.schemas import (
     AgentEvent,
     ConsistencyMarkers,
     EnhancedPrompt,
@@ -20,10 +20,10 @@ from agents.schemas import (
     ScenePlan,
     StoryboardPlan,
 )
-from scoring.schemas import VariationScore
-from tools.references import RankedReference
-from tools.schemas import ReferenceImage, StoredImage
-from traces.schemas import Attempt, SceneResult
+from imageforge.scoring.schemas import VariationScore
+from imageforge.tools.references import RankedReference
+from imageforge.tools.schemas import ReferenceImage, StoredImage
+from imageforge.traces.schemas import Attempt, SceneResult
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -39,9 +39,13 @@ def merge(left: dict[K, V] | None, right: dict[K, V] | None) -> dict[K, V]:
 class InputState:
     generation_id: str = field(metadata={"description": "Names the trace folder and the checkpoint thread."})
     concept: str = field(metadata={"description": "What the storyboard is about."})
-    target_duration_s: float | None = field(default=None, metadata={"description": "Video length; sets the scene count."})
+    target_duration_s: float | None = field(
+        default=None, metadata={"description": "Video length; sets the scene count."}
+    )
     num_scenes: int | None = field(default=None, metadata={"description": "Scene count, overriding the duration."})
-    scenes: list[str] | None = field(default=None, metadata={"description": "Explicit scene prompts instead of the planner."})
+    scenes: list[str] | None = field(
+        default=None, metadata={"description": "Explicit scene prompts instead of the planner."}
+    )
     reference_path: str | None = field(default=None, metadata={"description": "A user image: scene 1's reference."})
     plan: StoryboardPlan | None = field(default=None, metadata={"description": "An explicit plan (skips the planner)."})
     reuse_from: str | None = field(

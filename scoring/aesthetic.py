@@ -23,16 +23,16 @@ import torch
 from PIL import Image
 from torch import nn
 
-from scoring.clip_backbone import (
+from imageforge.scoring.clip_backbone import (
     ClipBackbone,
     check_batch_size,
     check_score_inputs,
     load_clip_backbone,
 )
-from scoring.clipscore import CLIPSCORE_MODEL, ClipScoreScorer
-from scoring.model_registry import ModelNotAvailableError, ModelRegistry, registry
-from scoring.normalise import aesthetic_to_100
-from scoring.schemas import Slot
+from imageforge.scoring.clipscore import CLIPSCORE_MODEL, ClipScoreScorer
+from imageforge.scoring.model_registry import ModelNotAvailableError, ModelRegistry, registry
+from imageforge.scoring.normalise import aesthetic_to_100
+from imageforge.scoring.schemas import Slot
 
 __all__ = [
     "AESTHETIC_CLIP_MODEL",
@@ -50,15 +50,14 @@ __all__ = [
 AESTHETIC_CLIP_MODEL = CLIPSCORE_MODEL
 AESTHETIC_HEAD_FILENAME = "sac+logos+ava1-l14-linearMSE.pth"
 AESTHETIC_HEAD_URL = (
-    "https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/"
-    + AESTHETIC_HEAD_FILENAME
+    "https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/" + AESTHETIC_HEAD_FILENAME
 )
 
 
 def default_aesthetic_head_path() -> Path:
     """Where ``imageforge models pull aesthetic`` installs the head: ``$HF_HOME/imageforge/``
     (HF_HOME read at call time), as the weights are published on GitHub, not as a model repo."""
-    from tools.model_store import hf_home
+    from imageforge.tools.model_store import hf_home
 
     return hf_home() / "imageforge" / AESTHETIC_HEAD_FILENAME
 
@@ -101,7 +100,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):  # the file's content is wrong, not an argument's type
-        raise ValueError(  # noqa: TRY004
+        raise ValueError(
             f"Aesthetic head {str(path)!r} holds a {type(state).__name__}, not a state dict."
         )
     return state
@@ -120,14 +119,10 @@ def load_aesthetic_head(path: str | Path, *, embed_dim: int = 768) -> AestheticH
     expected = aesthetic_head_shapes(embed_dim)
     for key, shape in expected.items():
         if key not in state:
-            raise ValueError(
-                f"Aesthetic head {str(path)!r} lacks `{key}` (expected shape {shape})."
-            )
+            raise ValueError(f"Aesthetic head {str(path)!r} lacks `{key}` (expected shape {shape}).")
         got = tuple(state[key].shape)
         if got != shape:
-            raise ValueError(
-                f"Aesthetic head {str(path)!r}: `{key}` has shape {got}, expected {shape}."
-            )
+            raise ValueError(f"Aesthetic head {str(path)!r}: `{key}` has shape {got}, expected {shape}.")
     unexpected = sorted(set(state) - set(expected))
     if unexpected:
         raise ValueError(f"Aesthetic head {str(path)!r} has unexpected keys {unexpected}.")
@@ -192,10 +187,6 @@ def load_aesthetic_scorer(
     when both name the same model, so they share embeddings). The head defaults to
     ``default_aesthetic_head_path()``; the head file itself is never downloaded here."""
     path = Path(head_path) if head_path is not None else default_aesthetic_head_path()
-    head = models.get(
-        f"aesthetic-head|{path}", lambda: load_aesthetic_head(path), device="cpu", kind="aesthetic"
-    )
-    backbone = load_clip_backbone(
-        clip_model, device=device, allow_download=allow_download, models=models
-    )
+    head = models.get(f"aesthetic-head|{path}", lambda: load_aesthetic_head(path), device="cpu", kind="aesthetic")
+    backbone = load_clip_backbone(clip_model, device=device, allow_download=allow_download, models=models)
     return AestheticScorer(backbone=backbone, head=head, batch_size=batch_size)

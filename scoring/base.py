@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
-from scoring.schemas import Slot
+from imageforge.scoring.schemas import Slot
 
 
 @runtime_checkable

@@ -22,8 +22,8 @@ from typing import Any, Literal
 import torch
 from PIL import Image
 
-from scoring.model_registry import ModelRegistry, registry, resolve_weights
-from tools.devices import default_dtype, dtype_name, resolve_device
+from imageforge.scoring.model_registry import ModelRegistry, registry, resolve_weights
+from imageforge.tools.devices import default_dtype, dtype_name, resolve_device
 
 __all__ = [
     "ClipBackbone",
@@ -106,9 +106,7 @@ def pooled_embeddings(output: Any, kind: Literal["image", "text"]) -> torch.Tens
         return pooled
     if isinstance(output, tuple) and len(output) > 1 and isinstance(output[1], torch.Tensor):
         return output[1]
-    raise TypeError(
-        f"Cannot find {kind} embeddings in a {type(output).__name__} returned by the model."
-    )
+    raise TypeError(f"Cannot find {kind} embeddings in a {type(output).__name__} returned by the model.")
 
 
 def _normalise(x: torch.Tensor) -> torch.Tensor:
@@ -239,14 +237,10 @@ class ClipBackbone:
 
         return embed_image_batches(images, batch_size, self.image_processor, embed, self.embed_dim)
 
-    def cached_image_embeddings(
-        self, images: Sequence[Image.Image], batch_size: int = 8
-    ) -> torch.Tensor:
+    def cached_image_embeddings(self, images: Sequence[Image.Image], batch_size: int = 8) -> torch.Tensor:
         """As ``image_embeddings``, but an image already embedded (by any scorer on this
         backbone, while the image is alive) is not embedded again."""
-        return self.cache.get_or_compute(
-            images, lambda todo: self.image_embeddings(todo, batch_size)
-        )
+        return self.cache.get_or_compute(images, lambda todo: self.image_embeddings(todo, batch_size))
 
     def text_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
         """One text forward pass for all ``texts``, each truncated to ``max_text_length``."""
@@ -268,9 +262,7 @@ class ClipBackbone:
             )
         return _normalise(pooled_embeddings(out, "text").float()).cpu()
 
-    def prompt_cosines(
-        self, images: Sequence[Image.Image], prompt: str, batch_size: int = 8
-    ) -> torch.Tensor:
+    def prompt_cosines(self, images: Sequence[Image.Image], prompt: str, batch_size: int = 8) -> torch.Tensor:
         """Cosine of each image's embedding with the prompt's, one per image: what the CLIP
         prompt scorers (CLIP-score, PickScore) start from. Image embeddings come from the
         cache; an empty list costs no forward pass."""
@@ -305,12 +297,8 @@ def load_clip_backbone(
         from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
         source, local_only = resolve_weights(model, allow_download=allow_download)
-        proc_source, proc_local = resolve_weights(
-            processor, allow_download=allow_download, kind="processor"
-        )
-        clip = CLIPModel.from_pretrained(
-            source, local_files_only=local_only, **torch_dtype_kwargs(dtype)
-        )
+        proc_source, proc_local = resolve_weights(processor, allow_download=allow_download, kind="processor")
+        clip = CLIPModel.from_pretrained(source, local_files_only=local_only, **torch_dtype_kwargs(dtype))
         clip = clip.to(device).eval()
         tokenizer = AutoTokenizer.from_pretrained(proc_source, local_files_only=proc_local)
         image_processor = AutoImageProcessor.from_pretrained(

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from scoring.clip_backbone import ClipBackbone, check_batch_size, load_clip_backbone
-from scoring.model_registry import ModelRegistry, registry
-from scoring.normalise import CLIPSCORE_BAND, clipscore_to_100
-from scoring.schemas import Slot
+from imageforge.scoring.clip_backbone import ClipBackbone, check_batch_size, load_clip_backbone
+from imageforge.scoring.model_registry import ModelRegistry, registry
+from imageforge.scoring.normalise import CLIPSCORE_BAND, clipscore_to_100
+from imageforge.scoring.schemas import Slot
 
 __all__ = ["CLIPSCORE_MODEL", "ClipScoreScorer", "clipscore_raw", "load_clipscore_scorer"]
 
@@ -61,7 +61,5 @@ def load_clipscore_scorer(
     models: ModelRegistry = registry,
 ) -> ClipScoreScorer:
     """CLIP-score from a local path or the Hugging Face cache. ViT-L/14: ~1.7 GB fp32."""
-    backbone = load_clip_backbone(
-        model, device=device, allow_download=allow_download, models=models
-    )
+    backbone = load_clip_backbone(model, device=device, allow_download=allow_download, models=models)
     return ClipScoreScorer(backbone=backbone, batch_size=batch_size)

@@ -38,15 +38,11 @@ _C2 = (0.03 * 255) ** 2
 def color_histograms(images: list[Image.Image], bins: int = HISTOGRAM_BINS) -> np.ndarray:
     """Joint RGB histograms, normalised to sum 1: shape (len(images), bins**3)."""
     size = (HISTOGRAM_SIZE, HISTOGRAM_SIZE)
-    pixels = np.stack(
-        [np.asarray(im.convert("RGB").resize(size, Image.Resampling.BILINEAR)) for im in images]
-    )
+    pixels = np.stack([np.asarray(im.convert("RGB").resize(size, Image.Resampling.BILINEAR)) for im in images])
     quantised = (pixels.astype(np.int64) * bins) // 256  # (N, S, S, 3) in [0, bins)
     codes = (quantised[..., 0] * bins + quantised[..., 1]) * bins + quantised[..., 2]
     codes = codes.reshape(len(images), -1) + (np.arange(len(images)) * bins**3)[:, None]
-    counts = np.bincount(codes.ravel(), minlength=len(images) * bins**3).reshape(
-        len(images), bins**3
-    )
+    counts = np.bincount(codes.ravel(), minlength=len(images) * bins**3).reshape(len(images), bins**3)
     return counts / counts.sum(axis=1, keepdims=True)
 
 
@@ -60,10 +56,7 @@ def _box_mean(x: np.ndarray, window: int) -> np.ndarray:
     c = np.cumsum(np.cumsum(x, axis=-2), axis=-1)
     c = np.pad(c, [(0, 0)] * (x.ndim - 2) + [(1, 0), (1, 0)])
     total = (
-        c[..., window:, window:]
-        - c[..., :-window, window:]
-        - c[..., window:, :-window]
-        + c[..., :-window, :-window]
+        c[..., window:, window:] - c[..., :-window, window:] - c[..., window:, :-window] + c[..., :-window, :-window]
     )
     return total / (window * window)
 
@@ -71,10 +64,7 @@ def _box_mean(x: np.ndarray, window: int) -> np.ndarray:
 def _grey(images: list[Image.Image]) -> np.ndarray:
     size = (SSIM_SIZE, SSIM_SIZE)
     return np.stack(
-        [
-            np.asarray(im.convert("L").resize(size, Image.Resampling.BILINEAR), dtype=np.float64)
-            for im in images
-        ]
+        [np.asarray(im.convert("L").resize(size, Image.Resampling.BILINEAR), dtype=np.float64) for im in images]
     )
 
 
@@ -87,9 +77,7 @@ def ssim_matrix(images: list[Image.Image], references: list[Image.Image]) -> np.
     var_x = _box_mean(x * x, SSIM_WINDOW) - mu_x**2
     var_y = _box_mean(y * y, SSIM_WINDOW) - mu_y**2
     cov = _box_mean(x * y, SSIM_WINDOW) - mu_x * mu_y
-    ssim = ((2 * mu_x * mu_y + _C1) * (2 * cov + _C2)) / (
-        (mu_x**2 + mu_y**2 + _C1) * (var_x + var_y + _C2)
-    )
+    ssim = ((2 * mu_x * mu_y + _C1) * (2 * cov + _C2)) / ((mu_x**2 + mu_y**2 + _C1) * (var_x + var_y + _C2))
     return ssim.mean(axis=(-2, -1))
 
 
@@ -107,9 +95,7 @@ class HistogramConsistencyScorer:
     def score(self, images: list[Image.Image], references: list[Image.Image]) -> list[float]:
         """One 0-100 similarity per image, in order."""
         if not references:
-            raise ValueError(
-                "`references` must hold at least one image; consistency needs something to compare with."
-            )
+            raise ValueError("`references` must hold at least one image; consistency needs something to compare with.")
         if not images:
             return []
         hist = histogram_intersection(color_histograms(images), color_histograms(references))

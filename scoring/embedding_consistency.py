@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol
 import torch
 from PIL import Image
 
-from scoring.clip_backbone import (
+from imageforge.scoring.clip_backbone import (
     ImageEmbeddingCache,
     check_batch_size,
     check_images,
@@ -29,9 +29,9 @@ from scoring.clip_backbone import (
     scorer_dtype,
     torch_dtype_kwargs,
 )
-from scoring.model_registry import ModelRegistry, registry, resolve_weights
-from scoring.normalise import CONSISTENCY_BANDS, consistency_to_100
-from tools.devices import dtype_name, resolve_device
+from imageforge.scoring.model_registry import ModelRegistry, registry, resolve_weights
+from imageforge.scoring.normalise import CONSISTENCY_BANDS, consistency_to_100
+from imageforge.tools.devices import dtype_name, resolve_device
 
 __all__ = [
     "DEFAULT_CONSISTENCY_MODEL",
@@ -51,9 +51,7 @@ class ImageEmbedder(Protocol):
 
     name: str
 
-    def cached_image_embeddings(
-        self, images: Sequence[Image.Image], batch_size: int = 8
-    ) -> torch.Tensor: ...
+    def cached_image_embeddings(self, images: Sequence[Image.Image], batch_size: int = 8) -> torch.Tensor: ...
 
 
 def _pooled_cls(output: Any) -> torch.Tensor:
@@ -82,12 +80,8 @@ class DinoBackbone:
         width = int(self.model.config.hidden_size)
         return embed_image_batches(images, batch_size, self.image_processor, embed, width)
 
-    def cached_image_embeddings(
-        self, images: Sequence[Image.Image], batch_size: int = 8
-    ) -> torch.Tensor:
-        return self.cache.get_or_compute(
-            images, lambda todo: self.image_embeddings(todo, batch_size)
-        )
+    def cached_image_embeddings(self, images: Sequence[Image.Image], batch_size: int = 8) -> torch.Tensor:
+        return self.cache.get_or_compute(images, lambda todo: self.image_embeddings(todo, batch_size))
 
 
 @dataclass(eq=False)
@@ -112,9 +106,7 @@ class EmbeddingConsistencyScorer:
             raise ValueError(f"`band` must be (low, high) with high > low, got {self.band!r}.")
         self.model = self.model or self.embedder.name
 
-    def cosines(
-        self, images: Sequence[Image.Image], references: Sequence[Image.Image]
-    ) -> torch.Tensor:
+    def cosines(self, images: Sequence[Image.Image], references: Sequence[Image.Image]) -> torch.Tensor:
         """(len(images), len(references)) cosine matrix."""
         check_images(images)
         check_images(references, "references")
@@ -147,9 +139,7 @@ def load_dino_backbone(
         from transformers import AutoImageProcessor, AutoModel
 
         source, local_only = resolve_weights(model, allow_download=allow_download)
-        vision = AutoModel.from_pretrained(
-            source, local_files_only=local_only, **torch_dtype_kwargs(dtype)
-        )
+        vision = AutoModel.from_pretrained(source, local_files_only=local_only, **torch_dtype_kwargs(dtype))
         image_processor = AutoImageProcessor.from_pretrained(
             source, local_files_only=local_only, **pil_backend_kwargs()
         )
@@ -172,9 +162,7 @@ def _kind_of(model: str, allow_download: bool) -> EmbeddingKind:
         return "clip"
     if model_type == "dinov2":
         return "dinov2"
-    raise ValueError(
-        f"`model` {model!r} is a {model_type!r} model; consistency takes a CLIP or DINOv2 model."
-    )
+    raise ValueError(f"`model` {model!r} is a {model_type!r} model; consistency takes a CLIP or DINOv2 model.")
 
 
 def load_embedding_consistency_scorer(
@@ -194,13 +182,9 @@ def load_embedding_consistency_scorer(
     if kind not in CONSISTENCY_BANDS:
         raise ValueError(f"`kind` must be 'auto', 'clip' or 'dinov2', got {kind!r}.")
     if kind == "clip":
-        embedder: ImageEmbedder = load_clip_backbone(
-            model, device=device, allow_download=allow_download, models=models
-        )
+        embedder: ImageEmbedder = load_clip_backbone(model, device=device, allow_download=allow_download, models=models)
     else:
-        embedder = load_dino_backbone(
-            model, device=device, allow_download=allow_download, models=models
-        )
+        embedder = load_dino_backbone(model, device=device, allow_download=allow_download, models=models)
     return EmbeddingConsistencyScorer(
         embedder=embedder,
         band=band or CONSISTENCY_BANDS[kind],

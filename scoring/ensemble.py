@@ -10,14 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from scoring.schemas import BASE_WEIGHTS, EnsembleReport, ScorerInfo
+from imageforge.scoring.schemas import BASE_WEIGHTS, EnsembleReport, ScorerInfo
 
 __all__ = ["combine", "deciding_component", "effective_weights", "ensemble_report", "rank"]
 
 
-def effective_weights(
-    available: Iterable[str], base: Mapping[str, float] = BASE_WEIGHTS
-) -> dict[str, float]:
+def effective_weights(available: Iterable[str], base: Mapping[str, float] = BASE_WEIGHTS) -> dict[str, float]:
     """The base weights of the ``available`` slots, renormalised to sum 1, in ``base`` order.
 
     >>> effective_weights(["clip", "aesthetic"])
@@ -26,16 +24,12 @@ def effective_weights(
     slots = set(available)
     unknown = sorted(slots - set(base))
     if unknown:
-        raise ValueError(
-            f"`available` has unknown slots {unknown!r}; known slots are {list(base)!r}."
-        )
+        raise ValueError(f"`available` has unknown slots {unknown!r}; known slots are {list(base)!r}.")
     if not slots:
         raise ValueError("`available` must name at least one slot, got none.")
     total = sum(base[slot] for slot in slots)
     if total <= 0:
-        raise ValueError(
-            f"`base` weights of the available slots {sorted(slots)!r} sum to {total!r}; need > 0."
-        )
+        raise ValueError(f"`base` weights of the available slots {sorted(slots)!r} sum to {total!r}; need > 0.")
     return {slot: weight / total for slot, weight in base.items() if slot in slots}
 
 
@@ -54,22 +48,17 @@ def combine(components: Mapping[str, Sequence[float]], weights: Mapping[str, flo
         raise ValueError("`components` must hold at least one slot, got none.")
     lengths = {slot: len(values) for slot, values in components.items()}
     if len(set(lengths.values())) != 1:
-        raise ValueError(
-            f"`components` must score the same number of images per slot, got {lengths!r}."
-        )
+        raise ValueError(f"`components` must score the same number of images per slot, got {lengths!r}.")
     total = sum(weights.values())
     if total <= 0 or any(w < 0 for w in weights.values()):
-        raise ValueError(
-            f"`weights` must be non-negative with a positive sum, got {dict(weights)!r}."
-        )
+        raise ValueError(f"`weights` must be non-negative with a positive sum, got {dict(weights)!r}.")
     for slot, values in components.items():
         bad = [v for v in values if not (0.0 <= v <= 100.0)]
         if bad:
             raise ValueError(f"`components[{slot!r}]` must be within 0-100, got {bad!r}.")
     count = next(iter(lengths.values()))
     return [
-        min(100.0, max(0.0, sum(components[slot][i] * weights[slot] for slot in weights) / total))
-        for i in range(count)
+        min(100.0, max(0.0, sum(components[slot][i] * weights[slot] for slot in weights) / total)) for i in range(count)
     ]
 
 
@@ -98,9 +87,7 @@ def deciding_component(
     """
     missing = sorted(slot for slot in weights if slot not in winner or slot not in runner_up)
     if missing:
-        raise ValueError(
-            f"`winner` and `runner_up` must score every weighted slot; missing {missing!r}."
-        )
+        raise ValueError(f"`winner` and `runner_up` must score every weighted slot; missing {missing!r}.")
     if not weights:
         raise ValueError("`weights` must hold at least one slot, got none.")
     order = list(weights)
@@ -124,6 +111,4 @@ def ensemble_report(scorers: list[ScorerInfo], missing: dict[str, str]) -> Ensem
     overlap = sorted(set(served) & set(missing))
     if overlap:
         raise ValueError(f"`missing` names slots {overlap!r} that `scorers` serve.")
-    return EnsembleReport(
-        scorers=list(scorers), missing=dict(missing), effective_weights=effective_weights(served)
-    )
+    return EnsembleReport(scorers=list(scorers), missing=dict(missing), effective_weights=effective_weights(served))

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from tools.model_store import FolderKind, hub_cache_dir, local_model_path
+from imageforge.tools.model_store import FolderKind, hub_cache_dir, local_model_path
 
 __all__ = [
     "LoadedModel",
@@ -71,9 +71,7 @@ class ModelRegistry:
             elapsed = time.perf_counter() - start
             with self._guard:
                 self._models[key] = model
-                self._info[key] = LoadedModel(
-                    key=key, kind=kind, device=device, load_time_s=elapsed
-                )
+                self._info[key] = LoadedModel(key=key, kind=kind, device=device, load_time_s=elapsed)
             return model
 
     def loaded(self) -> list[LoadedModel]:

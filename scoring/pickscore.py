@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from scoring.clip_backbone import ClipBackbone, check_batch_size, load_clip_backbone
-from scoring.model_registry import ModelRegistry, registry
-from scoring.normalise import PICKSCORE_BAND, pickscore_to_100
-from scoring.schemas import Slot
+from imageforge.scoring.clip_backbone import ClipBackbone, check_batch_size, load_clip_backbone
+from imageforge.scoring.model_registry import ModelRegistry, registry
+from imageforge.scoring.normalise import PICKSCORE_BAND, pickscore_to_100
+from imageforge.scoring.schemas import Slot
 
 __all__ = [
     "PICKSCORE_MODEL",

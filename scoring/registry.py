@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from graph.context import BackendSettings
-from scoring.base import ConsistencyScorer, Scorer
-from scoring.consistency import HistogramConsistencyScorer
-from scoring.ensemble import ensemble_report
-from scoring.model_registry import ModelNotAvailableError
-from scoring.schemas import BASE_WEIGHTS, EnsembleReport, ScorerInfo
-from scoring.technical import TechnicalQualityScorer
+from imageforge.graph.context import BackendSettings
+from imageforge.scoring.base import ConsistencyScorer, Scorer
+from imageforge.scoring.consistency import HistogramConsistencyScorer
+from imageforge.scoring.ensemble import ensemble_report
+from imageforge.scoring.model_registry import ModelNotAvailableError
+from imageforge.scoring.schemas import BASE_WEIGHTS, EnsembleReport, ScorerInfo
+from imageforge.scoring.technical import TechnicalQualityScorer
 
 __all__ = [
     "CONSISTENCY_FACTORIES",
@@ -39,7 +39,7 @@ ConsistencyFactory = Callable[[BackendSettings], ConsistencyScorer]
 # Face cache only (ModelNotAvailableError otherwise); nothing here downloads. A model id set
 # in BackendSettings replaces the published default.
 def _pickscore(backends: BackendSettings) -> Scorer:
-    from scoring.pickscore import PICKSCORE_MODEL, load_pickscore_scorer
+    from imageforge.scoring.pickscore import PICKSCORE_MODEL, load_pickscore_scorer
 
     return load_pickscore_scorer(
         model=backends.pickscore_model or PICKSCORE_MODEL, device=backends.device, batch_size=backends.scorer_batch_size
@@ -47,7 +47,7 @@ def _pickscore(backends: BackendSettings) -> Scorer:
 
 
 def _clip_score(backends: BackendSettings) -> Scorer:
-    from scoring.clipscore import CLIPSCORE_MODEL, load_clipscore_scorer
+    from imageforge.scoring.clipscore import CLIPSCORE_MODEL, load_clipscore_scorer
 
     return load_clipscore_scorer(
         model=backends.clip_model or CLIPSCORE_MODEL, device=backends.device, batch_size=backends.scorer_batch_size
@@ -55,8 +55,8 @@ def _clip_score(backends: BackendSettings) -> Scorer:
 
 
 def _laion_aesthetic(backends: BackendSettings) -> Scorer:
-    from scoring.aesthetic import AESTHETIC_CLIP_MODEL, load_aesthetic_scorer
-    from tools.model_store import local_model_path
+    from imageforge.scoring.aesthetic import AESTHETIC_CLIP_MODEL, load_aesthetic_scorer
+    from imageforge.tools.model_store import local_model_path
 
     head = local_model_path("aesthetic")  # the .pth file, wherever `models pull` put it
     return load_aesthetic_scorer(
@@ -68,14 +68,14 @@ def _laion_aesthetic(backends: BackendSettings) -> Scorer:
 
 
 def _vqascore(backends: BackendSettings) -> Scorer:
-    from scoring.vqascore import DEFAULT_VQA_MODEL, load_vqa_scorer
+    from imageforge.scoring.vqascore import DEFAULT_VQA_MODEL, load_vqa_scorer
 
     return load_vqa_scorer(model=backends.vqa_model or DEFAULT_VQA_MODEL, device=backends.device)
 
 
 def _embedding_consistency(kind: str) -> ConsistencyFactory:
     def build(backends: BackendSettings) -> ConsistencyScorer:
-        from scoring.embedding_consistency import (
+        from imageforge.scoring.embedding_consistency import (
             DEFAULT_CONSISTENCY_MODEL,
             load_embedding_consistency_scorer,
         )
@@ -84,7 +84,10 @@ def _embedding_consistency(kind: str) -> ConsistencyFactory:
         if kind == "dinov2" and model is None:
             raise ValueError("`consistency` 'dinov2' needs --consistency-model (a DINOv2 hub id or folder)")
         return load_embedding_consistency_scorer(
-            model=model or DEFAULT_CONSISTENCY_MODEL, kind=kind, device=backends.device, batch_size=backends.scorer_batch_size
+            model=model or DEFAULT_CONSISTENCY_MODEL,
+            kind=kind,
+            device=backends.device,
+            batch_size=backends.scorer_batch_size,
         )
 
     return build
@@ -167,7 +170,7 @@ def resolve_auto(backends: BackendSettings) -> tuple[tuple[str, ...], str, dict[
     """What ``auto`` stands for: each model scorer whose weights are on disk (checked without
     the network), the offline stand-in for the aesthetic slot when the LAION head is not,
     and, per slot left out, why. Consistency is CLIP's when CLIP ViT-L/14 is on disk."""
-    from tools.model_store import is_available
+    from imageforge.tools.model_store import is_available
 
     names: list[str] = []
     reasons: dict[str, str] = {}
@@ -185,7 +188,7 @@ def resolve_auto(backends: BackendSettings) -> tuple[tuple[str, ...], str, dict[
 
 def _consistency_name(backends: BackendSettings) -> str:
     """The configured consistency scorer; under 'auto', CLIP's when its model is on disk."""
-    from tools.model_store import is_available
+    from imageforge.tools.model_store import is_available
 
     if backends.consistency != "auto":
         return CONSISTENCY_CHOICES[backends.consistency]
@@ -232,9 +235,7 @@ def build_scorers(backends: BackendSettings) -> tuple[ScorerSet, str]:
     unknown = [name for name in names if name not in SCORER_FACTORIES]
     if unknown:
         known = sorted(SCORER_FACTORIES) + list(MODES)
-        raise ValueError(
-            f"`scorers` has unknown or unavailable names {unknown!r}; available: {known!r}."
-        )
+        raise ValueError(f"`scorers` has unknown or unavailable names {unknown!r}; available: {known!r}.")
 
     scorers = []
     for name in dict.fromkeys(names):
@@ -247,9 +248,7 @@ def build_scorers(backends: BackendSettings) -> tuple[ScorerSet, str]:
     slots = [scorer.slot for scorer in scorers]
     doubled = sorted({slot for slot in slots if slots.count(slot) > 1})
     if doubled:
-        raise ValueError(
-            f"`scorers` must serve each slot once; {doubled!r} would be served twice by {list(names)!r}."
-        )
+        raise ValueError(f"`scorers` must serve each slot once; {doubled!r} would be served twice by {list(names)!r}.")
     reason = OFFLINE_REASON if modes else NOT_REQUESTED_REASON
     missing = {slot: reasons.get(slot, reason) for slot in BASE_WEIGHTS if slot not in slots}
     try:

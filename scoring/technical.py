@@ -87,12 +87,7 @@ def colourfulness_score(m: np.ndarray) -> np.ndarray:
 def _stack(images: list[Image.Image]) -> np.ndarray:
     size = (ANALYSIS_SIZE, ANALYSIS_SIZE)
     return np.stack(
-        [
-            np.asarray(
-                image.convert("RGB").resize(size, Image.Resampling.BILINEAR), dtype=np.float64
-            )
-            for image in images
-        ]
+        [np.asarray(image.convert("RGB").resize(size, Image.Resampling.BILINEAR), dtype=np.float64) for image in images]
     )
 
 
@@ -109,13 +104,7 @@ def measure(images: list[Image.Image]) -> dict[str, np.ndarray]:
     luma = 0.2126 * r + 0.7152 * g + 0.0722 * b
 
     # 1. Sharpness: variance of the 4-neighbour Laplacian.
-    lap = (
-        luma[:, :-2, 1:-1]
-        + luma[:, 2:, 1:-1]
-        + luma[:, 1:-1, :-2]
-        + luma[:, 1:-1, 2:]
-        - 4.0 * luma[:, 1:-1, 1:-1]
-    )
+    lap = luma[:, :-2, 1:-1] + luma[:, 2:, 1:-1] + luma[:, 1:-1, :-2] + luma[:, 1:-1, 2:] - 4.0 * luma[:, 1:-1, 1:-1]
     lap_var = lap.reshape(len(images), -1).var(axis=1)
 
     # 2. Exposure: mean luminance and the clipped share of pixels.
@@ -129,9 +118,7 @@ def measure(images: list[Image.Image]) -> dict[str, np.ndarray]:
     # 4. Colourfulness (Hasler & Süsstrunk 2003) on the opponent axes rg and yb.
     rg = (r - g).reshape(len(images), -1)
     yb = (0.5 * (r + g) - b).reshape(len(images), -1)
-    m = np.sqrt(rg.var(axis=1) + yb.var(axis=1)) + 0.3 * np.sqrt(
-        rg.mean(axis=1) ** 2 + yb.mean(axis=1) ** 2
-    )
+    m = np.sqrt(rg.var(axis=1) + yb.var(axis=1)) + 0.3 * np.sqrt(rg.mean(axis=1) ** 2 + yb.mean(axis=1) ** 2)
 
     return {
         "laplacian_variance": lap_var,
@@ -165,9 +152,7 @@ class TechnicalQualityScorer:
                 f"`weights` must have exactly the keys {sorted(COMPONENT_WEIGHTS)}, got {sorted(weights)}."
             )
         if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-            raise ValueError(
-                f"`weights` must be non-negative with a positive sum, got {weights!r}."
-            )
+            raise ValueError(f"`weights` must be non-negative with a positive sum, got {weights!r}.")
         self.weights = weights
 
     def score(self, images: list[Image.Image], prompt: str) -> list[float]:

@@ -38,17 +38,17 @@ from typing import Any, Literal
 import torch
 from PIL import Image
 
-from scoring.clip_backbone import (
+from imageforge.scoring.clip_backbone import (
     check_batch_size,
     check_score_inputs,
     pil_backend_kwargs,
     scorer_dtype,
     torch_dtype_kwargs,
 )
-from scoring.model_registry import ModelRegistry, registry, resolve_weights
-from scoring.normalise import probability_to_100
-from scoring.schemas import Slot
-from tools.devices import dtype_name, resolve_device
+from imageforge.scoring.model_registry import ModelRegistry, registry, resolve_weights
+from imageforge.scoring.normalise import probability_to_100
+from imageforge.scoring.schemas import Slot
+from imageforge.tools.devices import dtype_name, resolve_device
 
 __all__ = [
     "DEFAULT_VQA_MODEL",
@@ -118,12 +118,8 @@ class VQAModel:
 
     def prompt(self, question: str) -> str:
         if self.family == "chat":
-            messages = [
-                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}
-            ]
-            return self.processor.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=False
-            )
+            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+            return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return PROMPT_TEMPLATES[self.family].format(question)
 
     def next_token_logits(self, images: Sequence[Image.Image], question: str) -> torch.Tensor:
@@ -146,12 +142,8 @@ class VQAModel:
                 text_config = getattr(self.model.config, "text_config", self.model.config)
                 start = text_config.decoder_start_token_id
                 if start is None:
-                    raise ValueError(
-                        f"Model {self.name!r} has no `decoder_start_token_id` in its text config."
-                    )
-                decoder_input_ids = torch.full(
-                    (len(images), 1), int(start), dtype=torch.long, device=self.device
-                )
+                    raise ValueError(f"Model {self.name!r} has no `decoder_start_token_id` in its text config.")
+                decoder_input_ids = torch.full((len(images), 1), int(start), dtype=torch.long, device=self.device)
                 logits = self.model(**inputs, decoder_input_ids=decoder_input_ids).logits[:, 0]
             else:
                 logits = self.model(**inputs).logits
@@ -182,9 +174,7 @@ class VQAScorer:
     def __post_init__(self) -> None:
         check_batch_size(self.batch_size)
         if self.question.count("{}") != 1:
-            raise ValueError(
-                f"`question` must contain exactly one '{{}}' for the prompt, got {self.question!r}."
-            )
+            raise ValueError(f"`question` must contain exactly one '{{}}' for the prompt, got {self.question!r}.")
         self.model = self.model or self.vqa.name
         self._yes_ids = yes_token_ids(self.vqa.tokenizer, self.yes_words)
 
@@ -246,12 +236,8 @@ def load_vqa_model(
             "instructblip": transformers.InstructBlipForConditionalGeneration,
             "chat": transformers.AutoModelForImageTextToText,
         }[family]
-        vlm = model_class.from_pretrained(
-            source, local_files_only=local_only, **torch_dtype_kwargs(dtype)
-        )
-        processor = AutoProcessor.from_pretrained(
-            source, local_files_only=local_only, **pil_backend_kwargs()
-        )
+        vlm = model_class.from_pretrained(source, local_files_only=local_only, **torch_dtype_kwargs(dtype))
+        processor = AutoProcessor.from_pretrained(source, local_files_only=local_only, **pil_backend_kwargs())
         if family == "chat" and not getattr(processor, "chat_template", None):
             raise ValueError(
                 f"`model` {model!r} ({config.model_type}) is neither BLIP-2 nor InstructBLIP and its "
@@ -310,9 +296,7 @@ class T2VMetricsVQAScorer:
                 paths.append(str(path))
             dataset = [{"images": [path], "texts": [prompt]} for path in paths]
             scores = self.metric.batch_forward(dataset=dataset, batch_size=self.batch_size)
-        values = (
-            torch.as_tensor(scores).detach().float().reshape(len(images), -1)[:, 0].cpu().tolist()
-        )
+        values = torch.as_tensor(scores).detach().float().reshape(len(images), -1)[:, 0].cpu().tolist()
         return [probability_to_100(p) for p in values]
 
 

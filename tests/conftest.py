@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from factories import make_context
 
-from graph.context import Context
+from imageforge.graph.context import Context
 
 
 @pytest.fixture(autouse=True)

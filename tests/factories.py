@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from graph.context import BackendSettings, Context, GenerationSettings
-from graph.services import Services
-from scoring.consistency import HistogramConsistencyScorer
-from scoring.registry import ScorerSet
-from scoring.technical import TechnicalQualityScorer
-from tools.sketch import SketchGenerator
+from imageforge.graph.context import BackendSettings, Context, GenerationSettings
+from imageforge.graph.services import Services
+from imageforge.scoring.consistency import HistogramConsistencyScorer
+from imageforge.scoring.registry import ScorerSet
+from imageforge.scoring.technical import TechnicalQualityScorer
+from imageforge.tools.sketch import SketchGenerator
 
 OFFLINE_MISSING = {slot: "no weights on disk (offline)" for slot in ("pickscore", "clip", "vqa")}
 
@@ -19,9 +19,7 @@ def offline_services(llm=None) -> Services:
         consistency=HistogramConsistencyScorer(),
         missing=dict(OFFLINE_MISSING),
     )
-    return Services(
-        llm=llm, generator=SketchGenerator(), scorers=scorers, notes=["offline test backends"]
-    )
+    return Services(llm=llm, generator=SketchGenerator(), scorers=scorers, notes=["offline test backends"])
 
 
 def make_context(tmp_path, *, llm=None, **settings) -> Context:

@@ -32,10 +32,10 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field
 
-from agents.heuristics import critique_heuristic, enhance_heuristic, plan_heuristic
-from agents.messages import read_payload
-from agents.planner import PlanDraft, SceneDraft
-from agents.schemas import ConsistencyMarkers, Critique, CritiqueDraft, EnhancedPrompt, ScenePlan
+from imageforge.agents.heuristics import critique_heuristic, enhance_heuristic, plan_heuristic
+from imageforge.agents.messages import read_payload
+from imageforge.agents.planner import PlanDraft, SceneDraft
+from imageforge.agents.schemas import ConsistencyMarkers, Critique, CritiqueDraft, EnhancedPrompt, ScenePlan
 
 __all__ = [
     "ScriptedChatModel",
@@ -58,13 +58,8 @@ def tool_call_message(obj: BaseModel | dict[str, Any], *, name: str | None = Non
         args = obj
         if name is None:
             raise ValueError("`name` is required when `obj` is a dict.")
-    call_id = (
-        "call_"
-        + hashlib.sha256(f"{name}{json.dumps(args, sort_keys=True)}".encode()).hexdigest()[:12]
-    )
-    return AIMessage(
-        content="", tool_calls=[{"name": name, "args": args, "id": call_id, "type": "tool_call"}]
-    )
+    call_id = "call_" + hashlib.sha256(f"{name}{json.dumps(args, sort_keys=True)}".encode()).hexdigest()[:12]
+    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": call_id, "type": "tool_call"}])
 
 
 def text_message(text: str = "Sorry, I can only answer in prose.") -> AIMessage:
@@ -86,9 +81,7 @@ class ScriptedChatModel(GenericFakeChatModel):
     def from_replies(cls, replies: Sequence[AIMessage | str | BaseException]) -> ScriptedChatModel:
         return cls(messages=iter(list(replies)))
 
-    def bind_tools(
-        self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any
-    ) -> ScriptedChatModel:
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any) -> ScriptedChatModel:
         return self
 
     def _generate(
@@ -126,9 +119,7 @@ def heuristic_reply(tool_name: str, messages: list[BaseMessage]) -> BaseModel:
     first_user = next(m for m in messages if isinstance(m, HumanMessage))
     payload = read_payload(str(first_user.content))
     if tool_name == "PlanDraft":
-        plan = plan_heuristic(
-            payload["concept"], payload["target_duration_s"], payload["num_scenes"]
-        )
+        plan = plan_heuristic(payload["concept"], payload["target_duration_s"], payload["num_scenes"])
         return PlanDraft(
             scenes=[SceneDraft(**s.model_dump(exclude={"scene_number"})) for s in plan.scenes],
             markers=plan.markers,
@@ -145,12 +136,8 @@ def heuristic_reply(tool_name: str, messages: list[BaseMessage]) -> BaseModel:
         )
     if tool_name == "CritiqueDraft":
         critique = critique_heuristic(EnhancedPrompt(**payload["enhanced"]), scene, markers)
-        return CritiqueDraft(
-            scores=critique.scores, critique=critique.critique, suggestions=critique.suggestions
-        )
-    raise ValueError(
-        f"`tool_name` must be PlanDraft, EnhancedPrompt or CritiqueDraft, got {tool_name!r}."
-    )
+        return CritiqueDraft(scores=critique.scores, critique=critique.critique, suggestions=critique.suggestions)
+    raise ValueError(f"`tool_name` must be PlanDraft, EnhancedPrompt or CritiqueDraft, got {tool_name!r}.")
 
 
 class SleepyChatModel(BaseChatModel):
@@ -167,11 +154,7 @@ class SleepyChatModel(BaseChatModel):
 
     def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any) -> Any:
         tool = tools[0]
-        name = (
-            tool.__name__
-            if isinstance(tool, type)
-            else convert_to_openai_tool(tool)["function"]["name"]
-        )
+        name = tool.__name__ if isinstance(tool, type) else convert_to_openai_tool(tool)["function"]["name"]
         return self.bind(tool_name=name)
 
     def _reply(self, messages: list[BaseMessage], tool_name: str | None) -> ChatResult:

@@ -137,13 +137,9 @@ def save_tiny_clip(
 
     folder = Path(folder)
     tokenizer = tiny_clip_tokenizer(folder / "_tokenizer_src")
-    vision = tiny_vision_config(
-        image_size=image_size, patch_size=patch_size, projection_dim=projection_dim
-    )
+    vision = tiny_vision_config(image_size=image_size, patch_size=patch_size, projection_dim=projection_dim)
     text = tiny_clip_text_config(tokenizer, projection_dim=projection_dim)
-    config = CLIPConfig(
-        text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=projection_dim
-    )
+    config = CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=projection_dim)
     torch.manual_seed(seed)
     model = CLIPModel(config).eval()
     image_processor = CLIPImageProcessorPil(
@@ -299,9 +295,7 @@ def save_tiny_blip2(
     return folder
 
 
-def save_tiny_instructblip(
-    folder: Path, *, num_query_tokens: int = 4, image_size: int = 30, seed: int = 0
-) -> Path:
+def save_tiny_instructblip(folder: Path, *, num_query_tokens: int = 4, image_size: int = 30, seed: int = 0) -> Path:
     """Save a tiny random InstructBLIP (T5 language model); the Q-Former tokenizer is the
     same small GPT-2-style tokenizer (real checkpoints use BERT's)."""
     from transformers import (
@@ -346,9 +340,7 @@ LLAVA_CHAT_TEMPLATE = (
 )
 
 
-def save_tiny_llava(
-    folder: Path, *, image_size: int = 32, patch_size: int = 8, seed: int = 0
-) -> Path:
+def save_tiny_llava(folder: Path, *, image_size: int = 32, patch_size: int = 8, seed: int = 0) -> Path:
     """Save a tiny random LLaVA (CLIP vision tower, Llama language model) with a processor
     that carries a LLaVA-1.5-style chat template."""
     from transformers import (

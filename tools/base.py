@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
-from tools.schemas import GenerationOutput, ImageSize
+from imageforge.tools.schemas import GenerationOutput, ImageSize
 
 
 @runtime_checkable

@@ -30,9 +30,7 @@ def resolve_device(device: str = "auto") -> str:
     the CPU, where a real model would be tens of times slower than the user expects.
     """
     if not _DEVICE_PATTERN.match(device):
-        raise ValueError(
-            f"`device` must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N', got {device!r}."
-        )
+        raise ValueError(f"`device` must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N', got {device!r}.")
     import torch
 
     if device == "auto":
@@ -43,24 +41,16 @@ def resolve_device(device: str = "auto") -> str:
         return "cpu"
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(
-                f"`device` is {device!r} but torch sees no CUDA device; use 'auto' or 'cpu'."
-            )
+            raise ValueError(f"`device` is {device!r} but torch sees no CUDA device; use 'auto' or 'cpu'.")
         index = int(device.split(":")[1]) if ":" in device else 0
         if index >= torch.cuda.device_count():
-            raise ValueError(
-                f"`device` is {device!r} but torch sees only {torch.cuda.device_count()} CUDA device(s)."
-            )
+            raise ValueError(f"`device` is {device!r} but torch sees only {torch.cuda.device_count()} CUDA device(s).")
     if device == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(
-            "`device` is 'mps' but the MPS backend is not available; use 'auto' or 'cpu'."
-        )
+        raise ValueError("`device` is 'mps' but the MPS backend is not available; use 'auto' or 'cpu'.")
     return device
 
 
-def default_dtype(
-    device: str, *, prefer_bf16: bool = False, half_on_mps: bool = True
-) -> torch.dtype:
+def default_dtype(device: str, *, prefer_bf16: bool = False, half_on_mps: bool = True) -> torch.dtype:
     """Half precision on accelerators, full precision on the CPU.
 
     On CUDA, float16 unless ``prefer_bf16`` (FLUX, SD3 and Flan-T5 were trained in bfloat16
@@ -78,9 +68,7 @@ def default_dtype(
         return torch.float16 if half_on_mps else torch.float32
     if device == "cpu":
         return torch.float32
-    raise ValueError(
-        f"`device` must be a resolved device ('cpu', 'mps', 'cuda', 'cuda:N'), got {device!r}."
-    )
+    raise ValueError(f"`device` must be a resolved device ('cpu', 'mps', 'cuda', 'cuda:N'), got {device!r}.")
 
 
 def dtype_name(dtype: torch.dtype) -> str:

@@ -29,16 +29,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from PIL import Image
 
-from tools.base import GenerationError
-from tools.devices import (
+from imageforge.tools.base import GenerationError
+from imageforge.tools.devices import (
     default_dtype,
     dtype_name,
     free_device_memory,
     is_out_of_memory,
     resolve_device,
 )
-from tools.generation_cache import GenerationCache, lookup_seeds, references_digest
-from tools.schemas import GenerationOutput, ImageSize
+from imageforge.tools.generation_cache import GenerationCache, lookup_seeds, references_digest
+from imageforge.tools.schemas import GenerationOutput, ImageSize
 
 if TYPE_CHECKING:
     import torch
@@ -200,9 +200,7 @@ class DiffusersGenerator:
         warnings: list[str] = []
         frame = round_size(size, self._size_multiple)
         if frame != size:
-            warnings.append(
-                f"Size {size} rounded to {frame}: {self.model} needs multiples of {self._size_multiple}."
-            )
+            warnings.append(f"Size {size} rounded to {frame}: {self.model} needs multiples of {self._size_multiple}.")
         mode = self._mode(references, warnings)
         negative_applied = bool(negative_prompt) and self._accepts_negative(mode)
         steps = self.steps
@@ -245,9 +243,7 @@ class DiffusersGenerator:
         pending = found.pending
         if pending:
             reference = (
-                references[0]
-                .convert("RGB")
-                .resize((frame.width, frame.height), Image.Resampling.LANCZOS)
+                references[0].convert("RGB").resize((frame.width, frame.height), Image.Resampling.LANCZOS)
                 if mode != "text2img"
                 else None
             )
@@ -297,9 +293,7 @@ class DiffusersGenerator:
         if self.ip_adapter_scale is not None:
             return "ip_adapter"
         if self.img2img is None:
-            warnings.append(
-                f"References ignored: {type(self.text2img).__name__} has no image-to-image pipeline."
-            )
+            warnings.append(f"References ignored: {type(self.text2img).__name__} has no image-to-image pipeline.")
             return "text2img"
         return "img2img"
 
@@ -324,17 +318,13 @@ class DiffusersGenerator:
         made: dict[int, tuple[Image.Image, int]] = {}
         batch_sizes: list[int] = []
         # A batch size that ran out of memory once is not tried again by later calls.
-        batch = min(
-            len(seeds), self.max_batch_size or len(seeds), self._oom_batch_limit or len(seeds)
-        )
+        batch = min(len(seeds), self.max_batch_size or len(seeds), self._oom_batch_limit or len(seeds))
         position = 0
         while position < len(seeds):
             chunk = seeds[position : position + batch]
             try:
                 with self._lock:
-                    result = self._run(
-                        prompt, negative_prompt, chunk, reference, frame, mode, steps
-                    )
+                    result = self._run(prompt, negative_prompt, chunk, reference, frame, mode, steps)
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
@@ -347,7 +337,9 @@ class DiffusersGenerator:
                     ) from exc
                 batch = max(1, len(chunk) // 2)
                 self._oom_batch_limit = batch
-                message = f"Out of memory on {self.device} with a batch of {len(chunk)}; retrying in batches of {batch}."
+                message = (
+                    f"Out of memory on {self.device} with a batch of {len(chunk)}; retrying in batches of {batch}."
+                )
                 logger.warning(message)
                 warnings.append(message)
                 continue
@@ -426,13 +418,9 @@ def _display_name(model: str, folder: Path) -> str:
 
 def _pipeline_class(folder: Path) -> str:
     try:
-        return str(
-            json.loads((folder / "model_index.json").read_text(encoding="utf-8"))["_class_name"]
-        )
+        return str(json.loads((folder / "model_index.json").read_text(encoding="utf-8"))["_class_name"])
     except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(
-            f"`model` folder {str(folder)!r} has no readable model_index.json: {exc}"
-        ) from exc
+        raise ValueError(f"`model` folder {str(folder)!r} has no readable model_index.json: {exc}") from exc
 
 
 def _parse_ip_adapter(spec: str) -> tuple[str, str, str]:
@@ -470,17 +458,13 @@ def _load_pipelines(
     text2img.set_progress_bar_config(disable=True)
     if ip_adapter is not None:
         source, subfolder, weight_name = ip_adapter
-        text2img.load_ip_adapter(
-            str(source), subfolder=subfolder, weight_name=weight_name, local_files_only=True
-        )
+        text2img.load_ip_adapter(str(source), subfolder=subfolder, weight_name=weight_name, local_files_only=True)
     try:
         # dtype must be passed: from_pipe casts the shared components to float32 otherwise.
         img2img = AutoPipelineForImage2Image.from_pipe(text2img, **dtype_kwargs)
         img2img.set_progress_bar_config(disable=True)
     except ValueError as exc:
-        logger.warning(
-            "%s has no image-to-image pipeline (%s); references will be ignored.", folder, exc
-        )
+        logger.warning("%s has no image-to-image pipeline (%s); references will be ignored.", folder, exc)
         img2img = None
     if attention_slicing:
         text2img.enable_attention_slicing()
@@ -520,8 +504,8 @@ def load_diffusers_generator(
     'REPO_OR_FOLDER:SUBFOLDER/WEIGHTS' (its image encoder in SUBFOLDER/image_encoder), also
     read from disk only. ``steps``/``guidance_scale`` default to the model family's values.
     """
-    from scoring.model_registry import registry
-    from tools import model_store
+    from imageforge.scoring.model_registry import registry
+    from imageforge.tools import model_store
 
     if not 0 < img2img_strength <= 1:
         raise ValueError(f"`img2img_strength` must be in (0, 1], got {img2img_strength!r}.")

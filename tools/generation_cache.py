@@ -20,8 +20,8 @@ from typing import Any
 
 from PIL import Image
 
-from tools.schemas import GeneratedImage, ImageSize
-from tools.storage import InvalidImageError, atomic_write_bytes, image_digest, load_image, save_png
+from imageforge.tools.schemas import GeneratedImage, ImageSize
+from imageforge.tools.storage import InvalidImageError, atomic_write_bytes, image_digest, load_image, save_png
 
 __all__ = [
     "CachedImage",
@@ -91,9 +91,7 @@ class GenerationCache:
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
-            raise ValueError(
-                f"`key` must be a lowercase hex SHA-256 from cache_key(), got {key!r}."
-            )
+            raise ValueError(f"`key` must be a lowercase hex SHA-256 from cache_key(), got {key!r}.")
         folder = self.directory / key[:2]
         return folder / f"{key}.png", folder / f"{key}.json"
 
@@ -106,14 +104,10 @@ class GenerationCache:
             metadata = json.loads(json_path.read_text(encoding="utf-8"))
             image = load_image(png_path)
         except (OSError, ValueError, InvalidImageError) as exc:
-            logger.warning(
-                "Generation cache entry %s is unreadable (%s); treating it as a miss.", key, exc
-            )
+            logger.warning("Generation cache entry %s is unreadable (%s); treating it as a miss.", key, exc)
             return None
         if not isinstance(metadata, dict):
-            logger.warning(
-                "Generation cache entry %s has metadata that is not an object; ignoring it.", key
-            )
+            logger.warning("Generation cache entry %s has metadata that is not an object; ignoring it.", key)
             return None
         return CachedImage(image=image, metadata=metadata)
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.storage import atomic_write_bytes
+from imageforge.tools.storage import atomic_write_bytes
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -136,9 +136,7 @@ CATALOGUE: dict[str, ModelSet] = {
         ModelSet(
             name="sd15",
             description="Stable Diffusion 1.5 (512 px, 25 steps)",
-            repos=(
-                ModelRepo(repo_id="stable-diffusion-v1-5/stable-diffusion-v1-5", kind="diffusers"),
-            ),
+            repos=(ModelRepo(repo_id="stable-diffusion-v1-5/stable-diffusion-v1-5", kind="diffusers"),),
             used_by=("generator: diffusers",),
         ),
         ModelSet(
@@ -198,9 +196,7 @@ def get_model_set(name: str) -> ModelSet:
         members = [CATALOGUE[member] for member in GROUPS[name]]
         repos = tuple(dict.fromkeys(repo for member in members for repo in member.repos))
         used_by = tuple(dict.fromkeys(role for member in members for role in member.used_by))
-        return ModelSet(
-            name=name, description=f"{', '.join(GROUPS[name])}", repos=repos, used_by=used_by
-        )
+        return ModelSet(name=name, description=f"{', '.join(GROUPS[name])}", repos=repos, used_by=used_by)
     known = ", ".join(sorted([*CATALOGUE, *GROUPS]))
     raise ValueError(f"`name` must be one of {known}, got {name!r}.")
 
@@ -404,9 +400,7 @@ def auto_generator_model(configured: str | None = None) -> str | None:
         if path is not None:
             return str(path)
         if candidate == configured:
-            logger.info(
-                "Configured generator model %r is not on disk; trying the default.", configured
-            )
+            logger.info("Configured generator model %r is not on disk; trying the default.", configured)
     return None
 
 
@@ -528,17 +522,13 @@ def _hub_error(exc: BaseException, repo_id: str, endpoint: str) -> HubError:
     from huggingface_hub.errors import GatedRepoError, OfflineModeIsEnabled, RepositoryNotFoundError
 
     if isinstance(exc, OfflineModeIsEnabled):
-        return HubError(
-            f"Cannot download {repo_id}: HF_HUB_OFFLINE is set. Unset it on a machine with internet."
-        )
+        return HubError(f"Cannot download {repo_id}: HF_HUB_OFFLINE is set. Unset it on a machine with internet.")
     if isinstance(exc, GatedRepoError):
         return HubError(
             f"{repo_id} is gated: accept its licence on the Hub and log in (`hf auth login`), then pull again."
         )
     if isinstance(exc, RepositoryNotFoundError):
-        return HubError(
-            f"{repo_id} was not found on {endpoint} (or it is private and you are not logged in)."
-        )
+        return HubError(f"{repo_id} was not found on {endpoint} (or it is private and you are not logged in).")
     return HubError(f"Cannot reach the Hugging Face Hub at {endpoint} for {repo_id}: {exc}")
 
 
@@ -547,13 +537,9 @@ def _plan_repo(repo: ModelRepo, api: HfApi) -> PlannedRepo:
         info = api.model_info(repo.repo_id, files_metadata=True)
     except _hub_errors() as exc:
         raise _hub_error(exc, repo.repo_id, api.endpoint) from exc
-    sizes: dict[str, int] = {
-        sibling.rfilename: sibling.size or 0 for sibling in info.siblings or []
-    }
+    sizes: dict[str, int] = {sibling.rfilename: sibling.size or 0 for sibling in info.siblings or []}
     files = select_files(repo, sizes)
-    return PlannedRepo(
-        repo_id=repo.repo_id, files=files, size_bytes=sum(sizes[name] for name in files)
-    )
+    return PlannedRepo(repo_id=repo.repo_id, files=files, size_bytes=sum(sizes[name] for name in files))
 
 
 def remote_size(repo_id: str, *, api: HfApi | None = None) -> int:
@@ -575,9 +561,7 @@ def plan_pull(name: str, *, api: HfApi | None = None) -> PullPlan:
     ``ValueError`` for an unknown name, ``HubError`` when the hub cannot answer."""
     model_set = get_model_set(name)
     client = _api(api)
-    return PullPlan(
-        name=model_set.name, repos=[_plan_repo(repo, client) for repo in model_set.repos]
-    )
+    return PullPlan(name=model_set.name, repos=[_plan_repo(repo, client) for repo in model_set.repos])
 
 
 def pull(

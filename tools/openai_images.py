@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from tools.base import GenerationError
-from tools.generation_cache import GenerationCache, lookup_seeds, references_digest
-from tools.schemas import GenerationOutput, ImageSize
+from imageforge.tools.base import GenerationError
+from imageforge.tools.generation_cache import GenerationCache, lookup_seeds, references_digest
+from imageforge.tools.schemas import GenerationOutput, ImageSize
 
 if TYPE_CHECKING:
     import openai
@@ -51,9 +51,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SEED_NOTE = (
-    "The OpenAI Images API takes no seed; the seed is recorded for the trace and cache only."
-)
+SEED_NOTE = "The OpenAI Images API takes no seed; the seed is recorded for the trace and cache only."
 
 
 @dataclass(frozen=True)
@@ -70,15 +68,9 @@ class ModelLimits:
     the parameter)."""
 
 
-_GPT_IMAGE = ModelLimits(
-    sizes=((1024, 1024), (1536, 1024), (1024, 1536)), max_n=10, edits=True, response_format=False
-)
-_DALL_E_3 = ModelLimits(
-    sizes=((1024, 1024), (1792, 1024), (1024, 1792)), max_n=1, edits=False, response_format=True
-)
-_DALL_E_2 = ModelLimits(
-    sizes=((256, 256), (512, 512), (1024, 1024)), max_n=10, edits=False, response_format=True
-)
+_GPT_IMAGE = ModelLimits(sizes=((1024, 1024), (1536, 1024), (1024, 1536)), max_n=10, edits=True, response_format=False)
+_DALL_E_3 = ModelLimits(sizes=((1024, 1024), (1792, 1024), (1024, 1792)), max_n=1, edits=False, response_format=True)
+_DALL_E_2 = ModelLimits(sizes=((256, 256), (512, 512), (1024, 1024)), max_n=10, edits=False, response_format=True)
 _OTHER = ModelLimits(sizes=None, max_n=1, edits=False, response_format=True)
 
 
@@ -149,9 +141,7 @@ def _retry_after_s(headers: Any) -> float | None:
         return None
 
 
-def retry_delay(
-    attempt: int, policy: RetryPolicy, retry_after_s: float | None, rng: random.Random
-) -> float:
+def retry_delay(attempt: int, policy: RetryPolicy, retry_after_s: float | None, rng: random.Random) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
     if retry_after_s is not None:
         return min(retry_after_s, policy.max_delay_s)
@@ -222,9 +212,7 @@ class OpenAIImageGenerator:
         warnings: list[str] = []
         use_edit = bool(references) and self.limits.edits
         if references and not self.limits.edits:
-            warnings.append(
-                f"References ignored: {self.model} has no edit endpoint that takes reference images."
-            )
+            warnings.append(f"References ignored: {self.model} has no edit endpoint that takes reference images.")
         api_size = api_size_for(size, self.limits)
         # The API has no negative prompt; the instruction goes into the prompt itself.
         full_prompt = f"{prompt}\n\nAvoid: {negative_prompt}" if negative_prompt.strip() else prompt
@@ -248,27 +236,19 @@ class OpenAIImageGenerator:
 
         # 4. Request the misses: batches of max_n, concurrently
         pending = found.pending
-        groups = [
-            pending[i : i + self.limits.max_n] for i in range(0, len(pending), self.limits.max_n)
-        ]
+        groups = [pending[i : i + self.limits.max_n] for i in range(0, len(pending), self.limits.max_n)]
         if groups:
             workers = min(len(groups), self.max_concurrency)
-            with ThreadPoolExecutor(
-                max_workers=workers, thread_name_prefix="openai-images"
-            ) as pool:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai-images") as pool:
                 answers = list(
                     pool.map(
-                        lambda group: self._request(
-                            full_prompt, len(group), api_size, references if use_edit else []
-                        ),
+                        lambda group: self._request(full_prompt, len(group), api_size, references if use_edit else []),
                         groups,
                     )
                 )
             for request_index, (group, answer) in enumerate(zip(groups, answers, strict=True)):
                 warnings.extend(answer.warnings)
-                for seed, image, revised in zip(
-                    group, answer.images, answer.revised_prompts, strict=True
-                ):
+                for seed, image, revised in zip(group, answer.images, answer.revised_prompts, strict=True):
                     metadata = {
                         **params,
                         "model": self.model,
@@ -281,15 +261,11 @@ class OpenAIImageGenerator:
                         "images_in_request": len(group),
                         "attempts": answer.attempts,
                         "references_used": len(references) if use_edit else 0,
-                        "negative_prompt_applied": "appended to the prompt"
-                        if negative_prompt.strip()
-                        else False,
+                        "negative_prompt_applied": "appended to the prompt" if negative_prompt.strip() else False,
                         "revised_prompt": revised,
                         "cache_hit": False,
                     }
-                    framed = ImageOps.fit(
-                        image, (size.width, size.height), Image.Resampling.LANCZOS
-                    )
+                    framed = ImageOps.fit(image, (size.width, size.height), Image.Resampling.LANCZOS)
                     found.store(seed, framed, metadata)
 
         return GenerationOutput(
@@ -303,9 +279,7 @@ class OpenAIImageGenerator:
 
     # -- one request, with retries ---------------------------------------------------------
 
-    def _request(
-        self, prompt: str, n: int, api_size: str, references: list[Image.Image]
-    ) -> _Answer:
+    def _request(self, prompt: str, n: int, api_size: str, references: list[Image.Image]) -> _Answer:
         import openai
 
         kwargs: dict[str, Any] = {"model": self.model, "prompt": prompt, "n": n, "size": api_size}
@@ -315,8 +289,7 @@ class OpenAIImageGenerator:
             kwargs["response_format"] = "b64_json"
         if references:
             kwargs["image"] = [
-                (f"reference_{i}.png", _png_bytes(image), "image/png")
-                for i, image in enumerate(references, 1)
+                (f"reference_{i}.png", _png_bytes(image), "image/png") for i, image in enumerate(references, 1)
             ]
             call = self.client.images.edit
         else:
@@ -334,28 +307,16 @@ class OpenAIImageGenerator:
                     retryable = False
                 reason = f"HTTP {exc.status_code}: {_error_message(exc)}"
                 if not retryable:
-                    raise GenerationError(
-                        f"OpenAI Images ({self.model}) refused the request with {reason}"
-                    ) from exc
-                retry_after = _retry_after_s(
-                    exc.response.headers if exc.response is not None else None
-                )
+                    raise GenerationError(f"OpenAI Images ({self.model}) refused the request with {reason}") from exc
+                retry_after = _retry_after_s(exc.response.headers if exc.response is not None else None)
             except openai.APIConnectionError as exc:  # includes APITimeoutError
-                reason = (
-                    "timed out"
-                    if isinstance(exc, openai.APITimeoutError)
-                    else f"connection failed: {exc}"
-                )
+                reason = "timed out" if isinstance(exc, openai.APITimeoutError) else f"connection failed: {exc}"
                 retry_after = None
             else:
                 images, revised = _decode(response, self.model)
                 if len(images) != n:
-                    raise GenerationError(
-                        f"OpenAI Images ({self.model}) returned {len(images)} images for n={n}."
-                    )
-                return _Answer(
-                    images=images, revised_prompts=revised, attempts=attempt, warnings=warnings
-                )
+                    raise GenerationError(f"OpenAI Images ({self.model}) returned {len(images)} images for n={n}.")
+                return _Answer(images=images, revised_prompts=revised, attempts=attempt, warnings=warnings)
 
             if attempt == self.retry.max_attempts:
                 raise GenerationError(
@@ -363,9 +324,7 @@ class OpenAIImageGenerator:
                 )
             delay = retry_delay(attempt, self.retry, retry_after, self._rng)
             source = f"Retry-After {retry_after:g}s" if retry_after is not None else "backoff"
-            message = (
-                f"OpenAI Images attempt {attempt} {reason}; retrying in {delay:.2f}s ({source})."
-            )
+            message = f"OpenAI Images attempt {attempt} {reason}; retrying in {delay:.2f}s ({source})."
             logger.warning(message)
             warnings.append(message)
             self.sleep(delay)
@@ -398,9 +357,7 @@ def _decode(response: Any, model: str) -> tuple[list[Image.Image], list[str | No
             with Image.open(io.BytesIO(base64.b64decode(item.b64_json))) as opened:
                 images.append(opened.convert("RGB"))
         except (binascii.Error, UnidentifiedImageError, OSError) as exc:
-            raise GenerationError(
-                f"OpenAI Images ({model}) returned an image that cannot be decoded: {exc}"
-            ) from exc
+            raise GenerationError(f"OpenAI Images ({model}) returned an image that cannot be decoded: {exc}") from exc
         revised.append(getattr(item, "revised_prompt", None))
     return images, revised
 

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.schemas import ReferenceImage
+from imageforge.tools.schemas import ReferenceImage
 
 __all__ = [
     "KIND_BONUS",
@@ -262,16 +262,10 @@ MAX_KEYWORD_BONUS = 7.0
 CHAIN_BONUS = 15.0
 
 
-def _score(
-    reference: ReferenceImage, analysis: PromptAnalysis, chain_scene: int | None
-) -> RankedReference:
+def _score(reference: ReferenceImage, analysis: PromptAnalysis, chain_scene: int | None) -> RankedReference:
     score = KIND_BONUS[reference.kind]
     reasons = [f"{KIND_LABEL[reference.kind]} +{KIND_BONUS[reference.kind]:g}"]
-    if (
-        chain_scene is not None
-        and reference.kind == "generated"
-        and reference.scene_number == chain_scene
-    ):
+    if chain_scene is not None and reference.kind == "generated" and reference.scene_number == chain_scene:
         score += CHAIN_BONUS
         reasons.append(f"previous scene's winner +{CHAIN_BONUS:g}")
     if reference.quality_score is not None and reference.quality_score >= HIGH_SCORE:
@@ -279,9 +273,7 @@ def _score(
         reasons.append(f"quality {reference.quality_score:g} >= {HIGH_SCORE:g} +{QUALITY_BONUS:g}")
     if reference.consistency_score is not None and reference.consistency_score >= HIGH_SCORE:
         score += CONSISTENCY_BONUS
-        reasons.append(
-            f"consistency {reference.consistency_score:g} >= {HIGH_SCORE:g} +{CONSISTENCY_BONUS:g}"
-        )
+        reasons.append(f"consistency {reference.consistency_score:g} >= {HIGH_SCORE:g} +{CONSISTENCY_BONUS:g}")
     if reference.shot_type and classify_shot(reference.shot_type) == analysis.shot_type:
         score += SHOT_MATCH_BONUS
         reasons.append(f"shot type {analysis.shot_type} matches +{SHOT_MATCH_BONUS:g}")
@@ -293,9 +285,7 @@ def _score(
     if shared:
         bonus = min(MAX_KEYWORD_BONUS, KEYWORD_BONUS * len(shared))
         score += bonus
-        reasons.append(
-            f"{len(shared)} shared keyword{'s' if len(shared) > 1 else ''} ({', '.join(shared)}) +{bonus:g}"
-        )
+        reasons.append(f"{len(shared)} shared keyword{'s' if len(shared) > 1 else ''} ({', '.join(shared)}) +{bonus:g}")
     return RankedReference(reference=reference, score=score, reasons=reasons)
 
 
@@ -323,9 +313,7 @@ def rank_references(
     return sorted(ranked, key=lambda r: (-r.score, KIND_PRIORITY[r.reference.kind], r.reference.id))
 
 
-def attempt_references(
-    ranked: Iterable[RankedReference], max_attempts: int
-) -> list[ReferenceImage | None]:
+def attempt_references(ranked: Iterable[RankedReference], max_attempts: int) -> list[ReferenceImage | None]:
     """The reference for each attempt, seed 003's generation strategy.
 
     - attempt 1: the highest-ranked reference;

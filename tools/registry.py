@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from graph.context import BackendSettings
-from tools import model_store
-from tools.base import ImageGenerator
-from tools.sketch import SketchGenerator
+from imageforge.graph.context import BackendSettings
+from imageforge.tools import model_store
+from imageforge.tools.base import ImageGenerator
+from imageforge.tools.sketch import SketchGenerator
 
 if TYPE_CHECKING:
-    from tools.generation_cache import GenerationCache
+    from imageforge.tools.generation_cache import GenerationCache
 
 __all__ = ["GENERATOR_FACTORIES", "GeneratorFactory", "build_generator", "resolve_auto"]
 
@@ -35,13 +35,13 @@ def _build_sketch(backends: BackendSettings) -> tuple[ImageGenerator, str]:
 
 def _cache(backends: BackendSettings) -> GenerationCache | None:
     """Seed 002's generation cache, when a folder is configured (the CLI and the API set one)."""
-    from tools.generation_cache import GenerationCache
+    from imageforge.tools.generation_cache import GenerationCache
 
     return GenerationCache(backends.cache_dir) if backends.cache_dir else None
 
 
 def _build_diffusers(backends: BackendSettings) -> tuple[ImageGenerator, str]:
-    from tools.diffusers_generator import load_diffusers_generator
+    from imageforge.tools.diffusers_generator import load_diffusers_generator
 
     if backends.generator == "auto":
         model = model_store.auto_generator_model(backends.generator_model)
@@ -77,7 +77,7 @@ def _build_diffusers(backends: BackendSettings) -> tuple[ImageGenerator, str]:
 
 
 def _build_openai(backends: BackendSettings) -> tuple[ImageGenerator, str]:
-    from tools.openai_images import load_openai_generator
+    from imageforge.tools.openai_images import load_openai_generator
 
     # The SDK reads OPENAI_API_KEY (and OPENAI_BASE_URL for compatible servers).
     generator = load_openai_generator(backends.generator_model or "gpt-image-1", cache=_cache(backends))
@@ -108,6 +108,6 @@ def build_generator(backends: BackendSettings) -> tuple[ImageGenerator, str]:
     name = resolve_auto(backends) if backends.generator == "auto" else backends.generator
     factory = GENERATOR_FACTORIES.get(name)
     if factory is None:
-        available = sorted(GENERATOR_FACTORIES) + ["auto"]
+        available = [*sorted(GENERATOR_FACTORIES), "auto"]
         raise ValueError(f"`generator` {name!r} is not available yet; available: {available!r}.")
     return factory(backends)

@@ -38,7 +38,7 @@ class ReferenceImage(BaseModel):
     keywords: list[str] = Field(default_factory=list)
 
     def open(self) -> Image.Image:
-        from tools.storage import load_image
+        from imageforge.tools.storage import load_image
 
         return load_image(self.path)
 

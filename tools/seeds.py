@@ -18,9 +18,7 @@ MAX_SEED = 2**31 - 1
 
 
 def _hash_seed(text: str) -> int:
-    digest = hashlib.blake2b(
-        text.encode("ascii"), digest_size=8, person=b"imageforge-seed"
-    ).digest()
+    digest = hashlib.blake2b(text.encode("ascii"), digest_size=8, person=b"imageforge-seed").digest()
     return int.from_bytes(digest, "big") & MAX_SEED
 
 

@@ -7,7 +7,7 @@ rounded to the nearest multiple, never below one multiple.
 
 from __future__ import annotations
 
-from tools.schemas import ImageSize
+from imageforge.tools.schemas import ImageSize
 
 __all__ = ["ASPECT_RATIOS", "size_for"]
 
@@ -36,9 +36,7 @@ def size_for(aspect_ratio: str, resolution: int, multiple: int = 8) -> ImageSize
     if multiple < 1:
         raise ValueError(f"`multiple` must be a positive integer, got {multiple!r}.")
     if resolution < multiple:
-        raise ValueError(
-            f"`resolution` must be at least `multiple` ({multiple}), got {resolution!r}."
-        )
+        raise ValueError(f"`resolution` must be at least `multiple` ({multiple}), got {resolution!r}.")
     ratio_w, ratio_h = ASPECT_RATIOS[aspect_ratio]
     long_edge = _round_to(resolution, multiple)
     if ratio_w >= ratio_h:

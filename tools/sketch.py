@@ -24,14 +24,14 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tools.references import (
+from imageforge.tools.references import (
     analyze_prompt,
     find_phrase_spans,
     find_phrases,
     longest_match,
     normalise_text,
 )
-from tools.schemas import GeneratedImage, GenerationOutput, ImageSize
+from imageforge.tools.schemas import GeneratedImage, GenerationOutput, ImageSize
 
 __all__ = [
     "COLOR_NAMES",
@@ -172,12 +172,8 @@ _LIGHT_FROM = re.compile(
     _LIGHT_WORD
     + r"\b[^.;]{0,40}?\bfrom (?:the )?(?:upper |top |lower )?(left|right|above|behind|overhead|top|below|back)\b"
 )
-_LIGHT_SIDE = re.compile(
-    r"\b(left|right)(?: side| hand)? (?:soft |warm |cool |natural )?(?:window |key |side )?light"
-)
-_BACKLIGHT = re.compile(
-    r"\b(?:backlit|backlight|backlighting|back light|back lit|rim light|rim lit|silhouetted)\b"
-)
+_LIGHT_SIDE = re.compile(r"\b(left|right)(?: side| hand)? (?:soft |warm |cool |natural )?(?:window |key |side )?light")
+_BACKLIGHT = re.compile(r"\b(?:backlit|backlight|backlighting|back light|back lit|rim light|rim lit|silhouetted)\b")
 _TOP_LIGHT = re.compile(r"\b(?:overhead|top) (?:light|lighting|lamp|sun)\b")
 _LIGHT_ALIASES = {"overhead": "above", "top": "above", "back": "behind"}
 DEFAULT_LIGHT = "left"
@@ -334,18 +330,13 @@ def parse_frame(prompt: str, negative_prompt: str = "") -> FrameSpec:
     light from the left, the subject centred, an eye-level horizon.
     """
     analysis = analyze_prompt(prompt)
-    shot = (
-        longest_match(prompt, {name: phrases for name, (_, phrases) in SHOT_SCALES.items()})
-        or DEFAULT_SHOT
-    )
+    shot = longest_match(prompt, {name: phrases for name, (_, phrases) in SHOT_SCALES.items()}) or DEFAULT_SHOT
 
     excluded = tuple(find_phrases(negative_prompt, COLOR_NAMES)) if negative_prompt else ()
     palette = tuple(name for name in _palette_names(prompt) if name not in excluded)[:MAX_PALETTE]
 
     time_of_day = longest_match(prompt, {name: row[3] for name, row in TIME_OF_DAY.items()})
-    kelvin, source = (
-        (TIME_OF_DAY[time_of_day][0], "time of day") if time_of_day else (NEUTRAL_SKY[0], "default")
-    )
+    kelvin, source = (TIME_OF_DAY[time_of_day][0], "time of day") if time_of_day else (NEUTRAL_SKY[0], "default")
     match = _KELVIN.search(prompt.lower())
     if match:
         value = int(re.sub(r"[,.]", "", match.group(1)))
@@ -357,8 +348,7 @@ def parse_frame(prompt: str, negative_prompt: str = "") -> FrameSpec:
     # "Overhead light" names a light, not a camera position.
     camera_text = _TOP_LIGHT.sub(" ", normalise_text(prompt))
     camera = (
-        longest_match(camera_text, {name: phrases for name, (_, phrases) in CAMERA_ANGLES.items()})
-        or DEFAULT_CAMERA
+        longest_match(camera_text, {name: phrases for name, (_, phrases) in CAMERA_ANGLES.items()}) or DEFAULT_CAMERA
     )
     subject = _earliest(prompt, {"person": PERSON_WORDS, "object": OBJECT_WORDS}) or "shape"
     return FrameSpec(
@@ -412,10 +402,8 @@ def reference_palette(references: list[Image.Image], count: int = 4) -> list[tup
     weights = [1.0] + [0.5] * (len(references) - 1)
     total = sum(weights)
     merged: list[tuple[RGB, float]] = []
-    for reference, weight in zip(references, weights):
-        merged.extend(
-            (rgb, share * weight / total) for rgb, share in dominant_colors(reference, count)
-        )
+    for reference, weight in zip(references, weights, strict=False):
+        merged.extend((rgb, share * weight / total) for rgb, share in dominant_colors(reference, count))
     return merged
 
 
@@ -483,8 +471,7 @@ def _resolve_colours(spec: FrameSpec, ref_palette: list[tuple[RGB, float]]) -> _
 
     if ref_palette:
         sky_top, sky_bottom, ground_top, ground_bottom = (
-            _mix(c, _nearest(c, ref_palette), REFERENCE_BLEND)
-            for c in (sky_top, sky_bottom, ground_top, ground_bottom)
+            _mix(c, _nearest(c, ref_palette), REFERENCE_BLEND) for c in (sky_top, sky_bottom, ground_top, ground_bottom)
         )
         subject = _mix(subject, _nearest(subject, ref_palette), SUBJECT_REFERENCE_BLEND)
         accents = [np.asarray(rgb, np.float32) for rgb, _ in ref_palette[:MAX_PALETTE]] + accents
@@ -512,9 +499,7 @@ def _gradient(spec: FrameSpec, colours: _Colours, width: int, height: int) -> np
     return np.where((ys < row)[..., None], sky_rgb, ground_rgb).astype(np.float32, copy=False)
 
 
-def _lighting(
-    spec: FrameSpec, width: int, height: int, centre: tuple[float, float]
-) -> tuple[np.ndarray, np.ndarray]:
+def _lighting(spec: FrameSpec, width: int, height: int, centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel gain of the frame colour and weight of the light colour, both (H, W).
 
     The gain falls off linearly away from the light's side (radially around the subject
@@ -539,9 +524,7 @@ def _lighting(
 def _texture(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """Seeded cloud-like low-frequency texture plus fine grain, float32 (H, W)."""
     coarse = rng.random((8, 8), dtype=np.float32)
-    texture = np.asarray(
-        Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32
-    )
+    texture = np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32)
     texture = (texture - np.float32(0.5)) * np.float32(28.0)
     texture += rng.standard_normal((height, width), dtype=np.float32) * np.float32(3.0)
     return texture
@@ -562,9 +545,7 @@ def _background(
         # size and let Pillow upsample it, which is several times cheaper than numpy here.
         small = _gradient(spec, colours, max(1, width // 4), max(1, height // 4))
         small_image = Image.fromarray(np.clip(np.rint(small), 0, 255).astype(np.uint8))
-        gradient = np.asarray(
-            small_image.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32
-        )
+        gradient = np.asarray(small_image.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
     else:
         gradient = _gradient(spec, colours, width, height)
     pixels = gradient * gain[..., None]
@@ -586,9 +567,7 @@ def _subject_box(
         top = 0.1 * height
     else:
         horizon = spec.horizon * height
-        bottom = (
-            horizon + 0.55 * (height - horizon) if spec.horizon > 0.05 else 0.5 * height + h / 2
-        )
+        bottom = horizon + 0.55 * (height - horizon) if spec.horizon > 0.05 else 0.5 * height + h / 2
         top = max(bottom - h, 0.04 * height)
     return cx - w / 2, top, cx + w / 2, top + h
 
@@ -612,9 +591,7 @@ def _draw_subject(
         draw.ellipse(box, fill=fill)
 
 
-def _offset(
-    box: tuple[float, float, float, float], dx: float, dy: float
-) -> tuple[float, float, float, float]:
+def _offset(box: tuple[float, float, float, float], dx: float, dy: float) -> tuple[float, float, float, float]:
     return box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy
 
 
@@ -663,9 +640,7 @@ def _draw_overlay(
             r = float(rng.uniform(0.02, 0.09)) * short
             x, y = float(rng.uniform(0, width)), float(rng.uniform(0, height))
             fill = _mix(accent, colours.light, float(rng.uniform(0.0, 0.6)))
-            shapes.append(
-                ("ellipse", (x - r, y - r, x + r, y + r), _rgb(fill), int(rng.integers(50, 120)))
-            )
+            shapes.append(("ellipse", (x - r, y - r, x + r, y + r), _rgb(fill), int(rng.integers(50, 120))))
     if "symmetry" in spec.composition:
         shapes += [(k, (width - b[2], b[1], width - b[0], b[3]), c, a) for k, b, c, a in shapes]
     for kind, box, colour, alpha in shapes:
@@ -678,9 +653,7 @@ def _draw_overlay(
 
     line = max(1, short // 256)
     if spec.horizon > 0:
-        draw.line(
-            [(0, float(rows[0])), (width - 1, float(rows[-1]))], fill=(0, 0, 0, 70), width=line
-        )
+        draw.line([(0, float(rows[0])), (width - 1, float(rows[-1]))], fill=(0, 0, 0, 70), width=line)
     guide = (255, 255, 255, 48)
     if "rule of thirds" in spec.composition:
         for k in (1, 2):
@@ -734,9 +707,7 @@ def render_frame(
     rim = _rgb(_mix(colours.light, (255, 255, 255), 0.3))
     if spec.light_direction == "behind":
         grow = reach
-        _draw_subject(
-            draw, spec.subject, (box[0] - grow, box[1] - grow, box[2] + grow, box[3] + grow), rim
-        )
+        _draw_subject(draw, spec.subject, (box[0] - grow, box[1] - grow, box[2] + grow, box[3] + grow), rim)
     else:
         _draw_subject(draw, spec.subject, _offset(box, dx, dy), rim)
     _draw_subject(draw, spec.subject, box, colours.subject)
@@ -749,9 +720,7 @@ def render_frame(
         "subject_color": list(colours.subject),
         "light_color": list(_rgb(colours.light)),
         "sky_colors": [list(_rgb(colours.sky_top)), list(_rgb(colours.sky_bottom))],
-        "reference_palette": [
-            {"rgb": list(rgb), "weight": round(w, 4)} for rgb, w in (ref_palette or [])
-        ],
+        "reference_palette": [{"rgb": list(rgb), "weight": round(w, 4)} for rgb, w in (ref_palette or [])],
     }
     return image, metadata
 
@@ -797,11 +766,7 @@ class SketchGenerator:
         images = []
         for seed in seeds:
             image, metadata = render_frame(spec, int(seed), size, ref_palette)
-            images.append(
-                GeneratedImage(
-                    image=image, seed=int(seed), metadata={"seed": int(seed), **metadata}
-                )
-            )
+            images.append(GeneratedImage(image=image, seed=int(seed), metadata={"seed": int(seed), **metadata}))
         return GenerationOutput(
             images=images,
             backend=self.name,

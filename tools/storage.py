@@ -11,6 +11,7 @@ every way they can be broken into one exception type the API maps to a 4xx.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -62,10 +63,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bo
                 os.fsync(handle.fileno())
         os.replace(tmp_name, target)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
         raise
     if durable:
         _fsync_dir(target.parent)
@@ -179,9 +178,7 @@ def save_pngs(items: Sequence[tuple[Image.Image, str | os.PathLike[str]]]) -> li
     return list(_encoder.map(lambda item: save_png(*item), items))
 
 
-def load_image(
-    path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
-) -> Image.Image:
+def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Open, fully decode and validate an image, returned in RGB.
 
     EXIF orientation is applied (a phone portrait stays upright) and transparent pixels are
@@ -215,23 +212,17 @@ def load_image(
     except InvalidImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InvalidImageError(
-            f"Image file {str(source)!r} is too large to decode safely: {exc}"
-        ) from exc
+        raise InvalidImageError(f"Image file {str(source)!r} is too large to decode safely: {exc}") from exc
     except UnidentifiedImageError as exc:
         raise InvalidImageError(f"File {str(source)!r} is not an image Pillow can read.") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Pillow reports truncated or corrupt data as OSError ("image file is truncated",
         # "broken data stream"), SyntaxError (bad PNG chunks) or ValueError.
-        raise InvalidImageError(
-            f"Image file {str(source)!r} is truncated or corrupt: {exc}"
-        ) from exc
+        raise InvalidImageError(f"Image file {str(source)!r} is truncated or corrupt: {exc}") from exc
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    )
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     if not has_alpha:
         return image.convert("RGB")
     rgba = image.convert("RGBA")

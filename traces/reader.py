@@ -6,9 +6,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from agents.schemas import EnhancementResult
-from traces import layout
-from traces.schemas import RunSummary, SceneResult
+from imageforge.agents.schemas import EnhancementResult
+from imageforge.traces import layout
+from imageforge.traces.schemas import RunSummary, SceneResult
 
 
 class TraceNotFoundError(LookupError):

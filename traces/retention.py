@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from traces import layout
+from imageforge.traces import layout
 
 
 class RetentionPolicy(BaseModel):

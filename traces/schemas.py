@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agents.schemas import ConsistencyMarkers, EnhancementResult, StoryboardPlan
-from scoring.schemas import EnsembleReport, VariationScore
-from tools.schemas import ReferenceImage
+from imageforge.agents.schemas import ConsistencyMarkers, EnhancementResult, StoryboardPlan
+from imageforge.scoring.schemas import EnsembleReport, VariationScore
+from imageforge.tools.schemas import ReferenceImage
 
 
 class Attempt(BaseModel):

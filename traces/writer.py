@@ -14,10 +14,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from agents.schemas import AgentEvent, Critique, EnhancedPrompt, EnhancementResult
-from tools.storage import atomic_copy, atomic_write_bytes
-from traces import layout
-from traces.schemas import RunSummary, SceneResult
+from imageforge.agents.schemas import AgentEvent, Critique, EnhancedPrompt, EnhancementResult
+from imageforge.tools.storage import atomic_copy, atomic_write_bytes
+from imageforge.traces import layout
+from imageforge.traces.schemas import RunSummary, SceneResult
 
 
 def write_text(path: Path, text: str) -> Path:
@@ -27,10 +27,7 @@ def write_text(path: Path, text: str) -> Path:
 
 
 def write_json(path: Path, value: BaseModel | dict | list) -> Path:
-    if isinstance(value, BaseModel):
-        text = value.model_dump_json(indent=2)
-    else:
-        text = json.dumps(value, indent=2, default=str)
+    text = value.model_dump_json(indent=2) if isinstance(value, BaseModel) else json.dumps(value, indent=2, default=str)
     return write_text(path, text + "\n")
 
 
@@ -98,7 +95,9 @@ class TraceWriter:
     def original_prompt(self, scene_number: int, prompt: str) -> Path:
         return write_text(self.scene_dir(scene_number) / layout.ORIGINAL_PROMPT, prompt + "\n")
 
-    def cinematographer(self, scene_number: int, iteration: int, enhanced: EnhancedPrompt, events: list[AgentEvent]) -> Path:
+    def cinematographer(
+        self, scene_number: int, iteration: int, enhanced: EnhancedPrompt, events: list[AgentEvent]
+    ) -> Path:
         path = self.scene_dir(scene_number) / layout.agent_file(iteration, 1)
         return write_text(path, render_enhanced(enhanced, iteration, events))
 

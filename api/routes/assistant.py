@@ -17,9 +17,9 @@ from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session
 from sse_starlette import EventSourceResponse
 
-from agents.assistant import effective_settings
-from api import crud
-from api.assistant import (
+from imageforge.agents.assistant import effective_settings
+from imageforge.api import crud
+from imageforge.api.assistant import (
     AssistantHub,
     ServiceTools,
     conversation_messages,
@@ -30,8 +30,8 @@ from api.assistant import (
     new_conversation_id,
     touch_conversation,
 )
-from api.deps import CurrentUser, RunnerDep, SessionDep, SettingsDep
-from api.models_assistant import (
+from imageforge.api.deps import CurrentUser, RunnerDep, SessionDep, SettingsDep
+from imageforge.api.models_assistant import (
     AssistantAction,
     AssistantMessageCreate,
     AssistantReply,
@@ -40,7 +40,7 @@ from api.models_assistant import (
     ConversationPublic,
     ConversationsPublic,
 )
-from graph.assistant import AssistantContext, TurnResult, run_turn, stream_turn, turn_result
+from imageforge.graph.assistant import AssistantContext, TurnResult, run_turn, stream_turn, turn_result
 
 router = APIRouter(prefix="/api/assistant", tags=["assistant"])
 
@@ -65,30 +65,16 @@ def _prepare(engine: Any, user_id: int, body: AssistantMessageCreate) -> str:
     with Session(engine) as session:
         if (
             body.generation_id is not None
-            and crud.get_generation(
-                session=session, generation_id=body.generation_id, user_id=user_id
-            )
-            is None
+            and crud.get_generation(session=session, generation_id=body.generation_id, user_id=user_id) is None
         ):
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, f"Generation {body.generation_id!r} not found."
-            )
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"Generation {body.generation_id!r} not found.")
         if body.conversation_id is not None:
-            if (
-                get_conversation(
-                    session=session, conversation_id=body.conversation_id, user_id=user_id
-                )
-                is None
-            ):
-                raise HTTPException(
-                    status.HTTP_404_NOT_FOUND, f"Conversation {body.conversation_id!r} not found."
-                )
+            if get_conversation(session=session, conversation_id=body.conversation_id, user_id=user_id) is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"Conversation {body.conversation_id!r} not found.")
             touch_conversation(session=session, conversation_id=body.conversation_id)
             return body.conversation_id
         conversation_id = new_conversation_id()
-        create_conversation(
-            session=session, conversation_id=conversation_id, user_id=user_id, title=body.message
-        )
+        create_conversation(session=session, conversation_id=conversation_id, user_id=user_id, title=body.message)
         return conversation_id
 
 
@@ -207,27 +193,19 @@ def get_conversations(
 
 
 def _owned(session: Session, conversation_id: str, user_id: int) -> Conversation:
-    conversation = get_conversation(
-        session=session, conversation_id=conversation_id, user_id=user_id
-    )
+    conversation = get_conversation(session=session, conversation_id=conversation_id, user_id=user_id)
     if conversation is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"Conversation {conversation_id!r} not found."
-        )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Conversation {conversation_id!r} not found.")
     return conversation
 
 
-@router.get(
-    "/conversations/{conversation_id}", response_model=ConversationDetail, responses=_NOT_FOUND
-)
+@router.get("/conversations/{conversation_id}", response_model=ConversationDetail, responses=_NOT_FOUND)
 async def get_conversation_detail(
     conversation_id: ConversationId, session: SessionDep, user: CurrentUser, request: Request
 ) -> ConversationDetail:
     """One conversation: its messages (with the tool steps), current storyboard and settings."""
     conversation = await run_in_threadpool(_owned, session, conversation_id, user.id)  # type: ignore[arg-type]
-    snapshot = await _hub(request).graph.aget_state(
-        {"configurable": {"thread_id": conversation_id}}
-    )
+    snapshot = await _hub(request).graph.aget_state({"configurable": {"thread_id": conversation_id}})
     values = snapshot.values or {}
     return ConversationDetail(
         **ConversationPublic.model_validate(conversation, from_attributes=True).model_dump(),
@@ -251,7 +229,5 @@ async def remove_conversation(
     hub = _hub(request)
     async with hub.lock(conversation_id):
         await hub.checkpointer.adelete_thread(conversation_id)
-        await run_in_threadpool(
-            delete_conversation, session=session, conversation_id=conversation_id
-        )
+        await run_in_threadpool(delete_conversation, session=session, conversation_id=conversation_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -27,10 +27,10 @@ from fastapi.routing import APIRoute
 from sqlmodel import Session, col, select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import characters as service
-from api.deps import CurrentUser, SessionDep, SettingsDep, StreamUser
-from api.models import Message
-from api.models_characters import (
+from imageforge.api import characters as service
+from imageforge.api.deps import CurrentUser, SessionDep, SettingsDep, StreamUser
+from imageforge.api.models import Message
+from imageforge.api.models_characters import (
     Character,
     CharacterCreate,
     CharacterPublic,
@@ -51,8 +51,8 @@ from api.models_characters import (
     TurnaroundAngle,
     clean_tags,
 )
-from api.settings import Settings
-from api.uploads import receive_image
+from imageforge.api.settings import Settings
+from imageforge.api.uploads import receive_image
 
 __all__ = ["router"]
 
@@ -237,9 +237,7 @@ async def upload_reference(
         TurnaroundAngle | None, Form(description="Turnaround angle; required for a core reference.")
     ] = None,
     shot_type: Annotated[str, Form(max_length=100, description="e.g. close-up, full body.")] = "",
-    keywords: Annotated[
-        str, Form(max_length=500, description="Comma-separated words for reference matching.")
-    ] = "",
+    keywords: Annotated[str, Form(max_length=500, description="Comma-separated words for reference matching.")] = "",
 ) -> ReferencePublic:
     """Add a master or core (turnaround) reference, validated like every upload."""
     if kind == "core" and angle is None:
@@ -255,9 +253,7 @@ async def upload_reference(
     try:
         words = clean_tags([w for w in keywords.split(",") if w.strip()], "keywords") or []
     except ValueError as exc:
-        raise RequestValidationError(
-            [{"loc": ["body", "keywords"], "msg": str(exc), "type": "value_error"}]
-        ) from exc
+        raise RequestValidationError([{"loc": ["body", "keywords"], "msg": str(exc), "type": "value_error"}]) from exc
     engine = request.app.state.engine
 
     def owned() -> None:
@@ -302,9 +298,7 @@ def list_references(
     return ReferencesPublic(data=[_reference_public(base, r) for r in rows], count=len(rows))
 
 
-def _owned_reference(
-    session: Session, character_id: str, reference_id: str, user_id: int
-) -> CharacterReference:
+def _owned_reference(session: Session, character_id: str, reference_id: str, user_id: int) -> CharacterReference:
     _owned(session, character_id, user_id)
     reference = session.get(CharacterReference, reference_id)
     if reference is None or reference.character_id != character_id:
@@ -312,9 +306,7 @@ def _owned_reference(
     return reference
 
 
-@router.get(
-    "/{character_id}/references/{reference_id}/image", response_class=FileResponse, responses=_IMAGE
-)
+@router.get("/{character_id}/references/{reference_id}/image", response_class=FileResponse, responses=_IMAGE)
 def reference_image(
     character_id: CharacterId,
     reference_id: ItemId,
@@ -326,9 +318,7 @@ def reference_image(
     return _file(service.reference_path(settings.data_dir, reference))
 
 
-@router.delete(
-    "/{character_id}/references/{reference_id}", response_model=Message, responses=_NOT_FOUND
-)
+@router.delete("/{character_id}/references/{reference_id}", response_model=Message, responses=_NOT_FOUND)
 def delete_reference(
     character_id: CharacterId,
     reference_id: ItemId,
@@ -343,9 +333,7 @@ def delete_reference(
 
 # Gallery -----------------------------------------------------------------------------------
 @router.get("/{character_id}/gallery", response_model=GalleryPublic, responses=_NOT_FOUND)
-def list_gallery(
-    character_id: CharacterId, request: Request, session: SessionDep, user: CurrentUser
-) -> GalleryPublic:
+def list_gallery(character_id: CharacterId, request: Request, session: SessionDep, user: CurrentUser) -> GalleryPublic:
     """Smart images that passed validation, newest first, with their scores."""
     _owned(session, character_id, user.id)  # type: ignore[arg-type]
     rows = service.list_gallery(session=session, character_id=character_id)
@@ -361,9 +349,7 @@ def _owned_image(session: Session, character_id: str, image_id: str, user_id: in
     return image
 
 
-@router.get(
-    "/{character_id}/gallery/{image_id}/image", response_class=FileResponse, responses=_IMAGE
-)
+@router.get("/{character_id}/gallery/{image_id}/image", response_class=FileResponse, responses=_IMAGE)
 def gallery_image(
     character_id: CharacterId,
     image_id: ItemId,
@@ -398,9 +384,7 @@ def _file(path: FilePath) -> FileResponse:
 def _seed_error(
     status_code: int, error: str, details: SmartImageErrorDetails | None = None, detail: Any = None
 ) -> JSONResponse:
-    body = jsonable_encoder(
-        SmartImageError(error=error, details=details or SmartImageErrorDetails(), detail=detail)
-    )
+    body = jsonable_encoder(SmartImageError(error=error, details=details or SmartImageErrorDetails(), detail=detail))
     if detail is None:
         body.pop("detail", None)
     return JSONResponse(body, status_code=status_code)
@@ -428,9 +412,7 @@ class SeedErrorRoute(APIRoute):
             except RequestValidationError as exc:
                 errors = jsonable_encoder(exc.errors())
                 reasons = sorted({str(e.get("loc", ["body"])[-1]) for e in errors})
-                details = SmartImageErrorDetails(
-                    failureReasons=[f"Invalid parameter: {r}" for r in reasons]
-                )
+                details = SmartImageErrorDetails(failureReasons=[f"Invalid parameter: {r}" for r in reasons])
                 return _seed_error(422, _validation_message(errors), details, errors)
             except StarletteHTTPException as exc:  # FastAPI's answer to a body that does not parse
                 if exc.status_code != status.HTTP_400_BAD_REQUEST:  # 401 keeps its usual shape
@@ -447,7 +429,7 @@ def _services(app: Any, settings: Settings) -> Any:
         return app.state.services
     if getattr(app.state, "services_error", None):
         raise RuntimeError(f"the default backends failed to build: {app.state.services_error}")
-    from graph.services import build_services
+    from imageforge.graph.services import build_services
 
     api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     return build_services(settings.default_backends(), api_key=api_key)
@@ -468,9 +450,7 @@ def _validation_notes(quality: float, consistency: float | None, attempts: int) 
         match = "strong consistency"
     else:
         match = "acceptable consistency"
-    retries = (
-        "" if attempts == 1 else f" after {attempts - 1} retr{'y' if attempts == 2 else 'ies'}"
-    )
+    retries = "" if attempts == 1 else f" after {attempts - 1} retr{'y' if attempts == 2 else 'ies'}"
     return f"{grade} quality generation with {match}{retries}"
 
 
@@ -489,16 +469,12 @@ async def generate_smart_image(
 
     def load() -> tuple[Character, list[Any]] | None:
         with Session(engine) as session:
-            character = service.get_character(
-                session=session, character_id=character_id, user_id=user_id
-            )
+            character = service.get_character(session=session, character_id=character_id, user_id=user_id)
             if character is None:
                 return None
             candidates = service.reference_candidates(
                 service.list_references(session=session, character_id=character_id),
-                service.list_gallery(
-                    session=session, character_id=character_id, limit=service.GALLERY_CANDIDATES
-                ),
+                service.list_gallery(session=session, character_id=character_id, limit=service.GALLERY_CANDIDATES),
                 settings.data_dir,
             )
             return character, candidates
@@ -598,9 +574,7 @@ async def generate_smart_image(
         generationId=generation_id,
         promptAnalysis=outcome.analysis.model_dump(),
     )
-    message = (
-        f"Smart image generated successfully in {attempts} attempt{'s' if attempts > 1 else ''}"
-    )
+    message = f"Smart image generated successfully in {attempts} attempt{'s' if attempts > 1 else ''}"
     return JSONResponse(jsonable_encoder(SmartImageSuccess(message=message, data=data)))
 
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from api.deps import SettingsDep
-from api.estimate import EstimateQuery, estimate
-from api.models import EstimatePublic
+from imageforge.api.deps import SettingsDep
+from imageforge.api.estimate import EstimateQuery, estimate
+from imageforge.api.models import EstimatePublic
 
 router = APIRouter(prefix="/api", tags=["estimate"])
 

@@ -8,11 +8,11 @@ from fastapi import APIRouter, File, Form, Request, UploadFile, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api.deps import CurrentUser, RunnerDep, SettingsDep
-from api.models import GenerationAccepted, GenerationCreate
-from api.submission import submit
-from api.uploads import receive_image
-from graph.context import AspectRatio
+from imageforge.api.deps import CurrentUser, RunnerDep, SettingsDep
+from imageforge.api.models import GenerationAccepted, GenerationCreate
+from imageforge.api.submission import submit
+from imageforge.api.uploads import receive_image
+from imageforge.graph.context import AspectRatio
 
 router = APIRouter(prefix="/api", tags=["generate"])
 
@@ -23,8 +23,15 @@ _ACCEPTED = {
 }
 
 
-@router.post("/generate", status_code=status.HTTP_202_ACCEPTED, response_model=GenerationAccepted, responses={429: _ACCEPTED[429]})
-async def generate(body: GenerationCreate, user: CurrentUser, runner: RunnerDep, settings: SettingsDep, request: Request) -> GenerationAccepted:
+@router.post(
+    "/generate",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=GenerationAccepted,
+    responses={429: _ACCEPTED[429]},
+)
+async def generate(
+    body: GenerationCreate, user: CurrentUser, runner: RunnerDep, settings: SettingsDep, request: Request
+) -> GenerationAccepted:
     """Queue a storyboard; the answer comes at once with the URLs to follow it."""
     return await submit(
         runner=runner,
@@ -61,8 +68,12 @@ async def generate_with_image(
     resolution: Annotated[int | None, Form()] = None,
     llm: Annotated[str | None, Form(description="Backend name: auto, heuristic or openai.")] = None,
     generator: Annotated[str | None, Form(description="Backend name: auto, sketch, diffusers or openai.")] = None,
-    preset: Annotated[str | None, Form(description="A saved preset's name: the base the other settings override.")] = None,
-    characters: Annotated[list[str] | None, Form(description="Character ids shown in every scene (repeat the field).")] = None,
+    preset: Annotated[
+        str | None, Form(description="A saved preset's name: the base the other settings override.")
+    ] = None,
+    characters: Annotated[
+        list[str] | None, Form(description="Character ids shown in every scene (repeat the field).")
+    ] = None,
 ) -> GenerationAccepted:
     """The same as /api/generate, flattened into form fields, plus the user's image."""
     options: dict[str, Any] = {

@@ -23,8 +23,8 @@ from sqlmodel import Session
 from sse_starlette import EventSourceResponse
 from starlette.requests import HTTPConnection
 
-from api import crud
-from api.deps import (
+from imageforge.api import crud
+from imageforge.api.deps import (
     CurrentUser,
     RunnerDep,
     SessionDep,
@@ -35,8 +35,8 @@ from api.deps import (
     user_from_token,
     websocket_token,
 )
-from api.jobs import JobRunner
-from api.models import (
+from imageforge.api.jobs import JobRunner
+from imageforge.api.models import (
     TERMINAL_STATUSES,
     CancelPublic,
     Generation,
@@ -44,7 +44,7 @@ from api.models import (
     GenerationStatus,
     GenerationStatusDocument,
 )
-from api.status import apply_live, build_status_document, recorded_scenes, to_public
+from imageforge.api.status import apply_live, build_status_document, recorded_scenes, to_public
 
 router = APIRouter(prefix="/api/generations", tags=["generations"])
 
@@ -128,7 +128,9 @@ async def get_generation(generation_id: GenerationId, token: TokenDep, request: 
 
 
 @router.post("/{generation_id}/cancel", response_model=CancelPublic, responses=_NOT_FOUND)
-async def cancel_generation(generation_id: GenerationId, session: SessionDep, user: CurrentUser, runner: RunnerDep) -> CancelPublic:
+async def cancel_generation(
+    generation_id: GenerationId, session: SessionDep, user: CurrentUser, runner: RunnerDep
+) -> CancelPublic:
     """Cancel this job only. A queued job is cancelled at once; a running one stops at its next
     node boundary and keeps the scenes it finished. Cancelling again changes nothing."""
     generation = await run_in_threadpool(owned_generation, session, generation_id, user.id)
@@ -170,6 +172,7 @@ async def _event_stream(
     hub = runner.hub
     queue = hub.subscribe(generation_id)
     try:
+
         def snapshot() -> GenerationStatusDocument:
             return owned_document(connection.app, generation_id, user_id, base_url)
 
@@ -188,7 +191,10 @@ async def _event_stream(
 
 @router.get(
     "/{generation_id}/events",
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent progress events."}, **_NOT_FOUND},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Server-sent progress events."},
+        **_NOT_FOUND,
+    },
 )
 async def generation_events(
     generation_id: GenerationId, session: SessionDep, user: StreamUser, runner: RunnerDep, request: Request

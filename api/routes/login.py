@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api import crud
-from api.auth import create_access_token
-from api.deps import CurrentUser, SessionDep, SettingsDep
-from api.models import Token, UserPublic
+from imageforge.api import crud
+from imageforge.api.auth import create_access_token
+from imageforge.api.deps import CurrentUser, SessionDep, SettingsDep
+from imageforge.api.models import Token, UserPublic
 
 router = APIRouter(prefix="/api", tags=["login"])
 

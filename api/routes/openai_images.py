@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import ValidationError
 
-from api.deps import CurrentUser, RunnerDep, SettingsDep
-from api.openai_compat import (
+from imageforge.api.deps import CurrentUser, RunnerDep, SettingsDep
+from imageforge.api.openai_compat import (
     ImageEditRequest,
     ImageGenerationRequest,
     ImagesResponse,
@@ -28,11 +28,9 @@ from api.openai_compat import (
     run_images,
     validation_error,
 )
-from api.uploads import UploadError, receive_image
+from imageforge.api.uploads import UploadError, receive_image
 
-router = APIRouter(
-    prefix="/v1/images", tags=["openai"], route_class=OpenAIRoute, lifespan=images_lifespan
-)
+router = APIRouter(prefix="/v1/images", tags=["openai"], route_class=OpenAIRoute, lifespan=images_lifespan)
 
 
 async def get_images_settings(request: Request) -> OpenAIImagesSettings:
@@ -84,22 +82,16 @@ async def create_images(
     )
 
 
-@router.post(
-    "/edits", response_model=ImagesResponse, response_model_exclude_none=True, responses=_ERRORS
-)
+@router.post("/edits", response_model=ImagesResponse, response_model_exclude_none=True, responses=_ERRORS)
 async def edit_images(
     request: Request,
     user: CurrentUser,
     runner: RunnerDep,
     settings: SettingsDep,
     images: ImagesSettingsDep,
-    image: Annotated[
-        UploadFile, File(description="PNG, JPEG or WebP: the reference for the new image.")
-    ],
+    image: Annotated[UploadFile, File(description="PNG, JPEG or WebP: the reference for the new image.")],
     prompt: Annotated[str, Form(description="What to draw, using the image as the reference.")],
-    mask: Annotated[
-        UploadFile | None, File(description="Accepted for compatibility and unused.")
-    ] = None,
+    mask: Annotated[UploadFile | None, File(description="Accepted for compatibility and unused.")] = None,
     model: Annotated[str | None, Form()] = None,
     n: Annotated[int | None, Form()] = None,
     quality: Annotated[Quality | None, Form()] = None,

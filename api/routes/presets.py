@@ -9,10 +9,10 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from api import crud, presets
-from api.deps import CurrentUser, SessionDep
-from api.models import Message
-from api.models_presets import Preset, PresetCreate, PresetPublic, PresetsPublic, PresetUpdate
+from imageforge.api import crud, presets
+from imageforge.api.deps import CurrentUser, SessionDep
+from imageforge.api.models import Message
+from imageforge.api.models_presets import Preset, PresetCreate, PresetPublic, PresetsPublic, PresetUpdate
 
 __all__ = ["router"]
 
@@ -20,9 +20,7 @@ router = APIRouter(prefix="/api/presets", tags=["presets"])
 
 PresetId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 _NOT_FOUND = {404: {"description": "No such preset (or source generation) for this user."}}
-_CONFLICT = {
-    409: {"description": "The user already has a preset of that name (names ignore case)."}
-}
+_CONFLICT = {409: {"description": "The user already has a preset of that name (names ignore case)."}}
 
 
 def _owned(session: Session, preset_id: int, user_id: int) -> Preset:
@@ -62,13 +60,9 @@ def create_preset(body: PresetCreate, session: SessionDep, user: CurrentUser) ->
     if body.settings is not None:
         settings = presets.generation_options(body.settings)
     else:
-        generation = crud.get_generation(
-            session=session, generation_id=body.generation_id or "", user_id=user.id
-        )
+        generation = crud.get_generation(session=session, generation_id=body.generation_id or "", user_id=user.id)
         if generation is None:
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, f"Generation {body.generation_id!r} not found."
-            )
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"Generation {body.generation_id!r} not found.")
         try:
             settings = presets.settings_from_generation(generation.request or {})
         except ValidationError as exc:  # a generation stored by an older version with other ranges
@@ -83,9 +77,7 @@ def create_preset(body: PresetCreate, session: SessionDep, user: CurrentUser) ->
                 ],
             ) from exc
     try:
-        preset = presets.create_preset(
-            session=session, user_id=user.id, create=body, settings=settings
-        )  # type: ignore[arg-type]
+        preset = presets.create_preset(session=session, user_id=user.id, create=body, settings=settings)  # type: ignore[arg-type]
     except presets.DuplicatePresetError as exc:
         raise _conflict(exc) from exc
     return presets.preset_public(preset)
@@ -97,9 +89,7 @@ def get_preset(preset_id: PresetId, session: SessionDep, user: CurrentUser) -> P
 
 
 @router.patch("/{preset_id}", response_model=PresetPublic, responses={**_NOT_FOUND, **_CONFLICT})
-def update_preset(
-    preset_id: PresetId, body: PresetUpdate, session: SessionDep, user: CurrentUser
-) -> PresetPublic:
+def update_preset(preset_id: PresetId, body: PresetUpdate, session: SessionDep, user: CurrentUser) -> PresetPublic:
     """Rename, re-describe, or replace the settings; fields not sent stay as they are."""
     preset = _owned(session, preset_id, user.id)  # type: ignore[arg-type]
     try:

@@ -9,10 +9,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api.deps import CurrentUser, RunnerDep, SettingsDep
-from api.jobs import QueueFullError
-from api.models import BatchItemResult, BatchPublic, BatchRequest, GenerationCreate
-from api.submission import submit
+from imageforge.api.deps import CurrentUser, RunnerDep, SettingsDep
+from imageforge.api.jobs import QueueFullError
+from imageforge.api.models import BatchItemResult, BatchPublic, BatchRequest, GenerationCreate
+from imageforge.api.submission import submit
 
 router = APIRouter(prefix="/api/storyboards", tags=["storyboards"])
 
@@ -26,13 +26,21 @@ def _reason(exc: ValidationError) -> str:
 
 
 @router.post("/batch", status_code=status.HTTP_202_ACCEPTED, response_model=BatchPublic)
-async def create_batch(body: BatchRequest, user: CurrentUser, runner: RunnerDep, settings: SettingsDep, request: Request) -> BatchPublic:
+async def create_batch(
+    body: BatchRequest, user: CurrentUser, runner: RunnerDep, settings: SettingsDep, request: Request
+) -> BatchPublic:
     """One generation per valid item; an invalid item (or one the full queue refused) is
     reported with its index and the reason, and does not affect the others."""
     if len(body.items) > settings.max_batch_items:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [{"loc": ["body", "items"], "msg": f"at most {settings.max_batch_items} items per batch, got {len(body.items)}", "type": "too_long"}],
+            [
+                {
+                    "loc": ["body", "items"],
+                    "msg": f"at most {settings.max_batch_items} items per batch, got {len(body.items)}",
+                    "type": "too_long",
+                }
+            ],
         )
     results: list[BatchItemResult] = []
     for index, item in enumerate(body.items):
@@ -55,7 +63,9 @@ async def create_batch(body: BatchRequest, user: CurrentUser, runner: RunnerDep,
             results.append(BatchItemResult(index=index, accepted=False, reason=str(exc)))
             continue
         except RequestValidationError as exc:  # an unknown preset or character
-            errors = [{**e, "loc": e["loc"][1:]} for e in jsonable_encoder(exc.errors())]  # item-relative, like the others
+            errors = [
+                {**e, "loc": e["loc"][1:]} for e in jsonable_encoder(exc.errors())
+            ]  # item-relative, like the others
             reason = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
             results.append(BatchItemResult(index=index, accepted=False, reason=reason, errors=errors))
             continue

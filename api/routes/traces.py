@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, status
 from fastapi.responses import FileResponse
 
-from api.deps import CurrentUser, SessionDep, SettingsDep, StreamUser
-from api.routes.generations import GenerationId, owned_generation
-from traces.reader import (
+from imageforge.api.deps import CurrentUser, SessionDep, SettingsDep, StreamUser
+from imageforge.api.routes.generations import GenerationId, owned_generation
+from imageforge.traces.reader import (
     CorruptTraceError,
     TraceDocument,
     TraceNotFoundError,
@@ -42,7 +42,9 @@ def _trace_file(settings_root: FilePath, generation_id: str, relative: str) -> F
 
 
 @router.get("/{generation_id}/trace", response_model=TraceDocument, responses={404: {"description": "No trace yet."}})
-def get_trace(generation_id: GenerationId, session: SessionDep, user: CurrentUser, settings: SettingsDep) -> TraceDocument:
+def get_trace(
+    generation_id: GenerationId, session: SessionDep, user: CurrentUser, settings: SettingsDep
+) -> TraceDocument:
     """summary.json with every scene's enhancement and result, and the list of files."""
     owned_generation(session, generation_id, user.id)  # type: ignore[arg-type]
     try:
@@ -54,14 +56,18 @@ def get_trace(generation_id: GenerationId, session: SessionDep, user: CurrentUse
 
 
 @router.get("/{generation_id}/trace/files/{path:path}", response_class=FileResponse, responses=_FILE_RESPONSES)
-def get_trace_file(generation_id: GenerationId, path: TracePath, session: SessionDep, user: StreamUser, settings: SettingsDep) -> FileResponse:
+def get_trace_file(
+    generation_id: GenerationId, path: TracePath, session: SessionDep, user: StreamUser, settings: SettingsDep
+) -> FileResponse:
     """One trace file; paths that resolve outside the generation's folder are refused."""
     owned_generation(session, generation_id, user.id)  # type: ignore[arg-type]
     return FileResponse(_trace_file(settings.trace_root, generation_id, path))
 
 
 @router.get("/{generation_id}/images/{path:path}", response_class=FileResponse, responses=_FILE_RESPONSES)
-def get_image(generation_id: GenerationId, path: TracePath, session: SessionDep, user: StreamUser, settings: SettingsDep) -> FileResponse:
+def get_image(
+    generation_id: GenerationId, path: TracePath, session: SessionDep, user: StreamUser, settings: SettingsDep
+) -> FileResponse:
     """An image of the generation (the status document's image URLs point here)."""
     owned_generation(session, generation_id, user.id)  # type: ignore[arg-type]
     if FilePath(path).suffix.lower() not in IMAGE_SUFFIXES:

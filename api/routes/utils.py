@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from api.db import ping
-from api.deps import MetricsDep, RunnerDep, SettingsDep
-from api.models import HealthPublic
+from imageforge.api.db import ping
+from imageforge.api.deps import MetricsDep, RunnerDep, SettingsDep
+from imageforge.api.models import HealthPublic
 
 router = APIRouter(tags=["utils"])
 
@@ -20,13 +20,15 @@ QUEUE_PRESSURE = 0.8
 
 def _loaded_models() -> list[dict[str, Any]]:
     try:
-        from scoring.model_registry import registry
+        from imageforge.scoring.model_registry import registry
     except ImportError:
         return []
     return [asdict(model) for model in registry.loaded()]
 
 
-@router.get("/health", response_model=HealthPublic, responses={503: {"model": HealthPublic, "description": "Unhealthy."}})
+@router.get(
+    "/health", response_model=HealthPublic, responses={503: {"model": HealthPublic, "description": "Unhealthy."}}
+)
 def health(
     request: Request, response: Response, settings: SettingsDep, runner: RunnerDep, metrics: MetricsDep
 ) -> HealthPublic:

@@ -14,12 +14,12 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from api import crud
-from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, StreamUser
-from api.routes.generations import GenerationId, owned_generation
-from graph.events import EventType
-from traces import layout
-from traces.reader import CorruptTraceError, TraceDocument, TraceNotFoundError, read_trace
+from imageforge.api import crud
+from imageforge.api.deps import SESSION_COOKIE, SessionDep, SettingsDep, StreamUser
+from imageforge.api.routes.generations import GenerationId, owned_generation
+from imageforge.graph.events import EventType
+from imageforge.traces import layout
+from imageforge.traces.reader import CorruptTraceError, TraceDocument, TraceNotFoundError, read_trace
 
 router = APIRouter(prefix="/traces", tags=["viewer"], include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
@@ -55,7 +55,8 @@ def scene_views(document: TraceDocument, folder: Path) -> list[dict[str, Any]]:
                         {
                             "score": v,
                             "url": _relative(v.path, folder),
-                            "winner": result.winner_attempt == attempt.attempt and result.winner is not None
+                            "winner": result.winner_attempt == attempt.attempt
+                            and result.winner is not None
                             and v.index == result.winner.index,
                         }
                         for v in sorted(attempt.variations, key=lambda v: v.index)

@@ -6,7 +6,7 @@ import pytest
 from fakes import SleepyChatModel
 from langchain_openai import ChatOpenAI
 
-from agents.chat_model import PLACEHOLDER_API_KEY, describe_llm, load_chat_model
+from imageforge.agents.chat_model import PLACEHOLDER_API_KEY, describe_llm, load_chat_model
 
 
 @pytest.fixture(autouse=True)
@@ -133,7 +133,7 @@ def test_describe_llm_says_which_agents_answer_and_how_to_switch():
 
 
 def test_each_chat_model_has_its_own_async_http_client():
-    from agents.chat_model import load_chat_model
+    from imageforge.agents.chat_model import load_chat_model
 
     one = load_chat_model(backend="openai", model="m", base_url="http://127.0.0.1:9/v1")
     two = load_chat_model(backend="openai", model="m", base_url="http://127.0.0.1:9/v1")

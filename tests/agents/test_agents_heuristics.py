@@ -6,14 +6,14 @@ from itertools import pairwise
 
 import pytest
 
-from agents.heuristics import (
+from imageforge.agents.heuristics import (
     critique_heuristic,
     enhance_heuristic,
     plan_heuristic,
     scenes_for_duration,
 )
-from agents.rubric import analyze_prompt
-from agents.schemas import ConsistencyMarkers, Critique, DimensionScores, EnhancedPrompt, ScenePlan
+from imageforge.agents.rubric import analyze_prompt
+from imageforge.agents.schemas import ConsistencyMarkers, Critique, DimensionScores, EnhancedPrompt, ScenePlan
 
 COFFEE = "Artisan coffee that starts your morning right"
 CONCEPTS = [
@@ -34,9 +34,7 @@ def run_loop(s: ScenePlan, markers: ConsistencyMarkers, max_iterations: int = 4)
     previous = critique = None
     critiques = []
     for iteration in range(1, max_iterations + 1):
-        previous = enhance_heuristic(
-            s, markers, previous=previous, critique=critique, iteration=iteration
-        )
+        previous = enhance_heuristic(s, markers, previous=previous, critique=critique, iteration=iteration)
         critique = critique_heuristic(previous, s, markers)
         critiques.append(critique)
         if critique.overall >= 85:
@@ -129,9 +127,7 @@ def test_agents_are_deterministic():
     critique = critique_heuristic(first, s, plan.markers)
     assert critique == critique_heuristic(first, s, plan.markers)
     second = enhance_heuristic(s, plan.markers, previous=first, critique=critique, iteration=2)
-    assert second == enhance_heuristic(
-        s, plan.markers, previous=first, critique=critique, iteration=2
-    )
+    assert second == enhance_heuristic(s, plan.markers, previous=first, critique=critique, iteration=2)
 
 
 # --- cinematographer ----------------------------------------------------------------------
@@ -140,9 +136,7 @@ def test_agents_are_deterministic():
 def test_night_and_morning_scenes_get_different_light():
     markers = ConsistencyMarkers()
     night = enhance_heuristic(scene("A woman sipping coffee by the window at night"), markers)
-    morning = enhance_heuristic(
-        scene("A woman sipping coffee by the window in the morning"), markers
-    )
+    morning = enhance_heuristic(scene("A woman sipping coffee by the window in the morning"), markers)
     assert night.color_temperature_k == 3200
     assert "practical" in night.lighting
     assert 4500 <= morning.color_temperature_k <= 5600
@@ -157,9 +151,7 @@ def test_product_close_up_and_establishing_beats_get_different_lenses():
         scene("Close-up of coffee pouring into a ceramic mug, steam rising", "build"),
         ConsistencyMarkers(),
     )
-    wide = enhance_heuristic(
-        scene("Wide view of a sunlit kitchen in the morning", "hook"), ConsistencyMarkers()
-    )
+    wide = enhance_heuristic(scene("Wide view of a sunlit kitchen in the morning", "hook"), ConsistencyMarkers())
     assert (detail.shot_type, detail.lens, detail.aperture) == (
         "macro close-up",
         "100mm macro",
@@ -170,12 +162,8 @@ def test_product_close_up_and_establishing_beats_get_different_lenses():
 
 
 def test_human_and_hero_beats_get_portrait_and_hero_framing():
-    human = enhance_heuristic(
-        scene("A woman smiles as she takes the first sip", "reveal"), ConsistencyMarkers()
-    )
-    hero = enhance_heuristic(
-        scene("The mug on the counter with space for the tagline", "payoff"), ConsistencyMarkers()
-    )
+    human = enhance_heuristic(scene("A woman smiles as she takes the first sip", "reveal"), ConsistencyMarkers())
+    hero = enhance_heuristic(scene("The mug on the counter with space for the tagline", "payoff"), ConsistencyMarkers())
     assert human.shot_type == "medium close-up" and human.aperture in ("f/1.8", "f/2")
     assert "distorted hands" in human.negative_prompt
     assert hero.shot_type == "hero product shot" and hero.camera_angle == "low angle"
@@ -184,9 +172,7 @@ def test_human_and_hero_beats_get_portrait_and_hero_framing():
 
 def test_enhancement_reads_as_a_brief_without_vague_words_or_conflicts():
     plan = plan_heuristic(COFFEE, 15, None)
-    enhanced = enhance_heuristic(
-        scene("A nice, beautiful mug of coffee on a table in the morning"), plan.markers
-    )
+    enhanced = enhance_heuristic(scene("A nice, beautiful mug of coffee on a table in the morning"), plan.markers)
     analysis = analyze_prompt(enhanced.prompt)
     assert analysis.vague == [] and analysis.conflicts == []
     assert "removed vague words" in enhanced.addressed
@@ -251,9 +237,7 @@ def test_an_llm_style_critique_is_answered_through_its_suggestions():
         suggestions=["Add a composition rule such as the rule of thirds."],
         source="llm",
     )
-    second = enhance_heuristic(
-        s, ConsistencyMarkers(), previous=first, critique=critique, iteration=2
-    )
+    second = enhance_heuristic(s, ConsistencyMarkers(), previous=first, critique=critique, iteration=2)
     assert "rule of thirds" in second.prompt.lower()
     assert "cinematography" in second.addressed
 
@@ -267,9 +251,7 @@ def test_an_llm_written_previous_prompt_is_kept_and_extended():
         }
     )
     critique = critique_heuristic(previous, s, ConsistencyMarkers())
-    revised = enhance_heuristic(
-        s, ConsistencyMarkers(), previous=previous, critique=critique, iteration=2
-    )
+    revised = enhance_heuristic(s, ConsistencyMarkers(), previous=previous, critique=critique, iteration=2)
     assert revised.prompt.startswith("Reader curled in an armchair by a tall window")
     assert critique_heuristic(revised, s, ConsistencyMarkers()).overall > critique.overall
 

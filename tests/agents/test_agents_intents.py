@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.assistant import (
+from imageforge.agents.assistant import (
     ADJUST_STEP,
     ChangeSettingsArgs,
     ExplainWinnerArgs,
@@ -19,7 +19,7 @@ from agents.assistant import (
     effective_settings,
     load_assistant_prompt,
 )
-from agents.intents import parse_message, parse_number, parse_ordinal
+from imageforge.agents.intents import parse_message, parse_number, parse_ordinal
 
 SCHEMAS = {
     "start_storyboard": StartStoryboardArgs,
@@ -302,9 +302,7 @@ def test_an_out_of_range_value_is_refused_with_its_range_and_nothing_changes():
 
 
 def test_changes_are_described_from_and_to_and_a_random_seed_clears_the_seed():
-    change = apply_settings_change(
-        {"seed": 42}, ChangeSettingsArgs(random_seed=True, num_variations=6)
-    )
+    change = apply_settings_change({"seed": 42}, ChangeSettingsArgs(random_seed=True, num_variations=6))
     assert change.overrides == {"num_variations": 6}
     assert describe_change(change) == "variations per scene 4 -> 6; seed 42 -> random."
     same = apply_settings_change({"num_variations": 6}, ChangeSettingsArgs(num_variations=6))

@@ -10,10 +10,10 @@ import pytest
 from fakes import ScriptedChatModel, SleepyChatModel, text_message, tool_call_message
 from langchain_core.messages import HumanMessage, ToolMessage
 
-from agents import LLMParseError, LLMTransientError, ask_structured, enhance, plan, review
-from agents.heuristics import critique_heuristic, enhance_heuristic, plan_heuristic
-from agents.planner import PlanDraft, SceneDraft
-from agents.schemas import (
+from imageforge.agents import LLMParseError, LLMTransientError, ask_structured, enhance, plan, review
+from imageforge.agents.heuristics import critique_heuristic, enhance_heuristic, plan_heuristic
+from imageforge.agents.planner import PlanDraft, SceneDraft
+from imageforge.agents.schemas import (
     ConsistencyMarkers,
     CritiqueDraft,
     DimensionScores,
@@ -27,9 +27,7 @@ SCENE = PLAN.scenes[1]
 MARKERS = PLAN.markers
 ENHANCED = enhance_heuristic(SCENE, MARKERS)
 DRAFT = CritiqueDraft(
-    scores=DimensionScores(
-        completeness=90, specificity=80, professionalism=70, cinematography=95, brand_alignment=60
-    ),
+    scores=DimensionScores(completeness=90, specificity=80, professionalism=70, cinematography=95, brand_alignment=60),
     critique="Brand alignment is weakest: the palette is not named.",
     suggestions=["Name the palette: espresso brown, cream, caramel."],
 )
@@ -59,18 +57,14 @@ def plan_draft(n: int, *, ids: list[str] | None = None) -> PlanDraft:
 
 async def test_structured_reply_parses_into_the_schema():
     llm = ScriptedChatModel.from_replies([tool_call_message(DRAFT)])
-    result, events = await ask_structured(
-        llm, CritiqueDraft, system="s", user="u", agent="prompt_engineer"
-    )
+    result, events = await ask_structured(llm, CritiqueDraft, system="s", user="u", agent="prompt_engineer")
     assert result == DRAFT and events == []
     assert len(llm.calls) == 1
 
 
 async def test_unparsable_first_reply_is_retried_once_with_the_error():
     llm = ScriptedChatModel.from_replies([bad_critique(), tool_call_message(DRAFT)])
-    result, events = await ask_structured(
-        llm, CritiqueDraft, system="s", user="u", agent="prompt_engineer"
-    )
+    result, events = await ask_structured(llm, CritiqueDraft, system="s", user="u", agent="prompt_engineer")
     assert result == DRAFT
     assert [e.kind for e in events] == ["parse_retry"]
     assert "scores" in events[0].detail and events[0].agent == "prompt_engineer"
@@ -80,12 +74,8 @@ async def test_unparsable_first_reply_is_retried_once_with_the_error():
 
 
 async def test_a_reply_without_tool_call_is_also_retried():
-    llm = ScriptedChatModel.from_replies(
-        [text_message("I think it is fine."), tool_call_message(DRAFT)]
-    )
-    result, events = await ask_structured(
-        llm, CritiqueDraft, system="s", user="u", agent="prompt_engineer"
-    )
+    llm = ScriptedChatModel.from_replies([text_message("I think it is fine."), tool_call_message(DRAFT)])
+    result, events = await ask_structured(llm, CritiqueDraft, system="s", user="u", agent="prompt_engineer")
     assert result == DRAFT
     assert "no CritiqueDraft tool call" in events[0].detail
 
@@ -103,15 +93,9 @@ async def test_two_unparsable_replies_raise_parse_error_with_events():
     [
         openai.APIConnectionError(request=REQUEST),
         openai.APITimeoutError(request=REQUEST),
-        openai.RateLimitError(
-            "slow down", response=httpx.Response(429, request=REQUEST), body=None
-        ),
-        openai.InternalServerError(
-            "boom", response=httpx.Response(500, request=REQUEST), body=None
-        ),
-        openai.APIStatusError(
-            "unavailable", response=httpx.Response(503, request=REQUEST), body=None
-        ),
+        openai.RateLimitError("slow down", response=httpx.Response(429, request=REQUEST), body=None),
+        openai.InternalServerError("boom", response=httpx.Response(500, request=REQUEST), body=None),
+        openai.APIStatusError("unavailable", response=httpx.Response(503, request=REQUEST), body=None),
         httpx.ConnectError("refused", request=REQUEST),
         TimeoutError("deadline"),
     ],
@@ -125,9 +109,7 @@ async def test_transport_errors_become_transient_errors(error):
 
 
 async def test_transient_error_after_a_parse_retry_carries_the_retry_event():
-    llm = ScriptedChatModel.from_replies(
-        [bad_critique(), openai.APIConnectionError(request=REQUEST)]
-    )
+    llm = ScriptedChatModel.from_replies([bad_critique(), openai.APIConnectionError(request=REQUEST)])
     with pytest.raises(LLMTransientError) as caught:
         await ask_structured(llm, CritiqueDraft, system="s", user="u", agent="prompt_engineer")
     assert [e.kind for e in caught.value.events] == ["parse_retry"]
@@ -137,9 +119,7 @@ async def test_transient_error_after_a_parse_retry_carries_the_retry_event():
     "error",
     [
         openai.BadRequestError("bad", response=httpx.Response(400, request=REQUEST), body=None),
-        openai.AuthenticationError(
-            "no key", response=httpx.Response(401, request=REQUEST), body=None
-        ),
+        openai.AuthenticationError("no key", response=httpx.Response(401, request=REQUEST), body=None),
         RuntimeError("bug"),
     ],
 )
@@ -153,9 +133,7 @@ async def test_other_errors_propagate_unchanged(error):
 
 
 async def test_review_with_llm_computes_overall_from_the_scores():
-    reply = tool_call_message(
-        {**DRAFT.model_dump(mode="json"), "overall": 99.0}, name="CritiqueDraft"
-    )
+    reply = tool_call_message({**DRAFT.model_dump(mode="json"), "overall": 99.0}, name="CritiqueDraft")
     llm = ScriptedChatModel.from_replies([reply])
     critique, events = await review(ENHANCED, SCENE, MARKERS, llm=llm)
     assert critique.source == "llm" and events == []
@@ -182,14 +160,10 @@ async def test_review_without_llm_is_heuristic():
 
 
 async def test_enhance_with_llm_marks_source_and_passes_the_critique():
-    answer = ENHANCED.model_copy(
-        update={"prompt": "LLM brief: macro close-up, 100mm at f/2.8.", "source": "heuristic"}
-    )
+    answer = ENHANCED.model_copy(update={"prompt": "LLM brief: macro close-up, 100mm at f/2.8.", "source": "heuristic"})
     llm = ScriptedChatModel.from_replies([tool_call_message(answer)])
     critique = critique_heuristic(ENHANCED, SCENE, MARKERS)
-    result, events = await enhance(
-        SCENE, MARKERS, previous=ENHANCED, critique=critique, iteration=2, llm=llm
-    )
+    result, events = await enhance(SCENE, MARKERS, previous=ENHANCED, critique=critique, iteration=2, llm=llm)
     assert result.source == "llm" and result.prompt.startswith("LLM brief") and events == []
     sent = llm.calls[0][1].content
     assert f"weakest dimension is {critique.scores.weakest()}" in sent and "Iteration 2" in sent
@@ -214,9 +188,7 @@ async def test_enhance_lets_transient_errors_through():
 
 
 async def test_plan_with_llm_is_numbered_and_fitted_to_the_duration():
-    llm = ScriptedChatModel.from_replies(
-        [tool_call_message(plan_draft(4, ids=["character_1"]), name="PlanDraft")]
-    )
+    llm = ScriptedChatModel.from_replies([tool_call_message(plan_draft(4, ids=["character_1"]), name="PlanDraft")])
     result, events = await plan(COFFEE, 15, None, llm=llm)
     assert result.source == "llm" and events == []
     assert [s.scene_number for s in result.scenes] == [1, 2, 3, 4]

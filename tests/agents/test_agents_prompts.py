@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from agents.rubric import DIMENSIONS
-from agents.schemas import DIMENSION_WEIGHTS
-from agents.system_prompts import SYSTEM_PROMPT_NAMES, load_system_prompt
+from imageforge.agents.rubric import DIMENSIONS
+from imageforge.agents.schemas import DIMENSION_WEIGHTS
+from imageforge.agents.system_prompts import SYSTEM_PROMPT_NAMES, load_system_prompt
 
 
 @pytest.mark.parametrize("name", SYSTEM_PROMPT_NAMES)

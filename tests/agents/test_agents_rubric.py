@@ -6,14 +6,14 @@ from itertools import pairwise
 
 import pytest
 
-from agents.rubric import (
+from imageforge.agents.rubric import (
     ELEMENT_LABELS,
     analyze_prompt,
     missing_element_keys,
     missing_elements,
     score_prompt,
 )
-from agents.schemas import ConsistencyMarkers, weighted_overall
+from imageforge.agents.schemas import ConsistencyMarkers, weighted_overall
 
 # A production brief, one element per sentence; each step below adds one more.
 SENTENCES = [
@@ -35,9 +35,7 @@ STEPS = [
 ]
 
 MARKERS = ConsistencyMarkers(
-    characters=[
-        "a woman in her early thirties with chestnut brown hair, wearing a cream knit sweater"
-    ],
+    characters=["a woman in her early thirties with chestnut brown hair, wearing a cream knit sweater"],
     palette=["espresso brown", "cream", "caramel"],
     setting="a modern minimalist kitchen with white oak counters",
     style="warm editorial lifestyle photography",
@@ -72,9 +70,7 @@ def test_missing_elements_are_named_per_dimension_and_disappear_once_added():
     assert ELEMENT_LABELS["color_temperature"] in missing["specificity"]
     assert ELEMENT_LABELS["action"] not in missing["completeness"]
 
-    fixed = missing_elements(
-        "Woman reaching for a coffee mug, eye-level camera angle, 50mm lens, at dawn"
-    )
+    fixed = missing_elements("Woman reaching for a coffee mug, eye-level camera angle, 50mm lens, at dawn")
     assert ELEMENT_LABELS["lens"] not in fixed["cinematography"]
     assert ELEMENT_LABELS["camera_angle"] not in fixed["cinematography"]
     assert ELEMENT_LABELS["time_of_day"] not in fixed["completeness"]
@@ -120,17 +116,12 @@ def test_tag_soup_is_penalised():
 def test_conflicting_terms_are_detected_and_cost_points(prompt, conflict):
     analysis = analyze_prompt(prompt)
     assert conflict in analysis.conflicts
-    assert any(
-        "resolve conflicting terms" in item for item in missing_elements(prompt)["cinematography"]
-    )
+    assert any("resolve conflicting terms" in item for item in missing_elements(prompt)["cinematography"])
 
 
 def test_conflict_lowers_cinematography():
     base = "Wide establishing shot, eye-level camera angle, 24mm lens at f/8, deep depth of field, city street at night"
-    assert (
-        score_prompt(base + ", shallow depth of field").cinematography
-        < score_prompt(base).cinematography
-    )
+    assert score_prompt(base + ", shallow depth of field").cinematography < score_prompt(base).cinematography
 
 
 def test_spelling_variants_are_detected_alike():
@@ -144,10 +135,7 @@ def test_spelling_variants_are_detected_alike():
 def test_brand_alignment_rises_with_marker_coverage_and_names_what_is_missing():
     base = "A woman holding a mug in the kitchen"
     with_palette = base + ", espresso brown and cream palette"
-    with_more = (
-        with_palette
-        + ", caramel accents, warm editorial lifestyle photography, artisan slow ritual"
-    )
+    with_more = with_palette + ", caramel accents, warm editorial lifestyle photography, artisan slow ritual"
     scores = [score_prompt(p, MARKERS).brand_alignment for p in (base, with_palette, with_more)]
     assert scores == sorted(scores) and scores[0] < scores[1] < scores[2]
     missing = missing_elements(with_palette, MARKERS)["brand_alignment"]
@@ -157,12 +145,7 @@ def test_brand_alignment_rises_with_marker_coverage_and_names_what_is_missing():
 
 def test_brand_alignment_without_markers_judges_palette_mood_and_style():
     assert score_prompt("A mug").brand_alignment == 0
-    assert (
-        score_prompt(
-            "A mug, cream and brown palette, calm mood, editorial photography"
-        ).brand_alignment
-        == 100
-    )
+    assert score_prompt("A mug, cream and brown palette, calm mood, editorial photography").brand_alignment == 100
     assert missing_element_keys("A mug")["brand_alignment"] == ["palette", "mood", "style"]
 
 

@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 from sqlmodel import Session
 
-from api import crud
-from api.auth import create_access_token
-from api.db import create_db_engine, init_db
-from api.models import UserCreate
-from api.settings import Settings
+from imageforge.api import crud
+from imageforge.api.auth import create_access_token
+from imageforge.api.db import create_db_engine, init_db
+from imageforge.api.models import UserCreate
+from imageforge.api.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "server-tier-secret-" + "z" * 40
@@ -86,8 +86,19 @@ class Server:
         self.starts += 1
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "imageforge.api.main:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
             cwd=self.root,
             env=self.environment(),
             stdout=log,
@@ -123,9 +134,7 @@ class Server:
                 self.process.wait(timeout=30)
 
     def log(self) -> str:
-        return "\n".join(
-            path.read_text(errors="replace")[-4000:] for path in sorted(self.root.glob("server-*.log"))
-        )
+        return "\n".join(path.read_text(errors="replace")[-4000:] for path in sorted(self.root.glob("server-*.log")))
 
     def add_user(self, email: str, password: str = "password123") -> dict[str, str]:
         """A user in the server's database, and bearer headers for it."""
@@ -138,7 +147,9 @@ class Server:
         return {"Authorization": f"Bearer {create_access_token(user.id, settings)}"}  # type: ignore[arg-type]
 
 
-def wait_until(client: httpx.Client, url: str, headers: dict[str, str], predicate: Any, timeout_s: float = 60.0) -> dict[str, Any]:
+def wait_until(
+    client: httpx.Client, url: str, headers: dict[str, str], predicate: Any, timeout_s: float = 60.0
+) -> dict[str, Any]:
     """Poll a JSON document until ``predicate(document)`` holds (a bound, not a timing check)."""
     deadline = time.monotonic() + timeout_s
     while True:

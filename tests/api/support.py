@@ -15,16 +15,16 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlmodel import Session
 
-from api import crud
-from api.auth import create_access_token
-from api.models import UserCreate
-from api.pipeline import JobSpec
-from api.settings import Settings
-from scoring.schemas import EnsembleReport, ScorerInfo, VariationScore
-from tools.storage import save_png
-from traces import layout
-from traces.schemas import Attempt, RunSummary, SceneResult
-from traces.writer import TraceWriter
+from imageforge.api import crud
+from imageforge.api.auth import create_access_token
+from imageforge.api.models import UserCreate
+from imageforge.api.pipeline import JobSpec
+from imageforge.api.settings import Settings
+from imageforge.scoring.schemas import EnsembleReport, ScorerInfo, VariationScore
+from imageforge.tools.storage import save_png
+from imageforge.traces import layout
+from imageforge.traces.schemas import Attempt, RunSummary, SceneResult
+from imageforge.traces.writer import TraceWriter
 
 SECRET = "test-secret-" + "x" * 40
 
@@ -144,10 +144,7 @@ class FakePipeline:
         await event("run_started", generation_id=generation_id)
         await event(
             "plan_ready",
-            scenes=[
-                {"scene_number": k, "prompt": f"scene {k} of {spec.concept}"}
-                for k in range(1, count + 1)
-            ],
+            scenes=[{"scene_number": k, "prompt": f"scene {k} of {spec.concept}"} for k in range(1, count + 1)],
         )
         self.started.append(generation_id)
         results: list[SceneResult] = []
@@ -163,9 +160,7 @@ class FakePipeline:
             )
             results.append(result)
             summary("running", results)
-            await event(
-                "scene_done", scene=scene, total=count, result=result.model_dump(mode="json")
-            )
+            await event("scene_done", scene=scene, total=count, result=result.model_dump(mode="json"))
         await event("run_done", status="completed")
         return summary("completed", results)
 
@@ -174,9 +169,7 @@ def add_user(client: TestClient, email: str, password: str = "password123") -> d
     """Create a user directly in the database and return bearer headers for it."""
     app = client.app
     with Session(app.state.engine) as session:  # type: ignore[attr-defined]
-        user = crud.create_user(
-            session=session, user_create=UserCreate(email=email, password=password)
-        )
+        user = crud.create_user(session=session, user_create=UserCreate(email=email, password=password))
     token = create_access_token(user.id, app.state.settings)  # type: ignore[attr-defined,arg-type]
     return {"Authorization": f"Bearer {token}"}
 
@@ -195,7 +188,5 @@ def wait_for_status(
         if document["status"] in statuses:
             return document
         if time.monotonic() > deadline:
-            raise AssertionError(
-                f"generation {generation_id} stuck in {document['status']}: {document}"
-            )
+            raise AssertionError(f"generation {generation_id} stuck in {document['status']}: {document}")
         time.sleep(0.02)

@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from langchain_core.messages import AIMessage
 from sqlmodel import Session
 
-from api import crud
-from api.main import create_app
+from imageforge.api import crud
+from imageforge.api.main import create_app
+from imageforge.traces.reader import read_trace
 from tests.api.support import add_user, make_settings, wait_for_status
-from traces.reader import read_trace
 
 URL = "/api/assistant/messages"
 
@@ -30,19 +30,14 @@ def say(client: TestClient, headers: dict[str, str], message: str, **fields: str
 
 def stored_request(client: TestClient, generation_id: str) -> dict:
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        return crud.get_generation(
-            session=session, generation_id=generation_id, user_id=None
-        ).request
+        return crud.get_generation(session=session, generation_id=generation_id, user_id=None).request
 
 
 def test_a_conversation_starts_follows_tunes_refines_and_explains(client, alice, pipeline):
     # Start: a new conversation, a storyboard submitted with the conversation's settings.
     started = say(client, alice, "make a 15 second storyboard about artisan coffee")
     conversation, first = started["conversation_id"], started["generation_id"]
-    assert (
-        started["actions"][0]["type"] == "storyboard_started"
-        and started["actions"][0]["generation_id"] == first
-    )
+    assert started["actions"][0]["type"] == "storyboard_started" and started["actions"][0]["generation_id"] == first
     request = stored_request(client, first)
     assert request["concept"] == "artisan coffee" and request["target_duration_s"] == 15.0
     wait_for_status(client, first, alice, {"completed"})
@@ -69,11 +64,7 @@ def test_a_conversation_starts_follows_tunes_refines_and_explains(client, alice,
     refined = say(client, alice, "make scene 2 moodier, at night", conversation_id=conversation)
     action = refined["actions"][0]
     second = action["generation_id"]
-    assert (
-        action["type"] == "scene_refined"
-        and action["reuse_from"] == first
-        and action["keep_scenes"] == 1
-    )
+    assert action["type"] == "scene_refined" and action["reuse_from"] == first and action["keep_scenes"] == 1
     assert refined["generation_id"] == second != first
     request = stored_request(client, second)
     assert request["reuse_from"] == first and request["keep_scenes"] == 1
@@ -86,18 +77,10 @@ def test_a_conversation_starts_follows_tunes_refines_and_explains(client, alice,
     # Explain, from the new generation's trace (6 variations; the FakePipeline's image 6 wins).
     why = say(client, alice, "why did image 6 win in scene 1?", conversation_id=conversation)
     assert why["reply"].startswith("Image 6 won scene 1 with an overall score of 61.0/100")
-    assert (
-        "runner-up, image 5" in why["reply"]
-        and "margin of 1.0" in why["reply"]
-        and "pickscore" in why["reply"]
-    )
+    assert "runner-up, image 5" in why["reply"] and "margin of 1.0" in why["reply"] and "pickscore" in why["reply"]
     details = why["actions"][0]["scenes"][0]
     assert why["actions"][0]["generation_id"] == second
-    assert (
-        details["image"] == 6
-        and details["runner_up"] == 5
-        and details["deciding_component"] == "pickscore"
-    )
+    assert details["image"] == 6 and details["runner_up"] == 5 and details["deciding_component"] == "pickscore"
     lost = say(client, alice, "why did image 3 win in scene 1?", conversation_id=conversation)
     assert lost["reply"].startswith("Image 3 did not win scene 1: image 6 did")
 
@@ -109,13 +92,8 @@ def test_a_conversation_starts_follows_tunes_refines_and_explains(client, alice,
     detail = client.get(f"/api/assistant/conversations/{conversation}", headers=alice).json()
     assert detail["generation_id"] == second and detail["settings"]["num_variations"] == 6
     users = [m["content"] for m in detail["messages"] if m["role"] == "user"]
-    assert (
-        users[0] == "make a 15 second storyboard about artisan coffee"
-        and users[-1] == "sing me a song"
-    )
-    assert [m["action"]["type"] for m in detail["messages"] if m["role"] == "tool" and m["action"]][
-        :2
-    ] == [
+    assert users[0] == "make a 15 second storyboard about artisan coffee" and users[-1] == "sing me a song"
+    assert [m["action"]["type"] for m in detail["messages"] if m["role"] == "tool" and m["action"]][:2] == [
         "storyboard_started",
         "status_reported",
     ]
@@ -134,10 +112,7 @@ def test_refining_before_the_earlier_scenes_finished_is_refused(client, alice, p
     finally:
         pipeline.hold.set()
     assert refused["actions"] == [] and refused["generation_id"] == first
-    assert (
-        "can't refine scene 2" in refused["reply"]
-        and "scene 1 has not finished" in refused["reply"]
-    )
+    assert "can't refine scene 2" in refused["reply"] and "scene 1 has not finished" in refused["reply"]
     listing = client.get("/api/generations", headers=alice).json()
     assert listing["count"] == 1  # nothing new was submitted
     wait_for_status(client, first, alice, {"completed"})
@@ -146,9 +121,7 @@ def test_refining_before_the_earlier_scenes_finished_is_refused(client, alice, p
 
 
 def test_a_named_generation_becomes_the_conversations_current_one(client, alice, settings):
-    generation = client.post(
-        "/api/generate", json={"prompt": "Luxury watch", "num_scenes": 1}, headers=alice
-    ).json()
+    generation = client.post("/api/generate", json={"prompt": "Luxury watch", "num_scenes": 1}, headers=alice).json()
     generation_id = generation["generation_id"]
     wait_for_status(client, generation_id, alice, {"completed"})
     answer = say(client, alice, "status", generation_id=generation_id)
@@ -181,22 +154,10 @@ def test_conversations_and_generations_belong_to_their_user(client, alice, bob):
     for body in ({"conversation_id": conversation}, {"generation_id": generation_id}):
         response = client.post(URL, json={"message": "how is it going?", **body}, headers=bob)
         assert response.status_code == 404, response.text
-        assert (
-            client.post(
-                f"{URL}/stream", json={"message": "status", **body}, headers=bob
-            ).status_code
-            == 404
-        )
-    assert (
-        client.get(f"/api/assistant/conversations/{conversation}", headers=bob).status_code == 404
-    )
-    assert (
-        client.delete(f"/api/assistant/conversations/{conversation}", headers=bob).status_code
-        == 404
-    )
-    assert (
-        client.get("/api/assistant/conversations", headers=bob).json()["count"] == 0
-    )  # nothing stored for bob
+        assert client.post(f"{URL}/stream", json={"message": "status", **body}, headers=bob).status_code == 404
+    assert client.get(f"/api/assistant/conversations/{conversation}", headers=bob).status_code == 404
+    assert client.delete(f"/api/assistant/conversations/{conversation}", headers=bob).status_code == 404
+    assert client.get("/api/assistant/conversations", headers=bob).json()["count"] == 0  # nothing stored for bob
     # Bob's own conversation cannot reach Alice's storyboard by naming it to a tool either.
     client.app.state.services = SimpleNamespace(  # type: ignore[attr-defined]
         llm=ScriptedChatModel.from_replies(
@@ -208,13 +169,8 @@ def test_conversations_and_generations_belong_to_their_user(client, alice, bob):
     )
     theirs = say(client, bob, f"how is {generation_id} going?")
     assert theirs["actions"] == [] and theirs["generation_id"] is None
-    steps = client.get(
-        f"/api/assistant/conversations/{theirs['conversation_id']}", headers=bob
-    ).json()["messages"]
-    assert (
-        steps[2]["role"] == "tool"
-        and steps[2]["content"] == f"I can't find storyboard {generation_id}."
-    )
+    steps = client.get(f"/api/assistant/conversations/{theirs['conversation_id']}", headers=bob).json()["messages"]
+    assert steps[2]["role"] == "tool" and steps[2]["content"] == f"I can't find storyboard {generation_id}."
     assert client.post(URL, json={"message": "hi"}).status_code == 401
 
 
@@ -226,12 +182,7 @@ def test_bad_bodies_are_422_and_unknown_conversations_404(client, alice):
         {"message": "hi", "extra": 1},
     ):
         assert client.post(URL, json=body, headers=alice).status_code == 422, body
-    assert (
-        client.post(
-            URL, json={"message": "hi", "conversation_id": "nope"}, headers=alice
-        ).status_code
-        == 404
-    )
+    assert client.post(URL, json={"message": "hi", "conversation_id": "nope"}, headers=alice).status_code == 404
     assert client.get("/api/assistant/conversations", headers=alice).json()["count"] == 0
 
 
@@ -261,17 +212,13 @@ def test_the_stream_shows_each_step_then_the_result(client, alice):
     assert events[1][1]["name"] == "change_settings" and events[3][1]["name"] == "report_status"
     done = events[-1][1]
     assert done["conversation_id"] == events[0][1]["conversation_id"]
-    assert [a["type"] for a in done["actions"]] == ["settings_changed"] and done["reply"] == events[
-        -2
-    ][1]["content"]
+    assert [a["type"] for a in done["actions"]] == ["settings_changed"] and done["reply"] == events[-2][1]["content"]
 
 
 def test_with_a_configured_chat_model_the_model_chooses_the_tools(client, alice):
     llm = ScriptedChatModel.from_replies(
         [
-            tool_call_message(
-                {"description": "artisan coffee", "num_scenes": 1}, name="start_storyboard"
-            ),
+            tool_call_message({"description": "artisan coffee", "num_scenes": 1}, name="start_storyboard"),
             AIMessage(content="Your one-scene coffee storyboard is on its way."),
         ]
     )
@@ -284,30 +231,21 @@ def test_with_a_configured_chat_model_the_model_chooses_the_tools(client, alice)
 
 def test_deleting_a_conversation_forgets_it(client, alice):
     conversation = say(client, alice, "seed 42")["conversation_id"]
+    assert client.delete(f"/api/assistant/conversations/{conversation}", headers=alice).status_code == 204
+    assert client.get(f"/api/assistant/conversations/{conversation}", headers=alice).status_code == 404
     assert (
-        client.delete(f"/api/assistant/conversations/{conversation}", headers=alice).status_code
-        == 204
-    )
-    assert (
-        client.get(f"/api/assistant/conversations/{conversation}", headers=alice).status_code == 404
-    )
-    assert (
-        client.post(
-            URL, json={"message": "settings", "conversation_id": conversation}, headers=alice
-        ).status_code
+        client.post(URL, json={"message": "settings", "conversation_id": conversation}, headers=alice).status_code
         == 404
     )
 
 
 def test_refining_through_the_real_offline_pipeline_keeps_the_earlier_scenes(tmp_path):
     settings = make_settings(tmp_path, generator="sketch", scorers=["offline"], llm="heuristic")
-    with TestClient(
-        create_app(settings)
-    ) as client:  # the storyboard graph itself, offline backends
+    with TestClient(create_app(settings)) as client:  # the storyboard graph itself, offline backends
         alice = add_user(client, "alice@example.com")
-        conversation = say(
-            client, alice, "use 2 variations, no more than 1 iteration, 128px, seed 5"
-        )["conversation_id"]
+        conversation = say(client, alice, "use 2 variations, no more than 1 iteration, 128px, seed 5")[
+            "conversation_id"
+        ]
         first = say(
             client,
             alice,
@@ -320,13 +258,8 @@ def test_refining_through_the_real_offline_pipeline_keeps_the_earlier_scenes(tmp
         before = read_trace(settings.trace_root, first["generation_id"]).summary
         after = read_trace(settings.trace_root, refined["generation_id"]).summary
         assert [s.scene_number for s in after.scenes] == [1, 2, 3]
-        assert (
-            after.scenes[0].winner.overall == before.scenes[0].winner.overall
-        )  # kept, not regenerated
+        assert after.scenes[0].winner.overall == before.scenes[0].winner.overall  # kept, not regenerated
         assert after.enhancements[1].original_prompt.endswith(", moodier, at night")
         assert after.settings["num_variations"] == 2 and after.settings["seed"] == 5
         why = say(client, alice, "why did image 1 win in scene 3?", conversation_id=conversation)
-        assert (
-            why["actions"][0]["generation_id"] == refined["generation_id"]
-            and "scene 3" in why["reply"]
-        )
+        assert why["actions"][0]["generation_id"] == refined["generation_id"] and "scene 3" in why["reply"]

@@ -12,15 +12,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from api.auth import (
+from imageforge.api.auth import (
     InvalidTokenError,
     create_access_token,
     decode_access_token,
     hash_password,
     verify_password,
 )
-from api.main import create_app
-from api.settings import Settings
+from imageforge.api.main import create_app
+from imageforge.api.settings import Settings
 from tests.api.support import SECRET, FakePipeline, add_user, make_settings
 
 
@@ -44,10 +44,7 @@ def test_settings_read_the_environment_and_the_unprefixed_openai_key(
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.workers == 3
     assert settings.scorers == ("offline",)
-    assert (
-        settings.openai_api_key is not None
-        and settings.openai_api_key.get_secret_value() == "sk-test"
-    )
+    assert settings.openai_api_key is not None and settings.openai_api_key.get_secret_value() == "sk-test"
     assert settings.effective_database_url.startswith("sqlite:///")
     assert not settings.is_postgres
     assert Settings(_env_file=None, database_url="postgresql://u:p@db/x").is_postgres  # type: ignore[call-arg]
@@ -71,9 +68,7 @@ def test_hs256_tokens_round_trip_and_reject_tampering_and_expiry(tmp_path: Path)
     with pytest.raises(InvalidTokenError):
         decode_access_token(token, other)
     with pytest.raises(InvalidTokenError, match="expired"):
-        decode_access_token(
-            create_access_token(42, settings, expires_delta=timedelta(seconds=-5)), settings
-        )
+        decode_access_token(create_access_token(42, settings, expires_delta=timedelta(seconds=-5)), settings)
     with pytest.raises(InvalidTokenError):
         decode_access_token("not.a.token", settings)
 
@@ -90,13 +85,9 @@ def test_rs256_tokens_use_the_key_files(tmp_path: Path) -> None:
         )
     )
     public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    settings = make_settings(
-        tmp_path, jwt_algorithm="RS256", jwt_private_key_path=private, jwt_public_key_path=public
-    )
+    settings = make_settings(tmp_path, jwt_algorithm="RS256", jwt_private_key_path=private, jwt_public_key_path=public)
     token = create_access_token(7, settings)
     assert decode_access_token(token, settings) == "7"
     hs = make_settings(tmp_path)
@@ -108,17 +99,10 @@ def test_login_me_and_unauthenticated_requests(client: TestClient) -> None:
     add_user(client, "carol@example.com", "s3cret-pass")
     assert client.get("/api/users/me").status_code == 401
     assert client.get("/api/generations").headers["www-authenticate"] == "Bearer"
-    assert (
-        client.get("/api/users/me", headers={"Authorization": "Bearer nonsense"}).status_code == 401
-    )
-    wrong = client.post(
-        "/api/login/access-token", data={"username": "carol@example.com", "password": "nope-nope"}
-    )
+    assert client.get("/api/users/me", headers={"Authorization": "Bearer nonsense"}).status_code == 401
+    wrong = client.post("/api/login/access-token", data={"username": "carol@example.com", "password": "nope-nope"})
     assert wrong.status_code == 400
-    assert (
-        client.post("/api/login/access-token", data={"username": "carol@example.com"}).status_code
-        == 422
-    )
+    assert client.post("/api/login/access-token", data={"username": "carol@example.com"}).status_code == 422
     token = client.post(
         "/api/login/access-token", data={"username": "carol@example.com", "password": "s3cret-pass"}
     ).json()
@@ -130,14 +114,10 @@ def test_login_me_and_unauthenticated_requests(client: TestClient) -> None:
 
 def test_a_token_for_a_deleted_or_unknown_user_is_refused(client: TestClient) -> None:
     token = create_access_token(999, client.app.state.settings)  # type: ignore[attr-defined]
-    assert (
-        client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
-    )
+    assert client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
-def test_dev_mode_disables_auth_and_says_so(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_dev_mode_disables_auth_and_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     settings = make_settings(tmp_path, dev_mode=True, jwt_secret="changethis")
     app = create_app(settings, pipeline=FakePipeline(settings.trace_root))
     with caplog.at_level(logging.WARNING, logger="imageforge.api"), TestClient(app) as client:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.caches import GenerationCache, UserCache
+from imageforge.api.caches import GenerationCache, UserCache
 
 
 def test_generation_cache_hits_until_invalidated() -> None:

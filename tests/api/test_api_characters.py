@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlmodel import Session, select
 
-from api.main import create_app
-from api.models import Generation
-from api.settings import Settings
+from imageforge.api.main import create_app
+from imageforge.api.models import Generation
+from imageforge.api.settings import Settings
 from tests.api.support import add_user, make_settings, wait_for_status
 
 BASE = "/api/v1/characters"
@@ -42,9 +42,7 @@ def png(color: tuple[int, int, int] = (200, 60, 40), size: tuple[int, int] = (64
     return buffer.getvalue()
 
 
-def new_character(
-    client: TestClient, headers: dict[str, str], name: str = "Maya", **fields: Any
-) -> dict[str, Any]:
+def new_character(client: TestClient, headers: dict[str, str], name: str = "Maya", **fields: Any) -> dict[str, Any]:
     body = {
         "name": name,
         "description": "a tall woman with red hair and a green coat",
@@ -102,9 +100,7 @@ def converge_master(client: TestClient, headers: dict[str, str], character_id: s
         if response.status_code == 200:
             return response
         assert response.status_code == 400, response.text
-        latest = client.get("/api/generations", params={"limit": 1}, headers=headers).json()[
-            "data"
-        ][0]
+        latest = client.get("/api/generations", params={"limit": 1}, headers=headers).json()["data"][0]
         document = client.get(f"/api/generations/{latest['id']}", headers=headers).json()
         attempt = document["storyboard_plan"]["scenes"][0]["attempts"][0]
         best = next(v for v in attempt["variations"] if v["index"] == attempt["best_index"])
@@ -120,17 +116,13 @@ def test_character_crud_and_isolation(
 ) -> None:
     character = new_character(client, alice)
     cid = character["id"]
-    assert (
-        character["tags"] == ["hero"] and character["master"] is None and character["gallery"] == []
-    )
+    assert character["tags"] == ["hero"] and character["master"] is None and character["gallery"] == []
 
     listed = client.get(BASE, headers=alice).json()
     assert listed["count"] == 1 and listed["data"][0]["id"] == cid
     assert client.get(BASE, headers=bob).json() == {"data": [], "count": 0}
 
-    updated = client.patch(
-        f"{BASE}/{cid}", json={"name": "Maya Stone", "tags": ["lead", "Lead"]}, headers=alice
-    )
+    updated = client.patch(f"{BASE}/{cid}", json={"name": "Maya Stone", "tags": ["lead", "Lead"]}, headers=alice)
     assert updated.status_code == 200
     assert updated.json()["name"] == "Maya Stone" and updated.json()["tags"] == ["lead"]
     assert updated.json()["description"] == character["description"]  # not sent, not changed
@@ -194,9 +186,7 @@ def test_references_master_replaces_and_core_records_its_angle(
     assert [r["angle"] for r in detail["core_references"]] == ["45-degree"]
     references = client.get(f"{BASE}/{cid}/references", headers=alice).json()
     assert references["count"] == 2 and references["data"][0]["kind"] == "master"
-    assert not (
-        settings.data_dir / "characters" / cid / "references" / f"{first['id']}.png"
-    ).exists()
+    assert not (settings.data_dir / "characters" / cid / "references" / f"{first['id']}.png").exists()
 
     image = client.get(second["url"], headers=alice)
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"
@@ -204,20 +194,12 @@ def test_references_master_replaces_and_core_records_its_angle(
     assert client.get(second["url"], headers=bob).status_code == 404
     assert client.get(second["url"]).status_code == 401
 
-    assert (
-        client.delete(f"{BASE}/{cid}/references/{core.json()['id']}", headers=bob).status_code
-        == 404
-    )
-    assert (
-        client.delete(f"{BASE}/{cid}/references/{core.json()['id']}", headers=alice).status_code
-        == 200
-    )
+    assert client.delete(f"{BASE}/{cid}/references/{core.json()['id']}", headers=bob).status_code == 404
+    assert client.delete(f"{BASE}/{cid}/references/{core.json()['id']}", headers=alice).status_code == 200
     assert client.get(f"{BASE}/{cid}/references", headers=alice).json()["count"] == 1
 
 
-def test_uploads_are_validated(
-    client: TestClient, alice: dict[str, str], settings: Settings
-) -> None:
+def test_uploads_are_validated(client: TestClient, alice: dict[str, str], settings: Settings) -> None:
     cid = new_character(client, alice)["id"]
     bomb = io.BytesIO()
     Image.new("1", (2000, 2000)).save(bomb, format="PNG")  # a small file that claims 4 megapixels
@@ -247,10 +229,7 @@ def test_smart_image_passes_adds_to_the_gallery_and_leaves_a_trace(
     converged = converge_master(client, alice, cid).json()["data"]
     # That run's image joined the gallery and, sharing the prompt's keywords, would now
     # outrank the master (seed 003: generated +5, quality and keyword bonuses); remove it.
-    assert (
-        client.delete(f"{BASE}/{cid}/gallery/{converged['imageId']}", headers=alice).status_code
-        == 200
-    )
+    assert client.delete(f"{BASE}/{cid}/gallery/{converged['imageId']}", headers=alice).status_code == 200
     master_id = client.get(f"{BASE}/{cid}", headers=alice).json()["master"]["id"]
     before = client.get(f"{BASE}/{cid}/gallery", headers=alice).json()["count"]
     assert before == 0
@@ -266,10 +245,7 @@ def test_smart_image_passes_adds_to_the_gallery_and_leaves_a_trace(
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (
-        body["success"] is True
-        and body["message"] == "Smart image generated successfully in 1 attempt"
-    )
+    assert body["success"] is True and body["message"] == "Smart image generated successfully in 1 attempt"
     data = body["data"]
     assert set(data) >= {
         "characterId",
@@ -289,10 +265,7 @@ def test_smart_image_passes_adds_to_the_gallery_and_leaves_a_trace(
     assert data["selectedReferenceType"] == "master" and data["selectedReferenceId"] == master_id
     assert data["attempts"] == 1 and data["qualityScore"] >= 50 and data["consistencyScore"] >= 60
     assert data["filename"].startswith("maya_smart_") and data["filename"].endswith(".png")
-    assert (
-        data["promptAnalysis"]["shot_type"] == "close-up"
-        and data["promptAnalysis"]["mood"] == "dramatic"
-    )
+    assert data["promptAnalysis"]["shot_type"] == "close-up" and data["promptAnalysis"]["mood"] == "dramatic"
 
     gallery = client.get(f"{BASE}/{cid}/gallery", headers=alice).json()
     assert gallery["count"] == before + 1
@@ -307,13 +280,8 @@ def test_smart_image_passes_adds_to_the_gallery_and_leaves_a_trace(
     generation_id = data["generationId"]
     trace = client.get(f"/api/generations/{generation_id}/trace", headers=alice).json()
     assert trace["summary"]["status"] == "completed"
-    assert (
-        "scene_1/final_enhanced_prompt.txt" in trace["files"]
-        and "smart_image.json" in trace["files"]
-    )
-    assert (
-        "Maya" in trace["summary"]["scenes"][0]["enhanced_prompt"]
-    )  # the character is a consistency marker
+    assert "scene_1/final_enhanced_prompt.txt" in trace["files"] and "smart_image.json" in trace["files"]
+    assert "Maya" in trace["summary"]["scenes"][0]["enhanced_prompt"]  # the character is a consistency marker
     document = client.get(f"/api/generations/{generation_id}", headers=alice).json()
     assert document["storyboard_plan"]["scenes"][0]["attempts"][0]["reference_id"] == master_id
     assert client.get(f"/traces/{generation_id}", headers=alice).status_code == 200
@@ -324,27 +292,18 @@ def test_smart_image_passes_adds_to_the_gallery_and_leaves_a_trace(
     assert again.status_code == 200, again.text
     assert again.json()["data"]["selectedReferenceType"] == "generated"
     assert again.json()["data"]["selectedReferenceId"] == data["imageId"]
-    assert (
-        client.delete(
-            f"{BASE}/{cid}/gallery/{again.json()['data']['imageId']}", headers=alice
-        ).status_code
-        == 200
-    )
+    assert client.delete(f"{BASE}/{cid}/gallery/{again.json()['data']['imageId']}", headers=alice).status_code == 200
 
     # The gallery keeps its own copy: deleting the trace does not break it.
     import shutil
 
     shutil.rmtree(settings.trace_root / generation_id)
     assert client.get(data["publicUrl"], headers=alice).status_code == 200
-    assert (
-        client.delete(f"{BASE}/{cid}/gallery/{data['imageId']}", headers=alice).status_code == 200
-    )
+    assert client.delete(f"{BASE}/{cid}/gallery/{data['imageId']}", headers=alice).status_code == 200
     assert client.get(f"{BASE}/{cid}/gallery", headers=alice).json()["count"] == before
 
 
-def test_smart_image_that_never_passes_reports_every_attempt(
-    client: TestClient, alice: dict[str, str]
-) -> None:
+def test_smart_image_that_never_passes_reports_every_attempt(client: TestClient, alice: dict[str, str]) -> None:
     cid = new_character(client, alice)["id"]
     master = upload(client, alice, cid, png()).json()
     core = upload(client, alice, cid, png((0, 120, 0)), kind="core", angle="back").json()
@@ -370,9 +329,7 @@ def test_smart_image_that_never_passes_reports_every_attempt(
     assert latest["id"].startswith(f"char-{cid}-") and latest["status"] == "failed"
 
 
-def test_smart_image_without_references_is_refused(
-    client: TestClient, alice: dict[str, str]
-) -> None:
+def test_smart_image_without_references_is_refused(client: TestClient, alice: dict[str, str]) -> None:
     cid = new_character(client, alice)["id"]
     response = smart(client, alice, cid)
     assert response.status_code == 400
@@ -388,10 +345,7 @@ def test_smart_image_when_the_backends_are_down(client: TestClient, alice: dict[
     response = smart(client, alice, cid)
     assert response.status_code == 503
     assert response.json()["success"] is False
-    assert (
-        response.json()["error"].startswith("Service Unavailable")
-        and "no weights" in response.json()["error"]
-    )
+    assert response.json()["error"].startswith("Service Unavailable") and "no weights" in response.json()["error"]
     assert client.get("/api/generations", headers=alice).json()["count"] == 0
 
 
@@ -409,9 +363,7 @@ def test_smart_image_when_the_backends_are_down(client: TestClient, alice: dict[
         ({"colour": "red"}, "colour"),
     ],
 )
-def test_smart_image_ranges(
-    client: TestClient, alice: dict[str, str], fields: dict[str, Any], name: str
-) -> None:
+def test_smart_image_ranges(client: TestClient, alice: dict[str, str], fields: dict[str, Any], name: str) -> None:
     cid = new_character(client, alice)["id"]
     upload(client, alice, cid, png())
     body = {"prompt": PROMPT, **fields}
@@ -464,9 +416,7 @@ def test_a_storyboard_scene_naming_a_character_uses_its_references(real_client: 
         ),  # bob does not own it
     ]
     for request, loc in refused:
-        response = client.post(
-            "/api/generate", json={k: v for k, v in request.items() if v is not None}, headers=bob
-        )
+        response = client.post("/api/generate", json={k: v for k, v in request.items() if v is not None}, headers=bob)
         assert response.status_code == 422, response.text
         assert response.json()["detail"][0]["loc"] == loc
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
@@ -474,9 +424,7 @@ def test_a_storyboard_scene_naming_a_character_uses_its_references(real_client: 
 
     accepted = client.post("/api/generate", json=body, headers=alice)
     assert accepted.status_code == 202, accepted.text
-    document = wait_for_status(
-        client, accepted.json()["generation_id"], alice, {"completed", "failed"}, timeout_s=60
-    )
+    document = wait_for_status(client, accepted.json()["generation_id"], alice, {"completed", "failed"}, timeout_s=60)
     assert document["status"] == "completed", document
     scene1, scene2 = document["storyboard_plan"]["scenes"]
     assert all(a["reference_id"] is None for a in scene1["attempts"])  # scene 1 names no character
@@ -493,9 +441,7 @@ def test_a_storyboard_scene_naming_a_character_uses_its_references(real_client: 
     }
     accepted = client.post("/api/generate", json=planned, headers=alice)
     assert accepted.status_code == 202, accepted.text
-    document = wait_for_status(
-        client, accepted.json()["generation_id"], alice, {"completed", "failed"}, timeout_s=60
-    )
+    document = wait_for_status(client, accepted.json()["generation_id"], alice, {"completed", "failed"}, timeout_s=60)
     assert document["status"] == "completed", document
     (scene,) = document["storyboard_plan"]["scenes"]
     assert {a["reference_id"] for a in scene["attempts"]} == {master["id"], core["id"]}

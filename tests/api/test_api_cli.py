@@ -8,9 +8,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from api.auth import decode_access_token
-from api.cli_service import register
-from api.settings import Settings, get_settings
+from imageforge.api.auth import decode_access_token
+from imageforge.api.cli_service import register
+from imageforge.api.settings import Settings, get_settings
 from tests.api.support import SECRET
 
 
@@ -48,7 +48,9 @@ def test_users_create_validates_and_reads_the_password_from_a_prompt(cli: typer.
     assert short.exit_code == 2 and "password" in short.output
     bad_email = runner.invoke(cli, ["users", "create", "--email", "not-an-email", "--password", "long-enough-1"])
     assert bad_email.exit_code == 2 and "email" in bad_email.output
-    prompted = runner.invoke(cli, ["users", "create", "--email", "eve@example.com"], input="long-enough-1\nlong-enough-1\n")
+    prompted = runner.invoke(
+        cli, ["users", "create", "--email", "eve@example.com"], input="long-enough-1\nlong-enough-1\n"
+    )
     assert prompted.exit_code == 0, prompted.output
 
 

@@ -11,14 +11,12 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlmodel import Session, func, select
 
-from api.main import create_app
-from api.models import Generation
+from imageforge.api.main import create_app
+from imageforge.api.models import Generation
 from tests.api.support import FakePipeline, add_user, make_settings, wait_for_status
 
 
-def png_bytes(
-    size: tuple[int, int] = (32, 24), colour: tuple[int, int, int] = (200, 120, 40)
-) -> bytes:
+def png_bytes(size: tuple[int, int] = (32, 24), colour: tuple[int, int, int] = (200, 120, 40)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, colour).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -28,12 +26,7 @@ def bomb_png(width: int, height: int) -> bytes:
     """A valid PNG header claiming ``width`` x ``height`` pixels, with almost no data."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
@@ -70,9 +63,7 @@ def upload(
     )
 
 
-def test_upload_becomes_scene_ones_reference(
-    client: TestClient, alice: dict[str, str], settings
-) -> None:
+def test_upload_becomes_scene_ones_reference(client: TestClient, alice: dict[str, str], settings) -> None:
     response = upload(client, alice, png_bytes())
     assert response.status_code == 202, response.text
     generation_id = response.json()["generation_id"]
@@ -174,12 +165,8 @@ def test_trace_of_a_queued_job_is_404(tmp_path: Path) -> None:
     pipeline.hold.clear()
     with TestClient(create_app(settings, pipeline=pipeline)) as client:
         alice = add_user(client, "alice@example.com")
-        first = client.post("/api/generate", json={"prompt": "first"}, headers=alice).json()[
-            "generation_id"
-        ]
+        first = client.post("/api/generate", json={"prompt": "first"}, headers=alice).json()["generation_id"]
         wait_for_status(client, first, alice, {"running"})
-        queued = client.post("/api/generate", json={"prompt": "second"}, headers=alice).json()[
-            "generation_id"
-        ]
+        queued = client.post("/api/generate", json={"prompt": "second"}, headers=alice).json()["generation_id"]
         assert client.get(f"/api/generations/{queued}/trace", headers=alice).status_code == 404
         pipeline.hold.set()

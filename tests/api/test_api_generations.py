@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
-from api.main import create_app
-from api.models import Generation
+from imageforge.api.main import create_app
+from imageforge.api.models import Generation
 from tests.api.support import FakePipeline, add_user, make_settings, wait_for_status
 
 SMALL = {"num_variations": 2, "max_enhancement_iterations": 1}
@@ -79,9 +79,7 @@ def test_status_document_lists_planned_scenes_while_running(
     assert wait_for_status(client, generation_id, alice, {"completed"})["progress"] == 100
 
 
-def test_validation_errors_name_the_field_and_store_nothing(
-    client: TestClient, alice: dict[str, str]
-) -> None:
+def test_validation_errors_name_the_field_and_store_nothing(client: TestClient, alice: dict[str, str]) -> None:
     cases = [
         ({"num_scenes": 2}, "prompt"),
         ({"prompt": "   "}, "prompt"),
@@ -112,9 +110,7 @@ def test_validation_errors_name_the_field_and_store_nothing(
     assert stored_generations(client) == 0
 
 
-def test_unknown_and_malformed_ids_are_404_or_422(
-    client: TestClient, alice: dict[str, str]
-) -> None:
+def test_unknown_and_malformed_ids_are_404_or_422(client: TestClient, alice: dict[str, str]) -> None:
     assert client.get("/api/generations/0123456789abcdef", headers=alice).status_code == 404
     assert client.post("/api/generations/nope/cancel", headers=alice).status_code == 404
     assert client.get("/api/generations/nope/trace", headers=alice).status_code == 404
@@ -152,19 +148,9 @@ def test_history_is_paginated_and_filtered(
     assert page["count"] == 3 and len(page["data"]) == 2
     rest = client.get("/api/generations", params={"limit": 2, "skip": 2}, headers=alice).json()
     assert {g["id"] for g in page["data"] + rest["data"]} == set(ids)
-    assert (
-        client.get("/api/generations", params={"status": "completed"}, headers=alice).json()[
-            "count"
-        ]
-        == 3
-    )
-    assert (
-        client.get("/api/generations", params={"status": "queued"}, headers=alice).json()["count"]
-        == 0
-    )
-    assert (
-        client.get("/api/generations", params={"status": "bogus"}, headers=alice).status_code == 422
-    )
+    assert client.get("/api/generations", params={"status": "completed"}, headers=alice).json()["count"] == 3
+    assert client.get("/api/generations", params={"status": "queued"}, headers=alice).json()["count"] == 0
+    assert client.get("/api/generations", params={"status": "bogus"}, headers=alice).status_code == 422
     assert client.get("/api/generations", params={"limit": 0}, headers=alice).status_code == 422
 
 
@@ -186,21 +172,10 @@ def test_cancel_queued_and_running_jobs_is_idempotent_and_spares_the_others(tmp_
 
         stopping = client.post(f"/api/generations/{running}/cancel", headers=alice).json()
         assert stopping["cancel_requested"] is True
-        assert (
-            client.post(f"/api/generations/{running}/cancel", headers=alice).json()[
-                "cancel_requested"
-            ]
-            is True
-        )
+        assert client.post(f"/api/generations/{running}/cancel", headers=alice).json()["cancel_requested"] is True
         pipeline.hold.set()
-        assert (
-            wait_for_status(client, running, alice, {"cancelled", "completed", "failed"})["status"]
-            == "cancelled"
-        )
-        assert (
-            wait_for_status(client, survivor, alice, {"cancelled", "completed", "failed"})["status"]
-            == "completed"
-        )
+        assert wait_for_status(client, running, alice, {"cancelled", "completed", "failed"})["status"] == "cancelled"
+        assert wait_for_status(client, survivor, alice, {"cancelled", "completed", "failed"})["status"] == "completed"
         assert [call[0] for call in pipeline.calls] == [
             running,
             survivor,
@@ -216,18 +191,14 @@ def test_full_queue_answers_429_with_retry_after_and_stores_nothing(tmp_path: Pa
         running = submit(client, alice)["generation_id"]
         wait_for_status(client, running, alice, {"running"})
         submit(client, alice)  # waits in the queue
-        refused = client.post(
-            "/api/generate", json={"prompt": "one more", "settings": SMALL}, headers=alice
-        )
+        refused = client.post("/api/generate", json={"prompt": "one more", "settings": SMALL}, headers=alice)
         assert refused.status_code == 429
         assert refused.headers["Retry-After"] == "7"
         assert stored_generations(client) == 2
         pipeline.hold.set()
 
 
-def test_batch_reports_invalid_items_by_index_and_accepts_the_rest(
-    client: TestClient, alice: dict[str, str]
-) -> None:
+def test_batch_reports_invalid_items_by_index_and_accepts_the_rest(client: TestClient, alice: dict[str, str]) -> None:
     items = [
         {"prompt": "first", "num_scenes": 1, "settings": SMALL},
         {"prompt": "", "num_scenes": 1},
@@ -258,32 +229,21 @@ def test_batch_size_is_limited(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, max_batch_items=2)
     with TestClient(create_app(settings, pipeline=FakePipeline(settings.trace_root))) as client:
         alice = add_user(client, "alice@example.com")
-        response = client.post(
-            "/api/storyboards/batch", json={"items": [{"prompt": "x"}] * 3}, headers=alice
-        )
+        response = client.post("/api/storyboards/batch", json={"items": [{"prompt": "x"}] * 3}, headers=alice)
         assert response.status_code == 422 and "items" in json.dumps(response.json())
-        assert (
-            client.post("/api/storyboards/batch", json={"items": []}, headers=alice).status_code
-            == 422
-        )
+        assert client.post("/api/storyboards/batch", json={"items": []}, headers=alice).status_code == 422
         assert stored_generations(client) == 0
 
 
-def test_sse_and_websocket_of_a_finished_job_send_the_state_then_end(
-    client: TestClient, alice: dict[str, str]
-) -> None:
+def test_sse_and_websocket_of_a_finished_job_send_the_state_then_end(client: TestClient, alice: dict[str, str]) -> None:
     generation_id = submit(client, alice)["generation_id"]
     wait_for_status(client, generation_id, alice, {"completed"})
-    with client.stream(
-        "GET", f"/api/generations/{generation_id}/events", headers=alice
-    ) as response:
+    with client.stream("GET", f"/api/generations/{generation_id}/events", headers=alice) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         text = "".join(response.iter_text())
     assert "event: state" in text
-    data = json.loads(
-        next(line[len("data: ") :] for line in text.splitlines() if line.startswith("data: "))
-    )
+    data = json.loads(next(line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")))
     assert data["status"] == "completed"
 
     token = alice["Authorization"].split()[1]
@@ -323,14 +283,13 @@ def test_restart_requeues_unfinished_jobs_and_resumes_the_running_one(tmp_path: 
     second = FakePipeline(settings.trace_root)
     with TestClient(create_app(settings, pipeline=second)) as client:
         for generation_id in (running, queued):
-            assert (
-                wait_for_status(client, generation_id, alice, {"completed", "failed"})["status"]
-                == "completed"
-            )
+            assert wait_for_status(client, generation_id, alice, {"completed", "failed"})["status"] == "completed"
     assert second.calls == [(running, True), (queued, False)]
 
 
-def test_sse_accepts_the_token_as_a_query_parameter(client: TestClient, alice: dict[str, str], bob: dict[str, str]) -> None:
+def test_sse_accepts_the_token_as_a_query_parameter(
+    client: TestClient, alice: dict[str, str], bob: dict[str, str]
+) -> None:
     generation_id = submit(client, alice)["generation_id"]
     wait_for_status(client, generation_id, alice, {"completed"})
     url = f"/api/generations/{generation_id}/events"

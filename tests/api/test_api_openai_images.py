@@ -21,9 +21,9 @@ from openai import OpenAI
 from PIL import Image
 from sqlmodel import Session, select
 
-from api.main import create_app
-from api.models import Generation, Variation
-from api.openai_compat import (
+from imageforge.api.main import create_app
+from imageforge.api.models import Generation, Variation
+from imageforge.api.openai_compat import (
     PROMPT_MAX_LENGTH,
     STYLE_PHRASES,
     ImageGenerationRequest,
@@ -33,11 +33,11 @@ from api.openai_compat import (
     generation_create,
     variation_count,
 )
-from api.settings import Settings
+from imageforge.api.settings import Settings
+from imageforge.tools.sizes import size_for
+from imageforge.traces import layout
 from tests.api.server import Server, wait_until
 from tests.api.support import FakePipeline, add_user, make_settings
-from tools.sizes import size_for
-from traces import layout
 
 #: Small frames keep the live runs around a second: sizes map to presets at this long edge.
 CAP = 96
@@ -94,10 +94,7 @@ def test_generate_returns_the_n_best_variations_as_pngs(
     expected = size_for("16:9", CAP)
     assert [image.size for image in images] == [(expected.width, expected.height)] * 2
     assert images[0].tobytes() != images[1].tobytes()
-    assert (
-        result.data[0].revised_prompt
-        and result.data[0].revised_prompt != "a lighthouse on a cliff at dusk"
-    )
+    assert result.data[0].revised_prompt and result.data[0].revised_prompt != "a lighthouse on a cliff at dusk"
     assert "lighthouse" in result.data[0].revised_prompt.lower()
 
     # The generation is the caller's: in their history, with four variations scored, and the
@@ -111,11 +108,7 @@ def test_generate_returns_the_n_best_variations_as_pngs(
         assert document["storyboard_plan"]["settings"]["num_variations"] == 4
         (scene,) = document["storyboard_plan"]["scenes"]
         assert scene["enhanced_prompt"] == result.data[0].revised_prompt
-        winner = next(
-            a
-            for a in scene["attempts"]
-            if a["variations"] and any(v["rank"] == 1 for v in a["variations"])
-        )
+        winner = next(a for a in scene["attempts"] if a["variations"] and any(v["rank"] == 1 for v in a["variations"]))
         ranked = sorted(winner["variations"], key=lambda v: v["rank"])
         for item, variation in zip(result.data, ranked[:2], strict=True):
             assert http.get(variation["image_url"]).content == base64.b64decode(item.b64_json or "")
@@ -154,9 +147,7 @@ def test_edit_uses_the_uploaded_image_as_scene_one_reference(
     expected = size_for("4:5", CAP)
     assert png(base64.b64decode(item.b64_json or "")).size == (expected.width, expected.height)
     generation_id = (result.model_extra or {})["generation_id"]
-    document = httpx.get(
-        f"{server.base_url}/api/generations/{generation_id}", headers=headers, timeout=30
-    ).json()
+    document = httpx.get(f"{server.base_url}/api/generations/{generation_id}", headers=headers, timeout=30).json()
     (scene,) = document["storyboard_plan"]["scenes"]
     assert scene["attempts"][0]["reference_kind"] == "user"
 
@@ -209,10 +200,7 @@ def test_a_client_that_gives_up_cancels_its_generation(tmp_path: Path) -> None:
                 http,
                 "/api/generations",
                 headers,
-                lambda d: (
-                    d["count"] == 1
-                    and d["data"][0]["status"] in ("completed", "failed", "cancelled")
-                ),
+                lambda d: d["count"] == 1 and d["data"][0]["status"] in ("completed", "failed", "cancelled"),
             )
         assert history["data"][0]["status"] == "cancelled"
     finally:
@@ -226,9 +214,7 @@ def images() -> OpenAIImagesSettings:
 
 
 @pytest.fixture
-def app_client(
-    settings: Settings, pipeline: FakePipeline, images: OpenAIImagesSettings
-) -> Iterator[TestClient]:
+def app_client(settings: Settings, pipeline: FakePipeline, images: OpenAIImagesSettings) -> Iterator[TestClient]:
     app = create_app(settings, pipeline=pipeline)
     app.state.openai_images_settings = images
     with TestClient(app) as test_client:
@@ -259,9 +245,7 @@ def stored(client: TestClient) -> list[Generation]:
         (None, "square", 1024),
     ],
 )
-def test_size_maps_to_the_closest_preset(
-    size: str | None, aspect_ratio: str, resolution: int
-) -> None:
+def test_size_maps_to_the_closest_preset(size: str | None, aspect_ratio: str, resolution: int) -> None:
     assert frame_for(size, 2048) == (aspect_ratio, resolution)
     assert frame_for(size, 512) == (aspect_ratio, min(resolution, 512))
 
@@ -310,9 +294,7 @@ def test_best_variations_orders_by_rank_then_score() -> None:
     assert [v.index for v in best_variations(unranked, 3)] == [2, 3, 1]
 
 
-def test_generation_stores_the_mapped_storyboard(
-    app_client: TestClient, carol: dict[str, str]
-) -> None:
+def test_generation_stores_the_mapped_storyboard(app_client: TestClient, carol: dict[str, str]) -> None:
     response = app_client.post(
         "/v1/images/generations",
         json={
@@ -346,9 +328,7 @@ def test_generation_stores_the_mapped_storyboard(
 def test_url_format_is_the_default(app_client: TestClient, carol: dict[str, str]) -> None:
     body = app_client.post("/v1/images/generations", json={"prompt": "a cat"}, headers=carol).json()
     (item,) = body["data"]
-    assert item["url"].endswith(
-        f"/api/generations/{body['generation_id']}/images/scene_1/image_4.png"
-    )
+    assert item["url"].endswith(f"/api/generations/{body['generation_id']}/images/scene_1/image_4.png")
     assert app_client.get(item["url"], headers=carol).status_code == 200
 
 
@@ -356,9 +336,7 @@ def test_configured_variations_bound_n(
     app_client: TestClient, carol: dict[str, str], images: OpenAIImagesSettings
 ) -> None:
     app_client.app.state.openai_images_settings = images.model_copy(update={"variations": 2})  # type: ignore[attr-defined]
-    response = app_client.post(
-        "/v1/images/generations", json={"prompt": "a cat", "n": 3}, headers=carol
-    )
+    response = app_client.post("/v1/images/generations", json={"prompt": "a cat", "n": 3}, headers=carol)
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "n"
     assert stored(app_client) == []
@@ -416,9 +394,7 @@ def test_a_body_that_is_not_json_is_400(app_client: TestClient, carol: dict[str,
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token"}])
-def test_a_missing_or_bad_key_is_401_in_openai_shape(
-    app_client: TestClient, headers: dict[str, str]
-) -> None:
+def test_a_missing_or_bad_key_is_401_in_openai_shape(app_client: TestClient, headers: dict[str, str]) -> None:
     response = app_client.post("/v1/images/generations", json={"prompt": "a cat"}, headers=headers)
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == "Bearer"
@@ -435,15 +411,8 @@ def test_a_full_queue_is_429_with_retry_after(tmp_path: Path, images: OpenAIImag
         headers = add_user(client, "dave@example.com")
         try:
             for _ in range(2):  # one running (held), one waiting: the queue is full
-                assert (
-                    client.post(
-                        "/api/generate", json={"prompt": "held"}, headers=headers
-                    ).status_code
-                    == 202
-                )
-            response = client.post(
-                "/v1/images/generations", json={"prompt": "a cat"}, headers=headers
-            )
+                assert client.post("/api/generate", json={"prompt": "held"}, headers=headers).status_code == 202
+            response = client.post("/v1/images/generations", json={"prompt": "a cat"}, headers=headers)
             assert response.status_code == 429
             assert response.headers["Retry-After"] == "7"
             assert response.json()["error"]["type"] == "requests"
@@ -452,9 +421,7 @@ def test_a_full_queue_is_429_with_retry_after(tmp_path: Path, images: OpenAIImag
             pipeline.hold.set()
 
 
-def test_a_request_that_outlives_the_timeout_is_504_and_cancels(
-    tmp_path: Path, images: OpenAIImagesSettings
-) -> None:
+def test_a_request_that_outlives_the_timeout_is_504_and_cancels(tmp_path: Path, images: OpenAIImagesSettings) -> None:
     settings = make_settings(tmp_path)
     pipeline = FakePipeline(settings.trace_root, scenes=1)
     pipeline.hold.clear()
@@ -463,9 +430,7 @@ def test_a_request_that_outlives_the_timeout_is_504_and_cancels(
     with TestClient(app) as client:
         headers = add_user(client, "erin@example.com")
         try:
-            response = client.post(
-                "/v1/images/generations", json={"prompt": "a cat"}, headers=headers
-            )
+            response = client.post("/v1/images/generations", json={"prompt": "a cat"}, headers=headers)
             assert response.status_code == 504
             assert response.headers["x-should-retry"] == "false"
             assert response.json()["error"]["code"] == "timeout"
@@ -480,9 +445,7 @@ class FailingPipeline(FakePipeline):
         raise RuntimeError("the generator is on fire")
 
 
-def test_a_failed_generation_is_500_with_the_reason(
-    tmp_path: Path, images: OpenAIImagesSettings
-) -> None:
+def test_a_failed_generation_is_500_with_the_reason(tmp_path: Path, images: OpenAIImagesSettings) -> None:
     settings = make_settings(tmp_path)
     app = create_app(settings, pipeline=FailingPipeline(settings.trace_root))
     app.state.openai_images_settings = images
@@ -496,9 +459,7 @@ def test_a_failed_generation_is_500_with_the_reason(
     assert "the generator is on fire" in error["message"]
 
 
-def test_edit_stores_the_reference_and_ignores_the_mask(
-    app_client: TestClient, carol: dict[str, str]
-) -> None:
+def test_edit_stores_the_reference_and_ignores_the_mask(app_client: TestClient, carol: dict[str, str]) -> None:
     response = app_client.post(
         "/v1/images/edits",
         data={"prompt": "on a marble counter", "n": "2", "size": "1024x1024"},

@@ -8,26 +8,22 @@ import importlib.util
 import pytest
 from fastapi.testclient import TestClient
 
-from api.checkpoints import checkpoint_serializer, open_checkpointer
-from api.db import create_db_engine, sqlalchemy_url
-from api.estimate import EstimateQuery, estimate, scenes_for_duration
-from api.metrics import percentile
-from graph.checkpoint import state_types
+from imageforge.api.checkpoints import checkpoint_serializer, open_checkpointer
+from imageforge.api.db import create_db_engine, sqlalchemy_url
+from imageforge.api.estimate import EstimateQuery, estimate, scenes_for_duration
+from imageforge.api.metrics import percentile
+from imageforge.graph.checkpoint import state_types
+from imageforge.traces.schemas import SceneResult
 from tests.api.support import make_settings, wait_for_status
-from traces.schemas import SceneResult
 
 
 def test_estimate_reproduces_seed_004_with_hosted_backends(tmp_path) -> None:
     settings = make_settings(tmp_path)
     for scenes, cost in ((4, 0.40), (6, 0.60), (8, 0.80)):
-        result = estimate(
-            EstimateQuery(num_scenes=scenes, generator="openai", llm="openai"), settings
-        )
+        result = estimate(EstimateQuery(num_scenes=scenes, generator="openai", llm="openai"), settings)
         assert result.images == scenes * 4
         assert abs(result.cost_usd - cost) < 1e-9
-        assert (
-            result.time_s_low == 60 * scenes and result.time_s_high == 90 * scenes
-        )  # ~60-90 s per scene
+        assert result.time_s_low == 60 * scenes and result.time_s_high == 90 * scenes  # ~60-90 s per scene
         assert result.images_max == scenes * 4 * 3 and result.cost_usd_max > result.cost_usd
 
 
@@ -44,31 +40,16 @@ def test_estimate_scales_with_settings_and_backends(tmp_path) -> None:
         ),
         settings,
     )
-    assert (
-        fewer.cost_usd < base.cost_usd and fewer.time_s_low < base.time_s_low and fewer.images == 8
-    )
-    offline = estimate(
-        EstimateQuery(num_scenes=4), settings
-    )  # auto, nothing configured: sketch + heuristic
+    assert fewer.cost_usd < base.cost_usd and fewer.time_s_low < base.time_s_low and fewer.images == 8
+    offline = estimate(EstimateQuery(num_scenes=4), settings)  # auto, nothing configured: sketch + heuristic
     assert (offline.generator, offline.llm, offline.cost_usd) == ("sketch", "heuristic", 0.0)
-    assert (
-        scenes_for_duration(15) == 4
-        and scenes_for_duration(1) == 1
-        and scenes_for_duration(600) == 20
-    )
-    priced = make_settings(
-        tmp_path, image_price_usd={"openai": 0.04, "sketch": 0.0, "diffusers": 0.0}
-    )
-    assert (
-        estimate(EstimateQuery(num_scenes=1, generator="openai", llm="heuristic"), priced).cost_usd
-        == 0.16
-    )
+    assert scenes_for_duration(15) == 4 and scenes_for_duration(1) == 1 and scenes_for_duration(600) == 20
+    priced = make_settings(tmp_path, image_price_usd={"openai": 0.04, "sketch": 0.0, "diffusers": 0.0})
+    assert estimate(EstimateQuery(num_scenes=1, generator="openai", llm="heuristic"), priced).cost_usd == 0.16
 
 
 def test_estimate_endpoint_validates_its_query(client: TestClient) -> None:
-    response = client.get(
-        "/api/estimate", params={"target_duration": 15, "generator": "openai", "llm": "openai"}
-    )
+    response = client.get("/api/estimate", params={"target_duration": 15, "generator": "openai", "llm": "openai"})
     assert response.status_code == 200
     assert response.json()["scenes"] == 4 and abs(response.json()["cost_usd"] - 0.40) < 1e-9
     for params, field in (
@@ -90,9 +71,7 @@ def test_health_reports_workers_queue_and_backends(client: TestClient) -> None:
     assert isinstance(body["loaded_models"], list)
 
 
-def test_metrics_count_generations_and_expose_the_slo(
-    client: TestClient, alice: dict[str, str]
-) -> None:
+def test_metrics_count_generations_and_expose_the_slo(client: TestClient, alice: dict[str, str]) -> None:
     generation_id = client.post(
         "/api/generate", json={"prompt": "a red bicycle", "num_scenes": 2}, headers=alice
     ).json()["generation_id"]
@@ -135,11 +114,20 @@ def test_postgres_without_the_extra_fails_with_a_clear_message(tmp_path) -> None
 
 def test_checkpoints_deserialise_only_the_projects_state_types() -> None:
     allowed = state_types()
-    for name in (("traces.schemas", "SceneResult"), ("graph.state", "SceneInput"), ("agents.schemas", "StoryboardPlan")):
+    for name in (
+        ("imageforge.traces.schemas", "SceneResult"),
+        ("imageforge.graph.state", "SceneInput"),
+        ("imageforge.agents.schemas", "StoryboardPlan"),
+    ):
         assert name in allowed
     serde = checkpoint_serializer()
     result = SceneResult.model_validate(
-        {"scene_number": 1, "status": "passed", "enhanced_prompt": "p", "attempts": [],
-         "ensemble": {"scorers": [], "effective_weights": {}}}
+        {
+            "scene_number": 1,
+            "status": "passed",
+            "enhanced_prompt": "p",
+            "attempts": [],
+            "ensemble": {"scorers": [], "effective_weights": {}},
+        }
     )
     assert serde.loads_typed(serde.dumps_typed(result)) == result

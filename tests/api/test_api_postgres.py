@@ -17,7 +17,9 @@ from tests.api.test_api_server import FINAL, _scene_files, assert_images_served,
 
 POSTGRES_URL = os.environ.get("IMAGEFORGE_TEST_POSTGRES_URL")
 pytestmark = [
-    pytest.mark.skipif(not POSTGRES_URL, reason="IMAGEFORGE_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)"),
+    pytest.mark.skipif(
+        not POSTGRES_URL, reason="IMAGEFORGE_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)"
+    ),
     pytest.mark.skipif(
         not all(__import__("importlib").util.find_spec(m) for m in ("psycopg", "langgraph.checkpoint.postgres")),
         reason="the postgres extra is not installed: pip install 'imageforge[postgres]'",
@@ -26,7 +28,9 @@ pytestmark = [
 
 
 def test_jobs_persist_and_resume_after_sigkill_on_postgres(tmp_path: Path) -> None:
-    server = Server(tmp_path, {"IMAGEFORGE_DATABASE_URL": str(POSTGRES_URL), "IMAGEFORGE_TEST_GENERATOR_DELAY_S": "1.5"})
+    server = Server(
+        tmp_path, {"IMAGEFORGE_DATABASE_URL": str(POSTGRES_URL), "IMAGEFORGE_TEST_GENERATOR_DELAY_S": "1.5"}
+    )
     server.start()
     user = server.add_user(f"pg-{uuid.uuid4().hex[:8]}@example.com")
     try:
@@ -36,7 +40,9 @@ def test_jobs_persist_and_resume_after_sigkill_on_postgres(tmp_path: Path) -> No
                 client,
                 f"/api/generations/{job}",
                 user,
-                lambda d: [s["status"] for s in d["storyboard_plan"]["scenes"]][:1] in (["passed"], ["accepted_with_warning"]),
+                lambda d: (
+                    [s["status"] for s in d["storyboard_plan"]["scenes"]][:1] in (["passed"], ["accepted_with_warning"])
+                ),
             )
             server.kill()
         trace_dir = tmp_path / "traces" / job

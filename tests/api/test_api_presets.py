@@ -10,15 +10,13 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlmodel import Session, select
 
-from api.models import Generation
+from imageforge.api.models import Generation
 from tests.api.support import wait_for_status
 
 BASE = "/api/presets"
 
 
-def new_preset(
-    client: TestClient, headers: dict[str, str], name: str = "Fast draft", **fields: Any
-) -> dict[str, Any]:
+def new_preset(client: TestClient, headers: dict[str, str], name: str = "Fast draft", **fields: Any) -> dict[str, Any]:
     body = {
         "name": name,
         "settings": {"num_variations": 6, "max_retries": 4, "backends": {"generator": "sketch"}},
@@ -78,12 +76,7 @@ def test_preset_validation_and_duplicate_names(client: TestClient, alice: dict[s
     duplicate = client.post(BASE, json={"name": "  fast   DRAFT ", "settings": {}}, headers=alice)
     assert duplicate.status_code == 409 and duplicate.json()["detail"][0]["loc"] == ["body", "name"]
     other = new_preset(client, alice, name="Slow")
-    assert (
-        client.patch(
-            f"{BASE}/{other['id']}", json={"name": "Fast draft"}, headers=alice
-        ).status_code
-        == 409
-    )
+    assert client.patch(f"{BASE}/{other['id']}", json={"name": "Fast draft"}, headers=alice).status_code == 409
     assert client.get(f"{BASE}/{other['id']}", headers=alice).json()["name"] == "Slow"
 
     for body, field in (
@@ -98,25 +91,16 @@ def test_preset_validation_and_duplicate_names(client: TestClient, alice: dict[s
         assert response.status_code == 422, body
         assert field in str(response.json()["detail"]), body
     assert client.get(BASE, headers=alice).json()["count"] == 2
-    assert (
-        client.get(f"{BASE}/{preset['id']}", headers=alice).json()["settings"]["num_variations"]
-        == 6
-    )
+    assert client.get(f"{BASE}/{preset['id']}", headers=alice).json()["settings"]["num_variations"] == 6
 
 
-def test_presets_are_per_user(
-    client: TestClient, alice: dict[str, str], bob: dict[str, str]
-) -> None:
+def test_presets_are_per_user(client: TestClient, alice: dict[str, str], bob: dict[str, str]) -> None:
     preset = new_preset(client, alice)
     for method, body in (("GET", None), ("PATCH", {"name": "mine"}), ("DELETE", None)):
-        assert (
-            client.request(method, f"{BASE}/{preset['id']}", json=body, headers=bob).status_code
-            == 404
-        )
+        assert client.request(method, f"{BASE}/{preset['id']}", json=body, headers=bob).status_code == 404
     assert client.get(BASE, headers=bob).json() == {"data": [], "count": 0}
     assert (
-        client.post(BASE, json={"name": "Fast draft", "settings": {}}, headers=bob).status_code
-        == 201
+        client.post(BASE, json={"name": "Fast draft", "settings": {}}, headers=bob).status_code == 201
     )  # names are per user
     refused = client.post(
         "/api/generate",
@@ -124,15 +108,11 @@ def test_presets_are_per_user(
         headers=bob,
     )
     assert refused.status_code == 202  # bob's own preset of that name, not alice's
-    assert (
-        stored_request(client, refused.json()["generation_id"])["settings"]["num_variations"] == 4
-    )
+    assert stored_request(client, refused.json()["generation_id"])["settings"]["num_variations"] == 4
     assert usage(client, alice, preset["id"]) == 0
 
 
-def test_save_a_generations_settings(
-    client: TestClient, alice: dict[str, str], bob: dict[str, str]
-) -> None:
+def test_save_a_generations_settings(client: TestClient, alice: dict[str, str], bob: dict[str, str]) -> None:
     body = {
         "prompt": "Artisan coffee",
         "num_scenes": 1,
@@ -146,32 +126,18 @@ def test_save_a_generations_settings(
     generation_id = client.post("/api/generate", json=body, headers=alice).json()["generation_id"]
     wait_for_status(client, generation_id, alice, {"completed"})
 
-    preset = client.post(
-        BASE, json={"name": "Like that one", "generation_id": generation_id}, headers=alice
-    )
+    preset = client.post(BASE, json={"name": "Like that one", "generation_id": generation_id}, headers=alice)
     assert preset.status_code == 201, preset.text
     settings = preset.json()["settings"]
     assert settings["num_variations"] == 3 and settings["seed"] == 5 and settings["strict"] is True
-    assert settings["backends"]["llm"] == "heuristic" and settings["backends"]["scorers"] == [
-        "offline"
-    ]
+    assert settings["backends"]["llm"] == "heuristic" and settings["backends"]["scorers"] == ["offline"]
     assert preset.json()["source_generation_id"] == generation_id
 
-    assert (
-        client.post(
-            BASE, json={"name": "x", "generation_id": generation_id}, headers=bob
-        ).status_code
-        == 404
-    )
-    assert (
-        client.post(BASE, json={"name": "x", "generation_id": "nope"}, headers=alice).status_code
-        == 404
-    )
+    assert client.post(BASE, json={"name": "x", "generation_id": generation_id}, headers=bob).status_code == 404
+    assert client.post(BASE, json={"name": "x", "generation_id": "nope"}, headers=alice).status_code == 404
 
 
-def test_apply_a_preset_with_overrides_and_count_its_use(
-    client: TestClient, alice: dict[str, str]
-) -> None:
+def test_apply_a_preset_with_overrides_and_count_its_use(client: TestClient, alice: dict[str, str]) -> None:
     preset = new_preset(client, alice)
     body = {
         "prompt": "Coffee",
@@ -185,9 +151,7 @@ def test_apply_a_preset_with_overrides_and_count_its_use(
     assert request["settings"]["num_variations"] == 2  # the request's explicit value wins
     assert request["settings"]["max_retries"] == 4  # the preset's value is the base
     assert request["settings"]["quality_threshold"] == 30  # neither says: the default
-    assert (
-        request["backends"]["generator"] == "sketch" and request["backends"]["llm"] == "heuristic"
-    )
+    assert request["backends"]["generator"] == "sketch" and request["backends"]["llm"] == "heuristic"
     assert request["preset"] == "FAST DRAFT"
     assert usage(client, alice, preset["id"]) == 1
 
@@ -195,25 +159,19 @@ def test_apply_a_preset_with_overrides_and_count_its_use(
     before = generation_count(client)
     unknown = client.post("/api/generate", json={**body, "preset": "Nope"}, headers=alice)
     assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "preset"]
-    bad_character = client.post(
-        "/api/generate", json={**body, "characters": ["nobody"]}, headers=alice
-    )
+    bad_character = client.post("/api/generate", json={**body, "characters": ["nobody"]}, headers=alice)
     assert bad_character.status_code == 422 and bad_character.json()["detail"][0]["loc"] == [
         "body",
         "characters",
         0,
     ]
-    out_of_range = client.post(
-        "/api/generate", json={**body, "settings": {"num_variations": 99}}, headers=alice
-    )
+    out_of_range = client.post("/api/generate", json={**body, "settings": {"num_variations": 99}}, headers=alice)
     assert out_of_range.status_code == 422
     assert generation_count(client) == before
     assert usage(client, alice, preset["id"]) == 1
 
 
-def test_a_preset_in_batch_items_and_image_uploads(
-    client: TestClient, alice: dict[str, str]
-) -> None:
+def test_a_preset_in_batch_items_and_image_uploads(client: TestClient, alice: dict[str, str]) -> None:
     preset = new_preset(client, alice)
     batch = client.post(
         "/api/storyboards/batch",

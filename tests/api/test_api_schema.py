@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from api.main import create_app
+from imageforge.api.main import create_app
 from tests.api.support import FakePipeline, make_settings
 
 # The schema must exist when tests are collected, so the app is built at import; it starts

@@ -23,7 +23,9 @@ FINAL = {"completed", "failed", "cancelled"}
 
 
 def submit(client: httpx.Client, headers: dict[str, str], prompt: str, **extra: Any) -> str:
-    response = client.post("/api/generate", json={"prompt": prompt, "num_scenes": 2, "settings": SMALL, **extra}, headers=headers)
+    response = client.post(
+        "/api/generate", json={"prompt": prompt, "num_scenes": 2, "settings": SMALL, **extra}, headers=headers
+    )
     assert response.status_code == 202, response.text
     return str(response.json()["generation_id"])
 
@@ -134,8 +136,12 @@ def _scene_files(trace_dir: Path, scene: int) -> dict[str, tuple[int, int, bytes
 def test_full_queue_then_sigkill_mid_job_and_resume(tmp_path: Path) -> None:
     server = Server(
         tmp_path,
-        {"IMAGEFORGE_WORKERS": "1", "IMAGEFORGE_QUEUE_SIZE": "1", "IMAGEFORGE_RETRY_AFTER_S": "5",
-         "IMAGEFORGE_TEST_GENERATOR_DELAY_S": "1.5"},
+        {
+            "IMAGEFORGE_WORKERS": "1",
+            "IMAGEFORGE_QUEUE_SIZE": "1",
+            "IMAGEFORGE_RETRY_AFTER_S": "5",
+            "IMAGEFORGE_TEST_GENERATOR_DELAY_S": "1.5",
+        },
     )
     server.start()
     alice = server.add_user("alice@example.com")
@@ -153,7 +159,9 @@ def test_full_queue_then_sigkill_mid_job_and_resume(tmp_path: Path) -> None:
                 client,
                 f"/api/generations/{first}",
                 alice,
-                lambda d: [s["status"] for s in d["storyboard_plan"]["scenes"]][:1] in (["passed"], ["accepted_with_warning"]),
+                lambda d: (
+                    [s["status"] for s in d["storyboard_plan"]["scenes"]][:1] in (["passed"], ["accepted_with_warning"])
+                ),
             )
             server.kill()
         trace_dir = tmp_path / "traces" / first

@@ -10,7 +10,9 @@ SMALL = {"num_variations": 2, "max_enhancement_iterations": 1}
 
 
 def _finished(client: TestClient, headers: dict[str, str]) -> str:
-    response = client.post("/api/generate", json={"prompt": "Artisan coffee", "num_scenes": 2, "settings": SMALL}, headers=headers)
+    response = client.post(
+        "/api/generate", json={"prompt": "Artisan coffee", "num_scenes": 2, "settings": SMALL}, headers=headers
+    )
     assert response.status_code == 202, response.text
     generation_id = response.json()["generation_id"]
     wait_for_status(client, generation_id, headers, {"completed"})

@@ -53,7 +53,13 @@ def browser() -> Iterator[object]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,2000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,2000",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
@@ -74,13 +80,17 @@ def _wait(predicate, timeout_s: float = 30.0, what: str = "condition") -> None:
 def _submit(server: Server, headers: dict[str, str]) -> str:
     with httpx.Client(base_url=server.base_url, timeout=30) as client:
         response = client.post(
-            "/api/generate", json={"prompt": "Artisan coffee that starts your morning right", "num_scenes": 2, "settings": SMALL}, headers=headers
+            "/api/generate",
+            json={"prompt": "Artisan coffee that starts your morning right", "num_scenes": 2, "settings": SMALL},
+            headers=headers,
         )
         assert response.status_code == 202, response.text
         return str(response.json()["generation_id"])
 
 
-def test_finished_job_page_marks_winners_loads_every_image_and_is_not_blank(server: Server, browser, tmp_path: Path) -> None:
+def test_finished_job_page_marks_winners_loads_every_image_and_is_not_blank(
+    server: Server, browser, tmp_path: Path
+) -> None:
     headers = server.add_user("viewer@example.com")
     generation_id = _submit(server, headers)
     with httpx.Client(base_url=server.base_url, timeout=30) as client:

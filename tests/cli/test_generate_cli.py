@@ -9,8 +9,8 @@ from pathlib import Path
 from PIL import Image
 from typer.testing import CliRunner
 
-from api.cli import app
-from traces import layout
+from imageforge.api.cli import app
+from imageforge.traces import layout
 
 runner = CliRunner()
 FAST = ["--variations", "2", "--resolution", "96", "--seed", "11", "--llm", "heuristic", "--generator", "sketch"]
@@ -24,8 +24,17 @@ def test_generate_writes_every_trace_file_and_chains_scenes(tmp_path):
     reference = tmp_path / "ref.png"
     Image.new("RGB", (80, 60), (180, 120, 60)).save(reference)
     out = tmp_path / "out"
-    result = _generate("Artisan coffee that starts your morning right", "--scenes", "3", "--reference", str(reference),
-                       "--out", str(out), "--json", *FAST)
+    result = _generate(
+        "Artisan coffee that starts your morning right",
+        "--scenes",
+        "3",
+        "--reference",
+        str(reference),
+        "--out",
+        str(out),
+        "--json",
+        *FAST,
+    )
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["status"] == "completed"
@@ -39,7 +48,7 @@ def test_generate_writes_every_trace_file_and_chains_scenes(tmp_path):
     for previous, scene in itertools.pairwise(scenes):
         assert scene["attempts"][0]["reference"]["path"] == previous["winner_path"]
 
-    for enhancement, scene in zip(document["enhancements"], scenes):
+    for enhancement, scene in zip(document["enhancements"], scenes, strict=False):
         scene_folder = folder / f"scene_{scene['scene_number']}"
         iterations = len(enhancement["iterations"])
         assert 1 <= iterations <= 4
@@ -51,7 +60,12 @@ def test_generate_writes_every_trace_file_and_chains_scenes(tmp_path):
         summary = json.loads((scene_folder / layout.PROMPT_SUMMARY).read_text())
         assert len(summary["iterations"]) == iterations
         assert set(summary["iterations"][0]["critique"]["scores"]) == {
-            "completeness", "specificity", "professionalism", "cinematography", "brand_alignment"}
+            "completeness",
+            "specificity",
+            "professionalism",
+            "cinematography",
+            "brand_alignment",
+        }
         for index in (1, 2):
             with Image.open(scene_folder / f"image_{index}.png") as image:
                 assert image.size == (96, 96)
@@ -113,5 +127,7 @@ def test_a_named_scorer_without_weights_is_a_usage_error(tmp_path):
     _assert_usage_error(
         _generate("coffee", "--scorers", "pickscore", "--out", str(tmp_path), *FAST), "pickscore", "cannot be loaded"
     )
-    _assert_usage_error(_generate("coffee", "--consistency", "dinov2", "--out", str(tmp_path), *FAST), "--consistency-model")
+    _assert_usage_error(
+        _generate("coffee", "--consistency", "dinov2", "--out", str(tmp_path), *FAST), "--consistency-model"
+    )
     _assert_usage_error(_generate("coffee", "--steps", "0", "--out", str(tmp_path), *FAST), "--steps")

@@ -12,8 +12,8 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from agents.assistant import ExplainWinnerArgs, RefineSceneArgs, StartStoryboardArgs, ToolOutcome
-from graph.assistant import (
+from imageforge.agents.assistant import ExplainWinnerArgs, RefineSceneArgs, StartStoryboardArgs, ToolOutcome
+from imageforge.graph.assistant import (
     MAX_TOOL_CALLS_PER_TURN,
     AssistantContext,
     AssistantState,
@@ -23,8 +23,8 @@ from graph.assistant import (
     run_turn,
     stream_turn,
 )
-from graph.checkpoint import serializer
-from graph.context import GenerationSettings
+from imageforge.graph.checkpoint import serializer
+from imageforge.graph.context import GenerationSettings
 
 
 @dataclass
@@ -34,9 +34,7 @@ class FakeService:
     calls: list[tuple[str, Any]] = field(default_factory=list)
     started: int = 0
 
-    async def start_storyboard(
-        self, args: StartStoryboardArgs, settings: GenerationSettings
-    ) -> ToolOutcome:
+    async def start_storyboard(self, args: StartStoryboardArgs, settings: GenerationSettings) -> ToolOutcome:
         self.started += 1
         generation_id = f"gen{self.started}"
         self.calls.append(("start", args, settings))
@@ -62,9 +60,7 @@ class FakeService:
             generation_id=f"{generation_id}-r",
         )
 
-    async def explain_winner(
-        self, generation_id: str | None, args: ExplainWinnerArgs
-    ) -> ToolOutcome:
+    async def explain_winner(self, generation_id: str | None, args: ExplainWinnerArgs) -> ToolOutcome:
         self.calls.append(("explain", generation_id, args))
         return ToolOutcome(reply=f"Image {args.image} won scene {args.scene} of {generation_id}.")
 
@@ -99,15 +95,10 @@ async def say(assistant, service, message, *, llm=None, conversation="c1", gener
 
 # Offline: the intent parser stands in for the model ------------------------------------------
 async def test_offline_turns_share_memory_settings_and_the_current_storyboard(assistant, service):
-    first = await say(
-        assistant, service, "use 6 variations and make a 15 second storyboard about artisan coffee"
-    )
+    first = await say(assistant, service, "use 6 variations and make a 15 second storyboard about artisan coffee")
     assert [a["type"] for a in first.actions] == ["settings_changed", "storyboard_started"]
     assert first.generation_id == "gen1"
-    assert (
-        "variations per scene 4 -> 6" in first.reply
-        and "Started gen1 about artisan coffee" in first.reply
-    )
+    assert "variations per scene 4 -> 6" in first.reply and "Started gen1 about artisan coffee" in first.reply
     _, args, settings = service.calls[0]
     assert args == StartStoryboardArgs(description="artisan coffee", target_duration_s=15.0)
     assert settings.num_variations == 6  # the change ran before the start, not beside it
@@ -185,11 +176,7 @@ async def test_streaming_yields_each_step_in_order(assistant, service):
 
 def test_offline_step_without_a_user_message_offers_help():
     message = offline_step([])
-    assert (
-        isinstance(message, AIMessage)
-        and not message.tool_calls
-        and "I can help" in message.content
-    )
+    assert isinstance(message, AIMessage) and not message.tool_calls and "I can help" in message.content
 
 
 def test_the_router_refuses_a_state_that_cannot_happen():
@@ -202,17 +189,13 @@ async def test_a_chat_model_calls_the_tools_and_writes_the_reply(assistant, serv
     llm = ScriptedChatModel.from_replies(
         [
             tool_call_message({"num_variations": 6}, name="change_settings"),
-            tool_call_message(
-                {"description": "artisan coffee", "target_duration_s": 15}, name="start_storyboard"
-            ),
+            tool_call_message({"description": "artisan coffee", "target_duration_s": 15}, name="start_storyboard"),
             AIMessage(content="Done: 6 variations, and the coffee storyboard is running."),
             tool_call_message({}, name="report_status"),
             AIMessage(content="It is running."),
         ]
     )
-    first = await say(
-        assistant, service, "Six variations please, then a 15 s coffee storyboard", llm=llm
-    )
+    first = await say(assistant, service, "Six variations please, then a 15 s coffee storyboard", llm=llm)
     assert first.reply == "Done: 6 variations, and the coffee storyboard is running."
     assert [a["type"] for a in first.actions] == ["settings_changed", "storyboard_started"]
     assert service.calls[0][2].num_variations == 6
@@ -220,9 +203,7 @@ async def test_a_chat_model_calls_the_tools_and_writes_the_reply(assistant, serv
     # The model saw the system prompt with the conversation's state, then the tool results.
     system = llm.calls[2][0]
     assert isinstance(system, SystemMessage) and "start_storyboard" in system.content
-    assert (
-        "current storyboard: gen1" in system.content and "6 variations per scene" in system.content
-    )
+    assert "current storyboard: gen1" in system.content and "6 variations per scene" in system.content
     assert [type(m).__name__ for m in llm.calls[2][1:]] == [
         "HumanMessage",
         "AIMessage",
@@ -234,9 +215,7 @@ async def test_a_chat_model_calls_the_tools_and_writes_the_reply(assistant, serv
     second = await say(assistant, service, "and now?", llm=llm)
     assert second.reply == "It is running." and service.calls[-1] == ("status", "gen1")
     history = llm.calls[3]
-    assert (
-        history[1].content == "Six variations please, then a 15 s coffee storyboard"
-    )  # memory of the first turn
+    assert history[1].content == "Six variations please, then a 15 s coffee storyboard"  # memory of the first turn
 
 
 async def test_bad_tool_arguments_go_back_to_the_model(assistant, service):
@@ -248,21 +227,13 @@ async def test_bad_tool_arguments_go_back_to_the_model(assistant, service):
     )
     result = await say(assistant, service, "refine the second one", llm=llm)
     error = llm.calls[1][-1]
-    assert (
-        isinstance(error, ToolMessage)
-        and error.status == "error"
-        and "refine_scene" in error.content
-    )
+    assert isinstance(error, ToolMessage) and error.status == "error" and "refine_scene" in error.content
     assert result.reply == "Which scene number?" and service.calls == []
 
 
 async def test_a_failing_chat_model_falls_back_to_the_intent_parser(assistant, service):
-    llm = ScriptedChatModel.from_replies(
-        [ConnectionError("endpoint down"), ConnectionError("still down")]
-    )
-    result = await say(
-        assistant, service, "make a 15 second storyboard about artisan coffee", llm=llm
-    )
+    llm = ScriptedChatModel.from_replies([ConnectionError("endpoint down"), ConnectionError("still down")])
+    result = await say(assistant, service, "make a 15 second storyboard about artisan coffee", llm=llm)
     assert result.generation_id == "gen1" and "Started gen1" in result.reply
 
 
@@ -283,9 +254,7 @@ async def test_memory_survives_a_new_checkpointer_on_the_same_database(tmp_path,
     async with aiosqlite.connect(path) as connection:
         saver = AsyncSqliteSaver(connection, serde=serializer())
         await saver.setup()
-        await say(
-            compile_assistant(saver), service, "use 6 variations and make a storyboard about tea"
-        )
+        await say(compile_assistant(saver), service, "use 6 variations and make a storyboard about tea")
     async with aiosqlite.connect(path) as connection:  # as after a restart
         saver = AsyncSqliteSaver(connection, serde=serializer())
         result = await say(compile_assistant(saver), service, "settings")

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import httpx
 import openai
-
-from agents.heuristics import plan_heuristic
-from agents.schemas import CritiqueDraft, DimensionScores, EnhancedPrompt
 from factories import make_context
 from fakes import ScriptedChatModel, tool_call_message
-from graph.enhancement import enhancement_graph
-from graph.state import EnhanceInput
-from traces import layout
+
+from imageforge.agents.heuristics import plan_heuristic
+from imageforge.agents.schemas import CritiqueDraft, DimensionScores, EnhancedPrompt
+from imageforge.graph.enhancement import enhancement_graph
+from imageforge.graph.state import EnhanceInput
+from imageforge.traces import layout
 
 PLAN = plan_heuristic("Artisan coffee that starts your morning right", None, 1)
 SCENE, MARKERS = PLAN.scenes[0], PLAN.markers
@@ -44,13 +44,19 @@ def _critique(score: float) -> CritiqueDraft:
 async def _run(tmp_path: Path, replies: list, **settings):
     llm = ScriptedChatModel.from_replies(replies)
     context = make_context(tmp_path, llm=llm, **settings)
-    out = await enhancement_graph.ainvoke(EnhanceInput(generation_id="g", scene=SCENE, markers=MARKERS), context=context)
+    out = await enhancement_graph.ainvoke(
+        EnhanceInput(generation_id="g", scene=SCENE, markers=MARKERS), context=context
+    )
     return out["enhancements"][SCENE.scene_number], Path(context.trace_root) / "g" / "scene_1"
 
 
 async def test_stops_at_the_approval_threshold(tmp_path):
-    replies = [tool_call_message(_draft(1)), tool_call_message(_critique(70)),
-               tool_call_message(_draft(2)), tool_call_message(_critique(90))]
+    replies = [
+        tool_call_message(_draft(1)),
+        tool_call_message(_critique(70)),
+        tool_call_message(_draft(2)),
+        tool_call_message(_critique(90)),
+    ]
     result, folder = await _run(tmp_path, replies, max_enhancement_iterations=4)
     assert [i.critique.overall for i in result.iterations] == [70.0, 90.0]
     assert result.stop_reason == "approved" and result.best_iteration == 2

@@ -25,26 +25,26 @@ from PIL import Image
 from tiny_clip import save_tiny_blip2, save_tiny_clip
 from tiny_models import save_tiny_sd_pipeline
 
-import graph.services as services_module
-from graph.context import BackendSettings, Context, GenerationSettings
-from graph.run import StoryboardRequest, run_storyboard
-from graph.services import Services
-from scoring.aesthetic import (
+import imageforge.graph.services as services_module
+from imageforge.graph.context import BackendSettings, Context, GenerationSettings
+from imageforge.graph.run import StoryboardRequest, run_storyboard
+from imageforge.graph.services import Services
+from imageforge.scoring.aesthetic import (
     AESTHETIC_HEAD_FILENAME,
     aesthetic_head_shapes,
     clip_family_scorers,
     load_aesthetic_head,
 )
-from scoring.clip_backbone import load_clip_backbone, pil_backend_kwargs
-from scoring.embedding_consistency import load_embedding_consistency_scorer
-from scoring.model_registry import ModelRegistry, registry
-from scoring.pickscore import PICKSCORE_MODEL, PICKSCORE_PROCESSOR, load_pickscore_scorer
-from scoring.registry import ScorerSet
-from scoring.schemas import BASE_WEIGHTS
-from scoring.vqascore import DEFAULT_VQA_MODEL, load_vqa_scorer
-from tools.diffusers_generator import load_diffusers_generator
-from tools.storage import load_image
-from traces import layout
+from imageforge.scoring.clip_backbone import load_clip_backbone, pil_backend_kwargs
+from imageforge.scoring.embedding_consistency import load_embedding_consistency_scorer
+from imageforge.scoring.model_registry import ModelRegistry, registry
+from imageforge.scoring.pickscore import PICKSCORE_MODEL, PICKSCORE_PROCESSOR, load_pickscore_scorer
+from imageforge.scoring.registry import ScorerSet
+from imageforge.scoring.schemas import BASE_WEIGHTS
+from imageforge.scoring.vqascore import DEFAULT_VQA_MODEL, load_vqa_scorer
+from imageforge.tools.diffusers_generator import load_diffusers_generator
+from imageforge.tools.storage import load_image
+from imageforge.traces import layout
 
 SCENES = ["Barista grinds fresh beans at dawn", "Close-up of latte art in a ceramic cup"]
 CONCEPT = "Artisan coffee that starts your morning right"
@@ -78,8 +78,7 @@ def save_aesthetic_head(path: Path, embed_dim: int, *, seed: int = 0) -> Path:
     sit mid-scale (about 5 of 10) instead of near 0."""
     generator = torch.Generator().manual_seed(seed)
     state = {
-        key: torch.randn(shape, generator=generator) * 0.05
-        for key, shape in aesthetic_head_shapes(embed_dim).items()
+        key: torch.randn(shape, generator=generator) * 0.05 for key, shape in aesthetic_head_shapes(embed_dim).items()
     }
     state["layers.7.bias"] = torch.full((1,), 5.0)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,9 +149,7 @@ def _assert_trace_files(trace_root: str, generation_id: str, summary) -> None:
         }
         expected |= {layout.agent_file(i, a) for i in range(1, iterations + 1) for a in (1, 2)}
         assert expected <= names, expected - names
-        scores = json.loads(
-            (folder / f"scene_{scene.scene_number}" / layout.QUALITY_SCORES).read_text()
-        )
+        scores = json.loads((folder / f"scene_{scene.scene_number}" / layout.QUALITY_SCORES).read_text())
         assert scores["effective_weights"] == pytest.approx(BASE_WEIGHTS)
         with Image.open(folder / f"scene_{scene.scene_number}" / "image_1.png") as image:
             assert image.size == (RESOLUTION, RESOLUTION)
@@ -173,9 +170,7 @@ def _assert_every_slot_scored(summary) -> None:
 
 async def test_storyboard_on_tiny_diffusers_and_tiny_scorers(tmp_path, tiny):
     # The backends, each loaded from disk by the function users call.
-    generator = RecordingGenerator(
-        load_diffusers_generator(str(tiny["sd"]), device="cpu", steps=2, guidance_scale=7.5)
-    )
+    generator = RecordingGenerator(load_diffusers_generator(str(tiny["sd"]), device="cpu", steps=2, guidance_scale=7.5))
     models = ModelRegistry()
     pickscore = load_pickscore_scorer(
         model=str(tiny["pick_clip"]), processor=str(tiny["pick_clip"]), device="cpu", models=models
@@ -185,17 +180,13 @@ async def test_storyboard_on_tiny_diffusers_and_tiny_scorers(tmp_path, tiny):
         backbone, load_aesthetic_head(tiny["head"], embed_dim=backbone.embed_dim)
     )
     vqa = load_vqa_scorer(model=str(tiny["blip2"]), device="cpu", models=models)
-    consistency = load_embedding_consistency_scorer(
-        model=str(tiny["clip"]), device="cpu", models=models
-    )
+    consistency = load_embedding_consistency_scorer(model=str(tiny["clip"]), device="cpu", models=models)
     # CLIP-score, aesthetic and consistency share one backbone (one vision pass per image).
     assert consistency.embedder is backbone
     services = Services(
         llm=None,
         generator=generator,
-        scorers=ScorerSet(
-            scorers=[pickscore, clip_score, vqa, aesthetic], consistency=consistency, missing={}
-        ),
+        scorers=ScorerSet(scorers=[pickscore, clip_score, vqa, aesthetic], consistency=consistency, missing={}),
         notes=["tiny diffusers and tiny scorers"],
     )
     context = dataclasses.replace(make_context(tmp_path, **SETTINGS), services=services)
@@ -212,11 +203,7 @@ async def test_storyboard_on_tiny_diffusers_and_tiny_scorers(tmp_path, tiny):
         "laion-aesthetic",
     }
     # The aesthetic head's ratings sit mid-scale, so its component is not merely clipped to 0.
-    assert all(
-        20 < v.components["aesthetic"] < 80
-        for s in summary.scenes
-        for v in s.attempts[0].variations
-    )
+    assert all(20 < v.components["aesthetic"] < 80 for s in summary.scenes for v in s.attempts[0].variations)
 
     # Scene 1 is text-to-image; scene 2's first attempt is image-to-image on scene 1's winner.
     scene1, scene2 = summary.scenes
@@ -282,9 +269,7 @@ def tiny_hub(tmp_path, tiny, monkeypatch) -> Path:
     models = tmp_path / "models"
     fake_snapshot(cache, "stabilityai/sd-turbo", tiny["sd"])
     fake_snapshot(cache, PICKSCORE_MODEL, tiny["pick_clip"])
-    fake_snapshot(
-        cache, PICKSCORE_PROCESSOR, save_processor_only(tiny["pick_clip"], models / "proc")
-    )
+    fake_snapshot(cache, PICKSCORE_PROCESSOR, save_processor_only(tiny["pick_clip"], models / "proc"))
     fake_snapshot(
         cache,
         "openai/clip-vit-large-patch14",

@@ -1,4 +1,4 @@
-from graph.progress import ProgressTracker
+from imageforge.graph.progress import ProgressTracker
 
 
 def _events(scenes: int):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents.schemas import Critique, DimensionScores, EnhancedPrompt, Iteration
-from graph.selection import (
+from imageforge.agents.schemas import Critique, DimensionScores, EnhancedPrompt, Iteration
+from imageforge.graph.selection import (
     best_iteration,
     choose_winner,
     deciding_component,
@@ -13,8 +13,8 @@ from graph.selection import (
     quality_scores_document,
     validate,
 )
-from scoring.schemas import VariationScore
-from traces.schemas import Attempt
+from imageforge.scoring.schemas import VariationScore
+from imageforge.traces.schemas import Attempt
 
 WEIGHTS = {"pickscore": 0.5, "clip": 0.25, "vqa": 0.15, "aesthetic": 0.10}
 
@@ -37,9 +37,7 @@ def _iteration(number: int, overall_dims: float) -> Iteration:
         cinematography=overall_dims,
         brand_alignment=overall_dims,
     )
-    return Iteration(
-        iteration=number, enhanced=enhanced, critique=Critique(scores=scores, critique="c")
-    )
+    return Iteration(iteration=number, enhanced=enhanced, critique=Critique(scores=scores, critique="c"))
 
 
 def _variation(
@@ -57,9 +55,7 @@ def _variation(
     )
 
 
-def _attempt(
-    number: int, quality: float, passed: bool, consistency: float | None = None
-) -> Attempt:
+def _attempt(number: int, quality: float, passed: bool, consistency: float | None = None) -> Attempt:
     variation = _variation(1, quality, 1, consistency).model_copy(update={"attempt": number})
     return Attempt(
         attempt=number,
@@ -98,15 +94,11 @@ def test_validate_reports_quality_and_consistency_like_seed_003():
 
 def test_validate_skips_consistency_without_a_reference_or_when_disabled():
     assert validate(_variation(1, 40, 1), quality_threshold=30, consistency_threshold=80)[0]
-    assert validate(
-        _variation(1, 40, 1, consistency=10), quality_threshold=30, consistency_threshold=0
-    )[0]
+    assert validate(_variation(1, 40, 1, consistency=10), quality_threshold=30, consistency_threshold=0)[0]
 
 
 def test_validate_passes_on_the_threshold_itself():
-    passed, reason, _ = validate(
-        _variation(1, 30, 1, consistency=50), quality_threshold=30, consistency_threshold=50
-    )
+    passed, reason, _ = validate(_variation(1, 30, 1, consistency=50), quality_threshold=30, consistency_threshold=50)
     assert passed and reason.startswith("Passed validation")
 
 

@@ -9,19 +9,17 @@ from pathlib import Path
 from factories import make_context
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graph.checkpoint import serializer
-from graph.run import StoryboardRequest, run_storyboard
-from tools.storage import save_png
-from traces import layout
-from traces.reader import read_trace
+from imageforge.graph.checkpoint import serializer
+from imageforge.graph.run import StoryboardRequest, run_storyboard
+from imageforge.tools.storage import save_png
+from imageforge.traces import layout
+from imageforge.traces.reader import read_trace
 
 SCENES = ["Barista grinds fresh beans at dawn", "Close-up of latte art in a ceramic cup"]
 
 
 def _request(generation_id: str = "g", **kw) -> StoryboardRequest:
-    return StoryboardRequest(
-        generation_id=generation_id, concept="Artisan coffee that starts your morning right", **kw
-    )
+    return StoryboardRequest(generation_id=generation_id, concept="Artisan coffee that starts your morning right", **kw)
 
 
 async def test_two_scenes_chain_and_write_the_whole_trace(tmp_path):
@@ -187,8 +185,8 @@ def test_keep_scenes_needs_a_source_and_a_plan():
 
 
 async def test_a_scene_naming_a_character_ranks_its_references(tmp_path):
-    from agents.heuristics import plan_heuristic
-    from tools.schemas import ReferenceImage
+    from imageforge.agents.heuristics import plan_heuristic
+    from imageforge.tools.schemas import ReferenceImage
 
     master = save_png(_solid((200, 40, 40)), tmp_path / "master.png")
     core = save_png(_solid((40, 200, 40)), tmp_path / "core.png")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from scoring.aesthetic import (
+from imageforge.scoring.aesthetic import (
     AestheticHead,
     AestheticScorer,
     aesthetic_head_shapes,
@@ -18,11 +18,11 @@ from scoring.aesthetic import (
     load_aesthetic_head,
     load_aesthetic_scorer,
 )
-from scoring.base import Scorer
-from scoring.clip_backbone import load_clip_backbone
-from scoring.clipscore import ClipScoreScorer
-from scoring.model_registry import ModelNotAvailableError, ModelRegistry
-from scoring.normalise import aesthetic_to_100
+from imageforge.scoring.base import Scorer
+from imageforge.scoring.clip_backbone import load_clip_backbone
+from imageforge.scoring.clipscore import ClipScoreScorer
+from imageforge.scoring.model_registry import ModelNotAvailableError, ModelRegistry
+from imageforge.scoring.normalise import aesthetic_to_100
 from tests.tiny_clip import make_images
 
 PROMPT = "a warm kitchen at dawn"
@@ -97,9 +97,7 @@ def test_loader_rejects_a_wrong_shape_naming_key_and_shapes(tmp_path):
     state = PublishedMLP(input_size=512).state_dict()  # a ViT-B/32 head
     path = tmp_path / "vit-b.pth"
     torch.save(state, path)
-    with pytest.raises(
-        ValueError, match=r"`layers\.0\.weight` has shape \(1024, 512\), expected \(1024, 768\)"
-    ):
+    with pytest.raises(ValueError, match=r"`layers\.0\.weight` has shape \(1024, 512\), expected \(1024, 768\)"):
         load_aesthetic_head(path)
 
 
@@ -145,9 +143,7 @@ def test_scores_are_the_head_on_normalised_embeddings(backbone, published_head):
 
 
 def test_clip_score_and_aesthetic_share_one_forward_pass(backbone, published_head):
-    clip, aesthetic = clip_family_scorers(
-        backbone, load_aesthetic_head(published_head[1]), batch_size=8
-    )
+    clip, aesthetic = clip_family_scorers(backbone, load_aesthetic_head(published_head[1]), batch_size=8)
     calls = []
     backbone.model.vision_model.register_forward_hook(lambda *a: calls.append(1))
     images = make_images(8, seed=4)
@@ -158,9 +154,7 @@ def test_clip_score_and_aesthetic_share_one_forward_pass(backbone, published_hea
 
     # The same numbers as each scorer computing on its own backbone.
     separate = load_clip_backbone(backbone.name, device="cpu", models=ModelRegistry())
-    assert ClipScoreScorer(backbone=separate).score(images, PROMPT) == pytest.approx(
-        clip_scores, abs=1e-4
-    )
+    assert ClipScoreScorer(backbone=separate).score(images, PROMPT) == pytest.approx(clip_scores, abs=1e-4)
     separate.cache.clear()
     head = load_aesthetic_head(published_head[1])
     assert AestheticScorer(backbone=separate, head=head).score(images, PROMPT) == pytest.approx(
@@ -197,9 +191,7 @@ def test_load_aesthetic_scorer_through_the_registry(clip768_dir, published_head)
 def test_missing_head_fails_before_loading_clip(tmp_path, clip768_dir):
     models = ModelRegistry()
     with pytest.raises(ModelNotAvailableError, match="imageforge models pull"):
-        load_aesthetic_scorer(
-            head_path=tmp_path / "missing.pth", clip_model=str(clip768_dir), models=models
-        )
+        load_aesthetic_scorer(head_path=tmp_path / "missing.pth", clip_model=str(clip768_dir), models=models)
     assert models.loaded() == []
 
 
@@ -209,7 +201,5 @@ def test_default_head_path_is_under_hf_home(monkeypatch, tmp_path, clip768_dir, 
     assert path == tmp_path / "imageforge" / "sac+logos+ava1-l14-linearMSE.pth"
     path.parent.mkdir()
     path.write_bytes(published_head[1].read_bytes())
-    scorer = load_aesthetic_scorer(
-        clip_model=str(clip768_dir), device="cpu", models=ModelRegistry()
-    )
+    scorer = load_aesthetic_scorer(clip_model=str(clip768_dir), device="cpu", models=ModelRegistry())
     assert len(scorer.score(make_images(1), PROMPT)) == 1

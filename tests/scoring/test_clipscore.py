@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from scoring.base import Scorer
-from scoring.clip_backbone import load_clip_backbone, pooled_embeddings
-from scoring.clipscore import ClipScoreScorer, clipscore_raw
-from scoring.model_registry import ModelNotAvailableError, ModelRegistry
-from scoring.normalise import clipscore_to_100
+from imageforge.scoring.base import Scorer
+from imageforge.scoring.clip_backbone import load_clip_backbone, pooled_embeddings
+from imageforge.scoring.clipscore import ClipScoreScorer, clipscore_raw
+from imageforge.scoring.model_registry import ModelNotAvailableError, ModelRegistry
+from imageforge.scoring.normalise import clipscore_to_100
 from tests.tiny_clip import make_images
 
 PROMPT = "a red cat on a sofa"
@@ -59,9 +59,7 @@ def test_equals_torchmetrics_clipscore_on_the_same_model(clip_dir, backbone):
 
     def tiny_from_disk():
         model = CLIPModel.from_pretrained(str(clip_dir), local_files_only=True).eval()
-        return _PooledFeatures(model), CLIPProcessor.from_pretrained(
-            str(clip_dir), local_files_only=True
-        )
+        return _PooledFeatures(model), CLIPProcessor.from_pretrained(str(clip_dir), local_files_only=True)
 
     images = make_images(6, seed=3)
     ours = ClipScoreScorer(backbone=backbone).raw_scores(images, PROMPT)
@@ -82,23 +80,17 @@ def test_raw_is_100_times_clipped_cosine_and_score_is_the_band(backbone):
     image_embeds = backbone.image_embeddings(images)
     text_embed = backbone.text_embeddings([PROMPT])[0]
     cos = torch.nn.functional.cosine_similarity(image_embeds, text_embed[None], dim=-1)
-    assert scorer.raw_scores(images, PROMPT) == pytest.approx(
-        (100 * cos.clamp_min(0)).tolist(), abs=1e-4
-    )
+    assert scorer.raw_scores(images, PROMPT) == pytest.approx((100 * cos.clamp_min(0)).tolist(), abs=1e-4)
     assert scorer.score(images, PROMPT) == pytest.approx(
         [clipscore_to_100(r) for r in scorer.raw_scores(images, PROMPT)]
     )
-    assert scorer.raw_scores(images, PROMPT) == pytest.approx(
-        clipscore_raw(backbone.prompt_cosines(images, PROMPT))
-    )
+    assert scorer.raw_scores(images, PROMPT) == pytest.approx(clipscore_raw(backbone.prompt_cosines(images, PROMPT)))
     assert torch.allclose(backbone.prompt_cosines(images, PROMPT), cos, atol=1e-5)
     assert clipscore_raw(torch.tensor([1.0, -1.0, 0.25])) == [100.0, 0.0, 25.0]
 
 
 @pytest.mark.parametrize("batch_size, passes", [(8, 1), (4, 2), (3, 3)])
-def test_one_forward_pass_per_batch_and_batching_does_not_change_scores(
-    backbone, batch_size, passes
-):
+def test_one_forward_pass_per_batch_and_batching_does_not_change_scores(backbone, batch_size, passes):
     images = make_images(8, seed=2)
     calls = _count_vision_passes(backbone)
     batched = ClipScoreScorer(backbone=backbone, batch_size=batch_size).raw_scores(images, PROMPT)

@@ -6,19 +6,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scoring.base import ConsistencyScorer
-from scoring.consistency import HistogramConsistencyScorer, histogram_intersection, ssim_matrix
-from tools.schemas import ImageSize
-from tools.sketch import SketchGenerator
+from imageforge.scoring.base import ConsistencyScorer
+from imageforge.scoring.consistency import HistogramConsistencyScorer, histogram_intersection, ssim_matrix
+from imageforge.tools.schemas import ImageSize
+from imageforge.tools.sketch import SketchGenerator
 
 SCORER = HistogramConsistencyScorer()
 SIZE = ImageSize(width=128, height=128)
 
 
 def sketch(prompt: str, seed: int) -> Image.Image:
-    output = SketchGenerator().generate(
-        prompt, negative_prompt="", seeds=[seed], references=[], size=SIZE
-    )
+    output = SketchGenerator().generate(prompt, negative_prompt="", seeds=[seed], references=[], size=SIZE)
     return output.images[0].image
 
 

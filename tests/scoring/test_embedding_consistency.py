@@ -7,16 +7,16 @@ import pytest
 import torch
 from PIL import Image
 
-from scoring.base import ConsistencyScorer
-from scoring.clip_backbone import load_clip_backbone
-from scoring.embedding_consistency import (
+from imageforge.scoring.base import ConsistencyScorer
+from imageforge.scoring.clip_backbone import load_clip_backbone
+from imageforge.scoring.embedding_consistency import (
     DinoBackbone,
     EmbeddingConsistencyScorer,
     load_dino_backbone,
     load_embedding_consistency_scorer,
 )
-from scoring.model_registry import ModelRegistry
-from scoring.normalise import CONSISTENCY_BANDS
+from imageforge.scoring.model_registry import ModelRegistry
+from imageforge.scoring.normalise import CONSISTENCY_BANDS
 from tests.tiny_clip import make_images, save_tiny_dinov2
 
 
@@ -27,9 +27,7 @@ def dirs(tmp_path_factory, clip_dir):
 
 @pytest.fixture(params=["clip", "dinov2"])
 def scorer(request, dirs):
-    return load_embedding_consistency_scorer(
-        model=str(dirs[request.param]), device="cpu", models=ModelRegistry()
-    )
+    return load_embedding_consistency_scorer(model=str(dirs[request.param]), device="cpu", models=ModelRegistry())
 
 
 def _nudged(image: Image.Image, seed: int = 0) -> Image.Image:
@@ -40,12 +38,8 @@ def _nudged(image: Image.Image, seed: int = 0) -> Image.Image:
 
 
 def test_kind_is_read_from_the_checkpoint(dirs):
-    clip = load_embedding_consistency_scorer(
-        model=str(dirs["clip"]), device="cpu", models=ModelRegistry()
-    )
-    dino = load_embedding_consistency_scorer(
-        model=str(dirs["dinov2"]), device="cpu", models=ModelRegistry()
-    )
+    clip = load_embedding_consistency_scorer(model=str(dirs["clip"]), device="cpu", models=ModelRegistry())
+    dino = load_embedding_consistency_scorer(model=str(dirs["dinov2"]), device="cpu", models=ModelRegistry())
     assert (clip.name, clip.band) == ("clip-consistency", CONSISTENCY_BANDS["clip"])
     assert (dino.name, dino.band) == ("dinov2-consistency", CONSISTENCY_BANDS["dinov2"])
     assert isinstance(dino.embedder, DinoBackbone)
@@ -64,18 +58,14 @@ def test_order_is_sane_and_the_best_reference_counts(scorer):
     assert cos[0, 0] > cos[1, 0]
     assert cos[0, 0] > 0.99
     # A variation close to one reference and far from another is judged by the close one.
-    assert scorer.score([_nudged(anchor)], [other, anchor]) == scorer.score(
-        [_nudged(anchor)], [anchor]
-    )
+    assert scorer.score([_nudged(anchor)], [other, anchor]) == scorer.score([_nudged(anchor)], [anchor])
 
 
 def test_one_pass_per_batch_for_variations_and_references(dirs):
     backbone = load_clip_backbone(str(dirs["clip"]), device="cpu", models=ModelRegistry())
     calls = []
     backbone.model.vision_model.register_forward_hook(lambda *a: calls.append(1))
-    scorer = EmbeddingConsistencyScorer(
-        embedder=backbone, band=CONSISTENCY_BANDS["clip"], batch_size=8
-    )
+    scorer = EmbeddingConsistencyScorer(embedder=backbone, band=CONSISTENCY_BANDS["clip"], batch_size=8)
     references = make_images(2, seed=1)
     scorer.score(make_images(4, seed=2), references)
     assert len(calls) == 1

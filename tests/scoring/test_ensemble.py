@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from scoring.ensemble import combine, deciding_component, effective_weights, ensemble_report, rank
-from scoring.schemas import BASE_WEIGHTS, ScorerInfo
+from imageforge.scoring.ensemble import combine, deciding_component, effective_weights, ensemble_report, rank
+from imageforge.scoring.schemas import BASE_WEIGHTS, ScorerInfo
 
 
 def test_all_slots_keep_the_seed_weights():
-    assert effective_weights(["pickscore", "clip", "vqa", "aesthetic"]) == pytest.approx(
-        BASE_WEIGHTS
-    )
+    assert effective_weights(["pickscore", "clip", "vqa", "aesthetic"]) == pytest.approx(BASE_WEIGHTS)
 
 
 def test_renormalise_clip_and_aesthetic():
@@ -24,12 +22,8 @@ def test_renormalise_clip_and_aesthetic():
 
 def test_renormalise_single_and_three_slots():
     assert effective_weights(["aesthetic"]) == {"aesthetic": 1.0}
-    weights = effective_weights(
-        ["pickscore", "clip", "aesthetic", "clip"]
-    )  # duplicates are harmless
-    assert weights == pytest.approx(
-        {"pickscore": 0.50 / 0.85, "clip": 0.25 / 0.85, "aesthetic": 0.10 / 0.85}
-    )
+    weights = effective_weights(["pickscore", "clip", "aesthetic", "clip"])  # duplicates are harmless
+    assert weights == pytest.approx({"pickscore": 0.50 / 0.85, "clip": 0.25 / 0.85, "aesthetic": 0.10 / 0.85})
     assert sum(weights.values()) == pytest.approx(1.0)
 
 
@@ -93,20 +87,11 @@ def test_rank():
 def test_deciding_component():
     weights = {"pickscore": 0.5, "clip": 0.25}
     # pickscore: 0.5 * 10 = 5 vs clip: 0.25 * -30 = -7.5
-    assert (
-        deciding_component({"pickscore": 80, "clip": 60}, {"pickscore": 70, "clip": 90}, weights)
-        == "pickscore"
-    )
+    assert deciding_component({"pickscore": 80, "clip": 60}, {"pickscore": 70, "clip": 90}, weights) == "pickscore"
     # pickscore: 0.5 * 1 = 0.5 vs clip: 0.25 * 30 = 7.5
-    assert (
-        deciding_component({"pickscore": 71, "clip": 90}, {"pickscore": 70, "clip": 60}, weights)
-        == "clip"
-    )
+    assert deciding_component({"pickscore": 71, "clip": 90}, {"pickscore": 70, "clip": 60}, weights) == "clip"
     # equal contributions (5 and 5): the heavier slot
-    assert (
-        deciding_component({"pickscore": 60, "clip": 80}, {"pickscore": 50, "clip": 60}, weights)
-        == "pickscore"
-    )
+    assert deciding_component({"pickscore": 60, "clip": 80}, {"pickscore": 50, "clip": 60}, weights) == "pickscore"
     # equal weights and contributions: the slot listed first
     assert deciding_component({"a": 1, "b": 1}, {"a": 0, "b": 0}, {"b": 1.0, "a": 1.0}) == "b"
 
@@ -124,9 +109,7 @@ def test_ensemble_report():
         ScorerInfo(slot="clip", name="clipscore", model="openai/clip-vit-base-patch32"),
     ]
     report = ensemble_report(infos, {"pickscore": "no weights", "vqa": "no weights"})
-    assert report.effective_weights == pytest.approx(
-        {"clip": 0.25 / 0.35, "aesthetic": 0.10 / 0.35}
-    )
+    assert report.effective_weights == pytest.approx({"clip": 0.25 / 0.35, "aesthetic": 0.10 / 0.35})
     assert report.missing == {"pickscore": "no weights", "vqa": "no weights"}
     assert [s.name for s in report.scorers] == ["technical-quality", "clipscore"]
 

@@ -7,14 +7,14 @@ import threading
 
 import pytest
 
-from scoring.model_registry import (
+from imageforge.scoring.model_registry import (
     LoadedModel,
     ModelNotAvailableError,
     ModelRegistry,
     resolve_weights,
 )
-from scoring.pickscore import PICKSCORE_MODEL, PICKSCORE_PROCESSOR
-from tools import model_store
+from imageforge.scoring.pickscore import PICKSCORE_MODEL, PICKSCORE_PROCESSOR
+from imageforge.tools import model_store
 
 
 def test_loads_once_and_lists_what_is_loaded():
@@ -49,9 +49,7 @@ def test_two_threads_same_key_load_once():
 
     results = []
     threads = [
-        threading.Thread(
-            target=lambda: results.append(reg.get("m", slow_loader, device="cpu", kind="x"))
-        )
+        threading.Thread(target=lambda: results.append(reg.get("m", slow_loader, device="cpu", kind="x")))
         for _ in range(2)
     ]
     threads[0].start()
@@ -77,9 +75,7 @@ def test_different_keys_load_in_parallel():
         return "A"
 
     out = {}
-    t = threading.Thread(
-        target=lambda: out.setdefault("a", reg.get("a", loader_a, device="cpu", kind="x"))
-    )
+    t = threading.Thread(target=lambda: out.setdefault("a", reg.get("a", loader_a, device="cpu", kind="x")))
     t.start()
     assert a_started.wait(5)
     out["b"] = reg.get("b", lambda: "B", device="cuda:0", kind="y")

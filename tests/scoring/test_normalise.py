@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from scoring.normalise import (
+from imageforge.scoring.normalise import (
     CLIPSCORE_BAND,
     CONSISTENCY_BANDS,
     PICKSCORE_BAND,

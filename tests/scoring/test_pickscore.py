@@ -7,11 +7,11 @@ import shutil
 import pytest
 import torch
 
-from scoring.base import Scorer
-from scoring.clip_backbone import load_clip_backbone
-from scoring.model_registry import ModelNotAvailableError, ModelRegistry
-from scoring.normalise import pickscore_to_100
-from scoring.pickscore import (
+from imageforge.scoring.base import Scorer
+from imageforge.scoring.clip_backbone import load_clip_backbone
+from imageforge.scoring.model_registry import ModelNotAvailableError, ModelRegistry
+from imageforge.scoring.normalise import pickscore_to_100
+from imageforge.scoring.pickscore import (
     PICKSCORE_MODEL,
     PICKSCORE_PROCESSOR,
     PickScoreScorer,
@@ -47,9 +47,7 @@ def test_raw_score_is_logit_scale_exp_times_cosine(clip_dir):
     from transformers import CLIPModel, CLIPProcessor
 
     images = make_images(4, seed=5)
-    scorer = load_pickscore_scorer(
-        model=str(clip_dir), processor=str(clip_dir), device="cpu", models=ModelRegistry()
-    )
+    scorer = load_pickscore_scorer(model=str(clip_dir), processor=str(clip_dir), device="cpu", models=ModelRegistry())
     assert isinstance(scorer, Scorer) and scorer.slot == "pickscore" and not scorer.stand_in
 
     # By hand, as the PickScore README does it.
@@ -57,9 +55,7 @@ def test_raw_score_is_logit_scale_exp_times_cosine(clip_dir):
     processor = CLIPProcessor.from_pretrained(str(clip_dir), local_files_only=True)
     with torch.no_grad():
         image_inputs = processor(images=images, return_tensors="pt")
-        text_inputs = processor(
-            text=PROMPT, padding=True, truncation=True, max_length=77, return_tensors="pt"
-        )
+        text_inputs = processor(text=PROMPT, padding=True, truncation=True, max_length=77, return_tensors="pt")
         image_embs = model.get_image_features(**image_inputs)
         text_embs = model.get_text_features(**text_inputs)
         image_embs = getattr(image_embs, "pooler_output", image_embs)
@@ -95,13 +91,9 @@ def test_processor_comes_from_its_own_repo(split_dirs):
 
 
 def test_texts_change_the_score(clip_dir):
-    scorer = PickScoreScorer(
-        backbone=load_clip_backbone(str(clip_dir), device="cpu", models=ModelRegistry())
-    )
+    scorer = PickScoreScorer(backbone=load_clip_backbone(str(clip_dir), device="cpu", models=ModelRegistry()))
     images = make_images(3)
-    assert scorer.raw_scores(images, "a red cat") != pytest.approx(
-        scorer.raw_scores(images, "an empty blue room")
-    )
+    assert scorer.raw_scores(images, "a red cat") != pytest.approx(scorer.raw_scores(images, "an empty blue room"))
 
 
 def test_batches_of_four_take_two_passes_and_match_one_by_one(clip_dir):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from graph.context import BackendSettings
-from scoring import registry
-from scoring.consistency import HistogramConsistencyScorer
-from scoring.registry import OFFLINE_REASON, ScorerSet, build_scorers
-from scoring.technical import TechnicalQualityScorer
+from imageforge.graph.context import BackendSettings
+from imageforge.scoring import registry
+from imageforge.scoring.consistency import HistogramConsistencyScorer
+from imageforge.scoring.registry import OFFLINE_REASON, ScorerSet, build_scorers
+from imageforge.scoring.technical import TechnicalQualityScorer
 
 
 @pytest.mark.parametrize("mode", ["auto", "offline"])
@@ -77,15 +77,11 @@ def test_registered_scorers_join_and_shrink_missing(monkeypatch):
     scorer_set, line = build_scorers(BackendSettings(scorers=("clipscore", "technical-quality")))
     assert [s.slot for s in scorer_set.scorers] == ["clip", "aesthetic"]
     assert set(scorer_set.missing) == {"pickscore", "vqa"}
-    assert scorer_set.report().effective_weights == pytest.approx(
-        {"clip": 0.25 / 0.35, "aesthetic": 0.10 / 0.35}
-    )
+    assert scorer_set.report().effective_weights == pytest.approx({"clip": 0.25 / 0.35, "aesthetic": 0.10 / 0.35})
     assert "clipscore for clip" in line
 
 
 def test_two_scorers_for_one_slot_rejected(monkeypatch):
-    monkeypatch.setitem(
-        registry.SCORER_FACTORIES, "other-aesthetic", lambda backends: TechnicalQualityScorer()
-    )
+    monkeypatch.setitem(registry.SCORER_FACTORIES, "other-aesthetic", lambda backends: TechnicalQualityScorer())
     with pytest.raises(ValueError, match="aesthetic"):
         build_scorers(BackendSettings(scorers=("technical-quality", "other-aesthetic")))

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from scoring.base import Scorer
-from scoring.technical import (
+from imageforge.scoring.base import Scorer
+from imageforge.scoring.technical import (
     TechnicalQualityScorer,
     colourfulness_score,
     contrast_score,
@@ -42,9 +42,7 @@ def test_defects_score_lower_than_a_crisp_frame():
     crisp = crisp_image()
     blurred = crisp.filter(ImageFilter.GaussianBlur(6))
     flat = Image.new("RGB", (256, 256), (128, 128, 128))
-    over = Image.fromarray(
-        np.clip(np.asarray(crisp, dtype=np.int32) + 150, 0, 255).astype(np.uint8)
-    )
+    over = Image.fromarray(np.clip(np.asarray(crisp, dtype=np.int32) + 150, 0, 255).astype(np.uint8))
     under = Image.fromarray((np.asarray(crisp, dtype=np.float64) * 0.12).astype(np.uint8))
     crisp_score, blurred_score, flat_score, over_score, under_score = SCORER.score(
         [crisp, blurred, flat, over, under], "unused"
@@ -127,13 +125,9 @@ def test_measurements_by_hand():
 
 
 def test_custom_weights_and_validation():
-    only_sharp = TechnicalQualityScorer(
-        {"sharpness": 1, "exposure": 0, "contrast": 0, "colourfulness": 0}
-    )
+    only_sharp = TechnicalQualityScorer({"sharpness": 1, "exposure": 0, "contrast": 0, "colourfulness": 0})
     image = crisp_image()
-    assert only_sharp.score([image], "")[0] == pytest.approx(
-        float(measure([image])["sharpness"][0])
-    )
+    assert only_sharp.score([image], "")[0] == pytest.approx(float(measure([image])["sharpness"][0]))
     with pytest.raises(ValueError, match="weights"):
         TechnicalQualityScorer({"sharpness": 1.0})
     with pytest.raises(ValueError, match="weights"):

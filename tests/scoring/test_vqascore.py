@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from scoring.base import Scorer
-from scoring.model_registry import ModelRegistry
-from scoring.vqascore import (
+from imageforge.scoring.base import Scorer
+from imageforge.scoring.model_registry import ModelRegistry
+from imageforge.scoring.vqascore import (
     VQA_QUESTION,
     T2VMetricsVQAScorer,
     VQAScorer,
@@ -75,9 +75,7 @@ def test_probability_is_the_next_token_at_the_answer_position(tiny_dirs, family)
     images = make_images(3, seed=7)
     ours = scorer.probabilities(images, PROMPT)
     question = VQA_QUESTION.format(PROMPT)
-    expected = [
-        _first_step_probability(vqa, im, question, yes_token_ids(vqa.tokenizer)) for im in images
-    ]
+    expected = [_first_step_probability(vqa, im, question, yes_token_ids(vqa.tokenizer)) for im in images]
     assert ours == pytest.approx(expected, abs=1e-5)
     assert ours != pytest.approx(scorer.probabilities(images, "two dogs"), abs=1e-7)
 
@@ -161,16 +159,11 @@ def test_t2v_metrics_adapter_passes_image_files_and_batch_size(monkeypatch):
             seen["batch_size"] = batch_size
             seen["texts"] = [item["texts"] for item in dataset]
             # "Probability" = mean red channel of the file written, to prove the files are the images.
-            values = [
-                Image.open(item["images"][0]).convert("RGB").getpixel((0, 0))[0] / 255
-                for item in dataset
-            ]
+            values = [Image.open(item["images"][0]).convert("RGB").getpixel((0, 0))[0] / 255 for item in dataset]
             return torch.tensor(values).reshape(-1, 1, 1)
 
     monkeypatch.setitem(sys.modules, "t2v_metrics", types.SimpleNamespace(VQAScore=FakeVQAScore))
-    scorer = load_t2v_metrics_scorer(
-        model="clip-flant5-xl", device="cpu", batch_size=3, models=ModelRegistry()
-    )
+    scorer = load_t2v_metrics_scorer(model="clip-flant5-xl", device="cpu", batch_size=3, models=ModelRegistry())
     assert isinstance(scorer, T2VMetricsVQAScorer) and isinstance(scorer, Scorer)
     images = [Image.new("RGB", (8, 8), (r, 0, 0)) for r in (0, 51, 255)]
     assert scorer.score(images, PROMPT) == pytest.approx([0.0, 20.0, 100.0])

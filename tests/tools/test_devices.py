@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tools.devices import default_dtype, dtype_name, is_out_of_memory, resolve_device
+from imageforge.tools.devices import default_dtype, dtype_name, is_out_of_memory, resolve_device
 
 
 def test_resolve_device():

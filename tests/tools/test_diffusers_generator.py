@@ -10,16 +10,16 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image
 from tiny_models import save_tiny_sd_pipeline
 
-from scoring.model_registry import registry
-from tools.base import GenerationError, ImageGenerator
-from tools.diffusers_generator import (
+from imageforge.scoring.model_registry import registry
+from imageforge.tools.base import GenerationError, ImageGenerator
+from imageforge.tools.diffusers_generator import (
     DiffusersGenerator,
     load_diffusers_generator,
     round_size,
     sampling_defaults,
 )
-from tools.generation_cache import GenerationCache
-from tools.schemas import ImageSize
+from imageforge.tools.generation_cache import GenerationCache
+from imageforge.tools.schemas import ImageSize
 
 SIZE = ImageSize(width=32, height=32)
 PROMPT = "a red fox in the snow, golden hour"
@@ -53,9 +53,7 @@ def _pixels(image: Image.Image) -> np.ndarray:
 
 
 def _generate(gen: DiffusersGenerator, seeds, *, references=(), negative="", size=SIZE):
-    return gen.generate(
-        PROMPT, negative_prompt=negative, seeds=list(seeds), references=list(references), size=size
-    )
+    return gen.generate(PROMPT, negative_prompt=negative, seeds=list(seeds), references=list(references), size=size)
 
 
 def _same_up_to_rounding(a: Image.Image, b: Image.Image) -> bool:
@@ -147,10 +145,8 @@ def _oom_above(limit: int, error: BaseException, monkeypatch) -> list[int]:
 def test_out_of_memory_halves_the_batch_and_records_it(tiny_folder, generator, monkeypatch, caplog):
     expected = _generate(generator, [21, 22, 23, 24]).images
     fresh = _load(tiny_folder)
-    calls = _oom_above(
-        1, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"), monkeypatch
-    )
-    with caplog.at_level("WARNING", logger="tools.diffusers_generator"):
+    calls = _oom_above(1, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"), monkeypatch)
+    with caplog.at_level("WARNING", logger="imageforge.tools.diffusers_generator"):
         output = _generate(fresh, [21, 22, 23, 24])
     assert calls == [4, 2, 1, 1, 1, 1]
     assert len(output.warnings) == 2
@@ -169,9 +165,7 @@ def test_out_of_memory_halves_the_batch_and_records_it(tiny_folder, generator, m
 
 def test_runtime_out_of_memory_message_is_recognised(tiny_folder, monkeypatch):
     fresh = _load(tiny_folder)
-    calls = _oom_above(
-        2, RuntimeError("MPS backend out of memory (MPS allocated: 9 GB)"), monkeypatch
-    )
+    calls = _oom_above(2, RuntimeError("MPS backend out of memory (MPS allocated: 9 GB)"), monkeypatch)
     output = _generate(fresh, [1, 2, 3])
     assert calls == [3, 1, 1, 1]
     assert [image.seed for image in output.images] == [1, 2, 3]
@@ -205,9 +199,7 @@ def test_cache_hits_skip_generation(tiny_folder, tmp_path, monkeypatch):
     assert hits[3].metadata["cache_hit"] is False
     assert np.array_equal(_pixels(hits[1].image), _pixels(first.images[0].image))
     # A different prompt or a reference is a miss.
-    other_prompt = cached.generate(
-        "another prompt", negative_prompt="", seeds=[1], references=[], size=SIZE
-    )
+    other_prompt = cached.generate("another prompt", negative_prompt="", seeds=[1], references=[], size=SIZE)
     with_reference = _generate(cached, [1], references=[Image.new("RGB", (32, 32), "white")])
     assert other_prompt.cache_hits == 0 and with_reference.cache_hits == 0
 
@@ -269,15 +261,11 @@ def test_ip_adapter_conditions_on_the_reference(tiny_folder, generator, tmp_path
 
     unet = UNet2DConditionModel.from_pretrained(tiny_folder / "unet")
     adapter = save_tiny_ip_adapter(tmp_path / "ip-adapter", unet)
-    with_adapter = _load(
-        tiny_folder, ip_adapter=f"{adapter}:models/ip-adapter.safetensors", ip_adapter_scale=1.0
-    )
+    with_adapter = _load(tiny_folder, ip_adapter=f"{adapter}:models/ip-adapter.safetensors", ip_adapter_scale=1.0)
     # Without a reference the adapter runs at scale 0: the text-only image, unchanged.
     text_only = _generate(with_adapter, [1]).images[0]
     assert text_only.metadata["mode"] == "text2img"
-    assert np.array_equal(
-        _pixels(text_only.image), _pixels(_generate(generator, [1]).images[0].image)
-    )
+    assert np.array_equal(_pixels(text_only.image), _pixels(_generate(generator, [1]).images[0].image))
     red = _generate(with_adapter, [1], references=[Image.new("RGB", (40, 40), "red")]).images[0]
     blue = _generate(with_adapter, [1], references=[Image.new("RGB", (40, 40), "blue")]).images[0]
     assert (red.metadata["mode"], red.metadata["ip_adapter_scale"]) == ("ip_adapter", 1.0)

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools.generation_cache import (
+from imageforge.tools.generation_cache import (
     CachedImage,
     GenerationCache,
     cache_key,
     lookup_seeds,
     references_digest,
 )
-from tools.schemas import ImageSize
+from imageforge.tools.schemas import ImageSize
 
 SIZE = ImageSize(width=64, height=48)
 BASE = {

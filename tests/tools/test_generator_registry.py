@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from graph.context import BackendSettings
-from tools import registry
-from tools.registry import build_generator
-from tools.sketch import SketchGenerator
+from imageforge.graph.context import BackendSettings
+from imageforge.tools import registry
+from imageforge.tools.registry import build_generator
+from imageforge.tools.sketch import SketchGenerator
 
 
 @pytest.mark.parametrize("backend", ["auto", "sketch"])
@@ -41,8 +41,6 @@ def test_registered_backend_is_used(monkeypatch):
         return SketchGenerator(), "Generator: test"
 
     monkeypatch.setitem(registry.GENERATOR_FACTORIES, "diffusers", factory)
-    _, line = build_generator(
-        BackendSettings(generator="diffusers", generator_model="/models/tiny")
-    )
+    _, line = build_generator(BackendSettings(generator="diffusers", generator_model="/models/tiny"))
     assert line == "Generator: test"
     assert made == ["/models/tiny"]

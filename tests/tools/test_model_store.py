@@ -15,10 +15,10 @@ from huggingface_hub.hf_api import RepoSibling
 from tiny_models import save_tiny_sd_pipeline
 from typer.testing import CliRunner
 
-from api.cli_models import format_bytes, models_app
-from tools import model_store
-from tools.diffusers_generator import load_diffusers_generator
-from tools.schemas import ImageSize
+from imageforge.api.cli_models import format_bytes, models_app
+from imageforge.tools import model_store
+from imageforge.tools.diffusers_generator import load_diffusers_generator
+from imageforge.tools.schemas import ImageSize
 
 SD_TURBO = "stabilityai/sd-turbo"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -222,9 +222,7 @@ def test_select_files_for_transformers_processor_and_file_repos():
         "tokenizer.json",
     ]
     [aesthetic] = model_store.CATALOGUE["aesthetic"].repos
-    assert model_store.select_files(aesthetic, ["README.md", aesthetic.filename]) == [
-        aesthetic.filename
-    ]
+    assert model_store.select_files(aesthetic, ["README.md", aesthetic.filename]) == [aesthetic.filename]
     with pytest.raises(ValueError, match="has no file"):
         model_store.select_files(aesthetic, ["README.md"])
 
@@ -236,9 +234,7 @@ class FakeHubApi:
 
     def model_info(self, repo_id, files_metadata=False):
         assert files_metadata
-        return SimpleNamespace(
-            siblings=[RepoSibling(rfilename=name, size=100) for name in SD_TURBO_LISTING]
-        )
+        return SimpleNamespace(siblings=[RepoSibling(rfilename=name, size=100) for name in SD_TURBO_LISTING])
 
 
 def test_plan_pull_sizes_what_would_be_fetched():
@@ -282,9 +278,7 @@ def test_cli_list_shows_presence_size_and_users(hub, tiny_folder):
     fake_snapshot(hub, SD_TURBO, tiny_folder)
     result = CliRunner().invoke(models_app, ["list"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    [row] = [
-        line for line in result.output.splitlines() if "sd-turbo" in line and "sdxl" not in line
-    ]
+    [row] = [line for line in result.output.splitlines() if "sd-turbo" in line and "sdxl" not in line]
     assert "yes" in row and "KB" in row and "generator" in row
     [row] = [line for line in result.output.splitlines() if line.startswith("│ pickscore")]
     assert "no" in row
@@ -308,9 +302,7 @@ def test_cli_pull_offline_exits_2(monkeypatch):
 def test_cli_pull_shows_the_size_and_asks_first(monkeypatch):
     pulled = []
     real_plan = model_store.plan_pull
-    monkeypatch.setattr(
-        model_store, "plan_pull", lambda name, api=None: real_plan(name, api=FakeHubApi())
-    )
+    monkeypatch.setattr(model_store, "plan_pull", lambda name, api=None: real_plan(name, api=FakeHubApi()))
     monkeypatch.setattr(model_store, "pull", lambda name, **kwargs: pulled.append(name) or [])
     declined = CliRunner().invoke(models_app, ["pull", "sd-turbo"], input="n\n")
     assert declined.exit_code == 1

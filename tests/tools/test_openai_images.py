@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
-from tools.base import GenerationError, ImageGenerator
-from tools.generation_cache import GenerationCache
-from tools.openai_images import (
+from imageforge.tools.base import GenerationError, ImageGenerator
+from imageforge.tools.generation_cache import GenerationCache
+from imageforge.tools.openai_images import (
     ModelLimits,
     OpenAIImageGenerator,
     RetryPolicy,
@@ -23,7 +23,7 @@ from tools.openai_images import (
     load_openai_generator,
     model_limits,
 )
-from tools.schemas import ImageSize
+from imageforge.tools.schemas import ImageSize
 
 SQUARE = ImageSize(width=512, height=512)
 WIDE = ImageSize(width=512, height=288)
@@ -36,9 +36,7 @@ def _png_b64(width: int, height: int, shade: int) -> str:
 
 
 def _multipart_fields(content_type: str, body: bytes) -> dict[str, list[bytes]]:
-    message = BytesParser().parsebytes(
-        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
-    )
+    message = BytesParser().parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
     fields: dict[str, list[bytes]] = {}
     for part in message.get_payload():
         name = part.get_param("name", header="content-disposition")
@@ -65,9 +63,7 @@ class FakeImagesAPI:
                 content_type = self.headers.get("content-type", "")
                 if content_type.startswith("multipart/"):
                     fields = _multipart_fields(content_type, body)
-                    params = {
-                        k: v[0].decode() for k, v in fields.items() if not k.startswith("image")
-                    }
+                    params = {k: v[0].decode() for k, v in fields.items() if not k.startswith("image")}
                     images = sum(len(v) for k, v in fields.items() if k.startswith("image"))
                 else:
                     params, images = json.loads(body), 0
@@ -104,16 +100,10 @@ class FakeImagesAPI:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
-    def error(
-        self, status: int, message: str, headers: dict | None = None, code: str | None = None
-    ):
-        self.script.append(
-            (status, headers or {}, {"error": {"message": message, "type": "test", "code": code}})
-        )
+    def error(self, status: int, message: str, headers: dict | None = None, code: str | None = None):
+        self.script.append((status, headers or {}, {"error": {"message": message, "type": "test", "code": code}}))
 
 
 @pytest.fixture
@@ -134,9 +124,7 @@ def _generator(
         api_key="test-key",
         base_url=api.url,
         timeout_s=timeout_s,
-        retry=kwargs.pop(
-            "retry", RetryPolicy(max_attempts=5, base_delay_s=1.0, max_delay_s=30.0, jitter=0.0)
-        ),
+        retry=kwargs.pop("retry", RetryPolicy(max_attempts=5, base_delay_s=1.0, max_delay_s=30.0, jitter=0.0)),
         **kwargs,
     )
     generator.sleep = sleeps.append
@@ -228,10 +216,7 @@ def test_429_retry_after_and_5xx_backoff_then_success(api):
     assert sleeps == [7.0, 2.0, 4.0]
     assert len(api.requests) == 4
     assert len(output.warnings) == 3
-    assert (
-        "HTTP 429: Rate limit reached" in output.warnings[0]
-        and "Retry-After 7s" in output.warnings[0]
-    )
+    assert "HTTP 429: Rate limit reached" in output.warnings[0] and "Retry-After 7s" in output.warnings[0]
     assert "HTTP 500" in output.warnings[1] and "backoff" in output.warnings[1]
     assert output.images[0].metadata["attempts"] == 4
 
@@ -247,9 +232,7 @@ def test_persistent_failure_is_a_clear_generation_error(api):
     generator, sleeps = _generator(api, "gpt-image-1")
     for _ in range(5):
         api.error(503, "Service unavailable, try later")
-    with pytest.raises(
-        GenerationError, match=r"failed after 5 attempts; last error HTTP 503: Service unavailable"
-    ):
+    with pytest.raises(GenerationError, match=r"failed after 5 attempts; last error HTTP 503: Service unavailable"):
         _generate(generator, [1])
     assert len(api.requests) == 5
     assert sleeps == [1.0, 2.0, 4.0, 8.0]
@@ -258,9 +241,7 @@ def test_persistent_failure_is_a_clear_generation_error(api):
 def test_client_errors_and_quota_are_not_retried(api):
     generator, sleeps = _generator(api, "gpt-image-1")
     api.error(400, "Your request was rejected by the safety system.")
-    with pytest.raises(
-        GenerationError, match="refused the request with HTTP 400: Your request was rejected"
-    ):
+    with pytest.raises(GenerationError, match="refused the request with HTTP 400: Your request was rejected"):
         _generate(generator, [1])
     api.error(429, "You exceeded your current quota.", code="insufficient_quota")
     with pytest.raises(GenerationError, match="HTTP 429: You exceeded your current quota"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.references import (
+from imageforge.tools.references import (
     PromptAnalysis,
     RankedReference,
     analyze_prompt,
@@ -12,7 +12,7 @@ from tools.references import (
     extract_keywords,
     rank_references,
 )
-from tools.schemas import ReferenceImage
+from imageforge.tools.schemas import ReferenceImage
 
 
 def ref(ref_id: str, kind: str = "generated", **fields) -> ReferenceImage:
@@ -117,12 +117,8 @@ def test_quality_and_consistency_bonus_at_80_not_below():
 
 def test_shot_and_angle_match_read_free_text():
     analysis = analyze_prompt("close-up, side view")
-    [both] = rank_references(
-        [ref("a", shot_type="extreme close-up", camera_angle="profile")], analysis
-    )
-    [neither] = rank_references(
-        [ref("b", shot_type="wide shot", camera_angle="rear view")], analysis
-    )
+    [both] = rank_references([ref("a", shot_type="extreme close-up", camera_angle="profile")], analysis)
+    [neither] = rank_references([ref("b", shot_type="wide shot", camera_angle="rear view")], analysis)
     assert both.score == 5 + 5 + 3
     assert "shot type close-up matches +5" in both.reasons
     assert "angle side matches +3" in both.reasons
@@ -142,9 +138,7 @@ def test_keyword_bonus_one_each_capped_at_seven():
 def test_full_matching_bonus_is_fifteen():
     many = [f"k{i}" for i in range(9)]
     analysis = PromptAnalysis(shot_type="wide", angle="back", keywords=many)
-    [best] = rank_references(
-        [ref("a", shot_type="wide shot", camera_angle="back view", keywords=many)], analysis
-    )
+    [best] = rank_references([ref("a", shot_type="wide shot", camera_angle="back view", keywords=many)], analysis)
     assert best.score == 5 + 15
 
 
@@ -201,9 +195,7 @@ def test_no_candidates_means_no_reference_on_every_attempt():
 
 
 def test_master_second_when_not_first():
-    plan = attempt_references(
-        ranked(ref("g1"), ref("c1", "core"), ref("m", "master"), ref("g2")), 4
-    )
+    plan = attempt_references(ranked(ref("g1"), ref("c1", "core"), ref("m", "master"), ref("g2")), 4)
     assert ids(plan) == ["g1", "m", "c1", "g2"]
 
 
@@ -223,9 +215,7 @@ def test_user_image_counts_as_master():
 
 
 def test_best_ranked_master_is_used_and_other_masters_join_the_rest():
-    plan = attempt_references(
-        ranked(ref("g1"), ref("m1", "master"), ref("g2"), ref("m2", "master")), 4
-    )
+    plan = attempt_references(ranked(ref("g1"), ref("m1", "master"), ref("g2"), ref("m2", "master")), 4)
     assert ids(plan) == ["g1", "m1", "g2", "m2"]
 
 
@@ -258,7 +248,7 @@ def test_ranking_feeds_strategy():
 
 
 def test_light_at_45_degrees_is_not_a_subject_angle():
-    from tools.references import analyze_prompt
+    from imageforge.tools.references import analyze_prompt
 
     assert analyze_prompt("Soft window light from the left at 45 degrees, medium shot").angle == "front"
     assert analyze_prompt("Portrait at a 45-degree angle, studio").angle == "45-degree"

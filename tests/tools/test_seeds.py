@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.seeds import MAX_SEED, derive_seeds, random_base_seed
+from imageforge.tools.seeds import MAX_SEED, derive_seeds, random_base_seed
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.sizes import ASPECT_RATIOS, size_for
+from imageforge.tools.sizes import ASPECT_RATIOS, size_for
 
 
 @pytest.mark.parametrize(

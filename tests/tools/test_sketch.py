@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools.base import ImageGenerator
-from tools.schemas import ImageSize
-from tools.sketch import (
+from imageforge.tools.base import ImageGenerator
+from imageforge.tools.schemas import ImageSize
+from imageforge.tools.sketch import (
     SketchGenerator,
     dominant_colors,
     kelvin_to_rgb,
@@ -48,9 +48,7 @@ def test_implements_the_generator_protocol():
 
 def test_output_shape_and_record():
     size = ImageSize(width=320, height=176)
-    output = GENERATOR.generate(
-        "a woman at golden hour", negative_prompt="", seeds=[5, 9], references=[], size=size
-    )
+    output = GENERATOR.generate("a woman at golden hour", negative_prompt="", seeds=[5, 9], references=[], size=size)
     assert (output.backend, output.model) == ("sketch", "sketch-v1")
     assert output.elapsed_s >= 0
     assert [image.seed for image in output.images] == [5, 9]
@@ -63,9 +61,7 @@ def test_output_shape_and_record():
 def test_deterministic_byte_for_byte():
     red = Image.new("RGB", (32, 32), (200, 30, 30))
     first = generate("close-up of a barista, rule of thirds, 3200K", seeds=[1, 2], references=[red])
-    second = generate(
-        "close-up of a barista, rule of thirds, 3200K", seeds=[1, 2], references=[red]
-    )
+    second = generate("close-up of a barista, rule of thirds, 3200K", seeds=[1, 2], references=[red])
     assert [i.image.tobytes() for i in first] == [i.image.tobytes() for i in second]
     assert [i.metadata for i in first] == [i.metadata for i in second]
 
@@ -185,9 +181,7 @@ def test_camera_angle_moves_the_horizon():
 
 
 def test_rule_of_thirds_places_the_subject():
-    meta = generate(
-        "medium shot of a woman, rule of thirds, subject on the right third", seeds=[4]
-    )[0].metadata
+    meta = generate("medium shot of a woman, rule of thirds, subject on the right third", seeds=[4])[0].metadata
     x0, _, x1, _ = meta["subject_box"]
     assert abs((x0 + x1) / 2 / SIZE.width - 2 / 3) < 0.08
     meta = generate("medium shot of a woman, centered", seeds=[4])[0].metadata

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools import storage
-from tools.storage import InvalidImageError, atomic_write_bytes, image_digest, load_image, save_png
+from imageforge.tools import storage
+from imageforge.tools.storage import InvalidImageError, atomic_write_bytes, image_digest, load_image, save_png
 
 
 def _png_bytes(image: Image.Image) -> bytes:
@@ -22,21 +22,14 @@ def _png_bytes(image: Image.Image) -> bytes:
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(data))
-        + kind
-        + data
-        + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-    )
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
 def _png_claiming(width: int, height: int) -> bytes:
     """A tiny, valid-looking PNG whose header claims ``width`` x ``height`` pixels."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 16)
-    return (
-        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
 def _noise(width: int = 40, height: int = 30, seed: int = 0) -> Image.Image:
@@ -161,7 +154,7 @@ def test_digest_survives_png_round_trip(tmp_path):
 def test_images_just_written_are_read_back_without_decoding(tmp_path, monkeypatch):
     from PIL import Image
 
-    from tools import storage
+    from imageforge.tools import storage
 
     image = Image.new("RGB", (32, 24), (10, 200, 30))
     path = storage.save_png(image, tmp_path / "a.png")
@@ -181,7 +174,7 @@ def test_a_file_replaced_behind_the_cache_is_decoded_again(tmp_path):
 
     from PIL import Image
 
-    from tools import storage
+    from imageforge.tools import storage
 
     path = storage.save_png(Image.new("RGB", (16, 16), (255, 0, 0)), tmp_path / "b.png")
     Image.new("RGB", (16, 16), (0, 0, 255)).save(tmp_path / "other.png")
@@ -192,7 +185,7 @@ def test_a_file_replaced_behind_the_cache_is_decoded_again(tmp_path):
 def test_save_pngs_writes_every_image_in_order(tmp_path):
     from PIL import Image
 
-    from tools.storage import load_image, save_pngs
+    from imageforge.tools.storage import load_image, save_pngs
 
     items = [(Image.new("RGB", (8, 8), (i * 40, 0, 0)), tmp_path / f"{i}.png") for i in range(5)]
     paths = save_pngs(items)

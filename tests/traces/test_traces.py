@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agents.schemas import (
+from imageforge.agents.schemas import (
     AgentEvent,
     Critique,
     DimensionScores,
@@ -17,11 +17,11 @@ from agents.schemas import (
     EnhancementResult,
     Iteration,
 )
-from traces import layout
-from traces.reader import CorruptTraceError, TraceNotFoundError, read_trace, resolve_trace_file
-from traces.retention import RetentionPolicy, after_run, sweep
-from traces.schemas import RunSummary
-from traces.writer import TraceWriter
+from imageforge.traces import layout
+from imageforge.traces.reader import CorruptTraceError, TraceNotFoundError, read_trace, resolve_trace_file
+from imageforge.traces.retention import RetentionPolicy, after_run, sweep
+from imageforge.traces.schemas import RunSummary
+from imageforge.traces.writer import TraceWriter
 
 
 def _enhancement(scene: int = 1) -> EnhancementResult:
@@ -36,9 +36,7 @@ def _enhancement(scene: int = 1) -> EnhancementResult:
         composition="rule of thirds",
         palette=["cream", "espresso brown"],
     )
-    scores = DimensionScores(
-        completeness=90, specificity=88, professionalism=86, cinematography=92, brand_alignment=80
-    )
+    scores = DimensionScores(completeness=90, specificity=88, professionalism=86, cinematography=92, brand_alignment=80)
     critique = Critique(scores=scores, critique="Strong.", suggestions=["Name the cup's material."])
     iteration = Iteration(
         iteration=1,
@@ -84,11 +82,7 @@ def test_agent_files_follow_the_seed_004_numbering(tmp_path):
         "prompt_trace_summary.json",
     ]
     critique_text = (tmp_path / "g1" / "scene_1" / "02_agent2_iteration_1.txt").read_text()
-    assert (
-        "APPROVED" in critique_text
-        and "parse_retry" in critique_text
-        and "cinematography" in critique_text
-    )
+    assert "APPROVED" in critique_text and "parse_retry" in critique_text and "cinematography" in critique_text
 
 
 def test_reader_round_trips_and_merges_scene_files_newer_than_the_summary(tmp_path):
@@ -97,9 +91,7 @@ def test_reader_round_trips_and_merges_scene_files_newer_than_the_summary(tmp_pa
     writer.enhancement(_enhancement(1))  # written after summary.json, as after a crash
     document = read_trace(tmp_path, "g2")
     assert document.summary.enhancements == [_enhancement(1)]
-    assert (
-        "summary.json" in document.files and "scene_1/prompt_trace_summary.json" in document.files
-    )
+    assert "summary.json" in document.files and "scene_1/prompt_trace_summary.json" in document.files
 
 
 def test_reader_errors_name_the_problem(tmp_path):
@@ -148,12 +140,8 @@ def test_retention_policies(tmp_path):
     os.utime(tmp_path / "old" / layout.SUMMARY, (old, old))
     assert sweep(tmp_path, RetentionPolicy(mode="ttl", ttl_hours=2)) == [tmp_path / "old"]
     assert sweep(tmp_path, RetentionPolicy(mode="keep")) == []
-    assert not after_run(
-        tmp_path, "done", succeeded=False, policy=RetentionPolicy(mode="delete_on_success")
-    )
-    assert after_run(
-        tmp_path, "done", succeeded=True, policy=RetentionPolicy(mode="delete_on_success")
-    )
+    assert not after_run(tmp_path, "done", succeeded=False, policy=RetentionPolicy(mode="delete_on_success"))
+    assert after_run(tmp_path, "done", succeeded=True, policy=RetentionPolicy(mode="delete_on_success"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]
     with pytest.raises(ValueError, match="ttl_hours"):
         RetentionPolicy(mode="ttl")
