@@ -58,7 +58,7 @@ def load_chat_model(
             return None
         raise ValueError(
             "`backend` is 'openai' but neither `base_url` nor `api_key` is set: set "
-            "IMAGEFORGE_LLM_BASE_URL to an OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp) "
+            "IMAGEFORGE_LLM__BASE_URL to an OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp) "
             "or OPENAI_API_KEY for OpenAI, or choose the 'heuristic' backend."
         )
     if not model or not model.strip():
@@ -81,7 +81,7 @@ def load_chat_model(
 def describe_llm(llm: BaseChatModel | None) -> str:
     """One line for the CLI and the API saying which agents answer and how to switch."""
     if llm is None:
-        return "LLM: heuristic agents (offline). Set IMAGEFORGE_LLM_BASE_URL or OPENAI_API_KEY to use an LLM."
+        return "LLM: heuristic agents (offline). Set IMAGEFORGE_LLM__BASE_URL or OPENAI_API_KEY to use an LLM."
     if isinstance(llm, ChatOpenAI):
         return f"LLM: {llm.model_name} at {llm.openai_api_base or DEFAULT_OPENAI_BASE_URL}"
     name = getattr(llm, "model_name", None) or getattr(llm, "model", None) or llm._llm_type

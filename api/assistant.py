@@ -33,10 +33,10 @@ from imageforge.agents.assistant import (
     StartStoryboardArgs,
     ToolOutcome,
     amend_prompt,
-    describe_settings,
 )
 from imageforge.agents.schemas import ConsistencyMarkers, ScenePlan, StoryboardPlan
 from imageforge.api import crud
+from imageforge.graph.settings_change import describe_settings
 from imageforge.api.checkpoints import open_checkpointer
 from imageforge.api.jobs import JobRunner, QueueFullError
 from imageforge.api.models import (

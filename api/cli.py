@@ -9,6 +9,7 @@ code 2 before any work starts, so nothing is half-written.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-#: GenerationSettings / BackendSettings field -> the CLI option that sets it, for error lines.
+#: GenerationSettings / BackendSettings field (dotted when nested) -> the CLI option that sets it, for error lines.
 OPTION_NAMES = {
     "num_variations": "--variations",
     "max_enhancement_iterations": "--max-iterations",
@@ -39,16 +40,19 @@ OPTION_NAMES = {
     "aspect_ratio": "--aspect-ratio",
     "resolution": "--resolution",
     "llm": "--llm",
-    "llm_model": "--llm-model",
-    "llm_base_url": "--llm-base-url",
+    "llm.backend": "--llm",
+    "llm.model": "--llm-model",
+    "llm.base_url": "--llm-base-url",
     "generator": "--generator",
-    "generator_model": "--generator-model",
-    "scorers": "--scorers",
+    "generator.backend": "--generator",
+    "generator.model": "--generator-model",
+    "generator.steps": "--steps",
+    "generator.guidance_scale": "--guidance",
+    "generator.strength": "--strength",
+    "generator.ip_adapter": "--ip-adapter",
+    "scoring.scorers": "--scorers",
+    "scoring.consistency": "--consistency",
     "device": "--device",
-    "steps": "--steps",
-    "guidance_scale": "--guidance",
-    "strength": "--strength",
-    "consistency": "--consistency",
     "target_duration_s": "--duration",
     "num_scenes": "--scenes",
     "scenes": "--scene",
@@ -68,8 +72,8 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 def describe_validation_error(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
-        field = str(item["loc"][0]) if item["loc"] else ""
-        name = OPTION_NAMES.get(field, field)
+        field = ".".join(str(part) for part in item["loc"])
+        name = OPTION_NAMES.get(field) or OPTION_NAMES.get(str(item["loc"][0]) if item["loc"] else "", field)
         value = item.get("input")
         shown = f" (got {value!r})" if value is not None and not isinstance(value, dict) else ""
         parts.append(f"{name}: {item['msg']}{shown}".strip(": "))
@@ -149,23 +153,13 @@ def generate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result document on stdout.")] = False,
     aspect_ratio: Annotated[str, typer.Option("--aspect-ratio", help="square, 16:9, 4:5 or 21:9.")] = "square",
     resolution: Annotated[int, typer.Option("--resolution", help="Long edge in pixels.")] = 512,
-    llm: Annotated[str, typer.Option("--llm", envvar="IMAGEFORGE_LLM", help="auto, heuristic or openai.")] = "auto",
-    llm_model: Annotated[
-        str, typer.Option("--llm-model", envvar="IMAGEFORGE_LLM_MODEL", help="Chat model name.")
-    ] = "gpt-4o-mini",
-    llm_base_url: Annotated[
-        str | None, typer.Option("--llm-base-url", envvar="IMAGEFORGE_LLM_BASE_URL", help="OpenAI-compatible endpoint.")
-    ] = None,
-    generator: Annotated[
-        str, typer.Option("--generator", envvar="IMAGEFORGE_GENERATOR", help="auto, sketch, diffusers or openai.")
-    ] = "auto",
-    generator_model: Annotated[
-        str | None, typer.Option("--generator-model", envvar="IMAGEFORGE_GENERATOR_MODEL", help="Hub id or local path.")
-    ] = None,
-    scorers: Annotated[
-        str, typer.Option("--scorers", envvar="IMAGEFORGE_SCORERS", help="auto, offline, or a comma-separated list.")
-    ] = "auto",
-    device: Annotated[str, typer.Option("--device", envvar="IMAGEFORGE_DEVICE", help="auto, cpu, cuda, mps.")] = "auto",
+    llm: Annotated[str | None, typer.Option("--llm", help="auto, heuristic or openai.")] = None,
+    llm_model: Annotated[str | None, typer.Option("--llm-model", help="Chat model name.")] = None,
+    llm_base_url: Annotated[str | None, typer.Option("--llm-base-url", help="OpenAI-compatible endpoint.")] = None,
+    generator: Annotated[str | None, typer.Option("--generator", help="auto, sketch, diffusers or openai.")] = None,
+    generator_model: Annotated[str | None, typer.Option("--generator-model", help="Hub id or local path.")] = None,
+    scorers: Annotated[str | None, typer.Option("--scorers", help="auto, offline, or a comma-separated list.")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, mps.")] = None,
     steps: Annotated[
         int | None, typer.Option("--steps", help="Diffusers: denoising steps (model default if unset).")
     ] = None,
@@ -173,54 +167,37 @@ def generate(
         float | None, typer.Option("--guidance", help="Diffusers: guidance scale (model default if unset).")
     ] = None,
     strength: Annotated[
-        float, typer.Option("--strength", help="Diffusers: image-to-image strength with a reference.")
-    ] = 0.6,
+        float | None, typer.Option("--strength", help="Diffusers: image-to-image strength with a reference.")
+    ] = None,
     ip_adapter: Annotated[
-        str | None,
-        typer.Option(
-            "--ip-adapter",
-            envvar="IMAGEFORGE_IP_ADAPTER",
-            help="Diffusers: IP-Adapter 'REPO_OR_FOLDER:SUBFOLDER/WEIGHTS'.",
-        ),
+        str | None, typer.Option("--ip-adapter", help="Diffusers: IP-Adapter 'REPO_OR_FOLDER:SUBFOLDER/WEIGHTS'.")
     ] = None,
     cpu_offload: Annotated[
-        bool, typer.Option("--cpu-offload", help="Diffusers: keep idle sub-models on the CPU.")
-    ] = False,
+        bool | None, typer.Option("--cpu-offload/--no-cpu-offload", help="Diffusers: keep idle sub-models on the CPU.")
+    ] = None,
     attention_slicing: Annotated[
-        bool, typer.Option("--attention-slicing", help="Diffusers: lower peak memory.")
-    ] = False,
+        bool | None, typer.Option("--attention-slicing/--no-attention-slicing", help="Diffusers: lower peak memory.")
+    ] = None,
     cache_dir: Annotated[
-        Path | None,
-        typer.Option("--cache-dir", envvar="IMAGEFORGE_CACHE_DIR", help="Generation cache folder (default OUT/cache)."),
+        Path | None, typer.Option("--cache-dir", help="Generation cache folder (default OUT/cache).")
     ] = None,
     pickscore_model: Annotated[
-        str | None,
-        typer.Option("--pickscore-model", envvar="IMAGEFORGE_PICKSCORE_MODEL", help="PickScore model id or path."),
+        str | None, typer.Option("--pickscore-model", help="PickScore model id or path.")
     ] = None,
     clip_model: Annotated[
-        str | None,
-        typer.Option(
-            "--clip-model", envvar="IMAGEFORGE_CLIP_MODEL", help="CLIP for CLIP-score, aesthetic and consistency."
-        ),
+        str | None, typer.Option("--clip-model", help="CLIP for CLIP-score, aesthetic and consistency.")
     ] = None,
-    vqa_model: Annotated[
-        str | None,
-        typer.Option("--vqa-model", envvar="IMAGEFORGE_VQA_MODEL", help="Vision-language model for VQAScore."),
-    ] = None,
+    vqa_model: Annotated[str | None, typer.Option("--vqa-model", help="Vision-language model for VQAScore.")] = None,
     consistency: Annotated[
-        str, typer.Option("--consistency", envvar="IMAGEFORGE_CONSISTENCY", help="auto, clip, dinov2 or histogram.")
-    ] = "auto",
+        str | None, typer.Option("--consistency", help="auto, clip, dinov2 or histogram.")
+    ] = None,
     consistency_model: Annotated[
-        str | None,
-        typer.Option(
-            "--consistency-model", envvar="IMAGEFORGE_CONSISTENCY_MODEL", help="Model for the consistency scorer."
-        ),
+        str | None, typer.Option("--consistency-model", help="Model for the consistency scorer.")
     ] = None,
 ) -> None:
     """Plan, enhance, generate, score and chain a storyboard; write its trace."""
-    import os
 
-    from imageforge.graph.context import BackendSettings, Context, GenerationSettings
+    from imageforge.graph.context import Context, GenerationSettings
     from imageforge.graph.run import StoryboardRequest
 
     console = Console(stderr=as_json)
@@ -237,27 +214,30 @@ def generate(
             aspect_ratio=aspect_ratio,
             resolution=resolution,
         )
-        backends = BackendSettings(
-            llm=llm,
-            llm_model=llm_model,
-            llm_base_url=llm_base_url,
-            generator=generator,
-            generator_model=generator_model,
-            scorers=tuple(s.strip() for s in scorers.split(",") if s.strip()),
-            device=device,
-            steps=steps,
-            guidance_scale=guidance,
-            strength=strength,
-            ip_adapter=ip_adapter,
-            cpu_offload=cpu_offload,
-            attention_slicing=attention_slicing,
-            cache_dir=str(cache_dir if cache_dir is not None else out / "cache"),
-            pickscore_model=pickscore_model,
-            clip_model=clip_model,
-            vqa_model=vqa_model,
-            consistency=consistency,
-            consistency_model=consistency_model,
-        )
+        flags = {
+            "llm": {"backend": llm, "model": llm_model, "base_url": llm_base_url},
+            "generator": {
+                "backend": generator,
+                "model": generator_model,
+                "steps": steps,
+                "guidance_scale": guidance,
+                "strength": strength,
+                "ip_adapter": ip_adapter,
+                "cpu_offload": cpu_offload,
+                "attention_slicing": attention_slicing,
+                "cache_dir": None if cache_dir is None else str(cache_dir),
+            },
+            "scoring": {
+                "scorers": scorers,
+                "pickscore_model": pickscore_model,
+                "clip_model": clip_model,
+                "vqa_model": vqa_model,
+                "consistency": consistency,
+                "consistency_model": consistency_model,
+            },
+            "device": device,
+        }
+        backends = backends_from(flags, default_cache_dir=out / "cache")
         request = StoryboardRequest(
             generation_id=new_generation_id(),
             concept=concept,
@@ -276,7 +256,7 @@ def generate(
     from imageforge.graph.services import build_services
 
     try:
-        services = build_services(backends, api_key=os.environ.get("OPENAI_API_KEY"))
+        services = build_services(backends, api_key=_openai_api_key())
     except (ValueError, LookupError) as exc:  # a backend that cannot be built as asked (no endpoint, no weights)
         raise fail(str(exc)) from None
     for note in services.notes:
@@ -301,6 +281,36 @@ async def _run_with_progress(request: Any, context: Any, console: Console):
 
     with LiveProgress(console, context.settings) as progress:
         return await run_storyboard(request, context, on_event=progress.handle)
+
+
+def backends_from(flags: dict[str, Any], *, default_cache_dir: Path) -> Any:
+    """The environment's backends (the same settings tree the service reads: IMAGEFORGE_LLM__BASE_URL,
+    IMAGEFORGE_GENERATOR__MODEL, ...) with the flags the user gave on top; None means "not given"."""
+    from imageforge.api.settings import Settings
+    from imageforge.graph.context import BackendSettings
+
+    def given(values: Any) -> Any:
+        if isinstance(values, dict):
+            return {key: given(value) for key, value in values.items() if value is not None}
+        return values
+
+    def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+        merged = dict(base)
+        for key, value in top.items():
+            merged[key] = merge(base[key], value) if isinstance(value, dict) and key in base else value
+        return merged
+
+    environment = Settings().default_backends().model_dump()
+    if environment["generator"]["cache_dir"] is not None and "IMAGEFORGE_GENERATOR__CACHE_DIR" not in os.environ:
+        environment["generator"]["cache_dir"] = str(default_cache_dir)  # the CLI's cache lives beside its output
+    return BackendSettings.model_validate(merge(environment, given(flags)))
+
+
+def _openai_api_key() -> str | None:
+    from imageforge.api.settings import Settings
+
+    key = Settings().openai_api_key
+    return key.get_secret_value() if key is not None else None
 
 
 def main() -> None:  # pragma: no cover - console entry point convenience

@@ -28,11 +28,16 @@ users_app = typer.Typer(help="Manage the users who may call the API.", no_args_i
 
 def _settings() -> Settings:
     try:
-        return get_settings()
+        settings = get_settings()
+        settings.check_secrets()
     except ValidationError as exc:
         messages = "; ".join(error["msg"] for error in exc.errors(include_url=False))
         typer.echo(f"Invalid settings: {messages}", err=True)
         raise typer.Exit(2) from exc
+    except ValueError as exc:
+        typer.echo(f"Invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    return settings
 
 
 def serve(

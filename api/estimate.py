@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from imageforge.api.models import EstimatePublic
 from imageforge.api.settings import Settings
-from imageforge.graph.context import GeneratorBackend, LLMBackend
+from imageforge.agents.settings import LLMBackend
+from imageforge.tools.settings import GeneratorBackend
 
 __all__ = ["EstimateQuery", "estimate", "resolve_generator", "resolve_llm", "scenes_for_duration"]
 
@@ -47,9 +48,9 @@ def resolve_generator(choice: str, settings: Settings) -> str:
     """What ``auto`` would use for pricing: a configured real backend, else the sketch."""
     if choice != "auto":
         return choice
-    if settings.generator != "auto":
-        return settings.generator
-    if settings.generator_model:
+    if settings.generator.backend != "auto":
+        return settings.generator.backend
+    if settings.generator.model:
         return "diffusers"
     return "sketch"
 
@@ -57,9 +58,9 @@ def resolve_generator(choice: str, settings: Settings) -> str:
 def resolve_llm(choice: str, settings: Settings) -> str:
     if choice != "auto":
         return choice
-    if settings.llm != "auto":
-        return settings.llm
-    if settings.llm_base_url or settings.openai_api_key is not None:
+    if settings.llm.backend != "auto":
+        return settings.llm.backend
+    if settings.llm.base_url or settings.openai_api_key is not None:
         return "openai"
     return "heuristic"
 
@@ -80,8 +81,8 @@ def estimate(query: EstimateQuery, settings: Settings) -> EstimatePublic:
     else:
         scenes = 4
         scene_note = "4 scenes (seed 004's default storyboard); pass num_scenes or target_duration"
-    generator = resolve_generator(query.generator or settings.generator, settings)
-    llm = resolve_llm(query.llm or settings.llm, settings)
+    generator = resolve_generator(query.generator or settings.generator.backend, settings)
+    llm = resolve_llm(query.llm or settings.llm.backend, settings)
     image_price = _lookup(settings.image_price_usd, generator, "image price")
     image_s = _lookup(settings.image_seconds, generator, "image time")
     call_price = _lookup(settings.llm_call_price_usd, llm, "LLM call price")

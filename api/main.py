@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
     """The app for ``settings`` (default: the environment). ``pipeline`` replaces the storyboard
     graph, for tests of the service alone."""
     settings = settings if settings is not None else get_settings()
+    settings.check_secrets()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -14,7 +14,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator, model_validator
 from sqlmodel import JSON, Column, Field, SQLModel, UniqueConstraint
 
-from imageforge.graph.context import GenerationSettings, GeneratorBackend, LLMBackend
+from imageforge.agents.settings import LLMBackend
+from imageforge.graph.context import GenerationSettings
+from imageforge.tools.settings import GeneratorBackend
 
 __all__ = [
     "TERMINAL_STATUSES",

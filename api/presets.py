@@ -70,8 +70,11 @@ def settings_from_generation(request: dict[str, Any]) -> dict[str, Any]:
     names a request may choose (``llm``, ``generator``; ``scorers`` when it is a mode)."""
     options: dict[str, Any] = dict(request.get("settings") or {})
     backends = request.get("backends") or {}
-    choice: dict[str, Any] = {name: backends[name] for name in ("llm", "generator") if backends.get(name)}
-    scorers = backends.get("scorers")
+    choice: dict[str, Any] = {
+        name: (backends[name] or {}).get("backend") for name in ("llm", "generator") if backends.get(name)
+    }
+    choice = {name: value for name, value in choice.items() if value}
+    scorers = (backends.get("scoring") or {}).get("scorers")
     if isinstance(scorers, list | tuple) and list(scorers) in (["auto"], ["offline"]):
         choice["scorers"] = list(scorers)
     if choice:

@@ -6,15 +6,17 @@ backend choices) and the built services; secrets stop here.
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from imageforge.graph.context import BackendSettings, GeneratorBackend, LLMBackend
+from imageforge.agents.settings import LLMSettings
+from imageforge.graph.context import BackendSettings
+from imageforge.scoring.settings import ScorerSettings
+from imageforge.tools.settings import GeneratorSettings
 
 __all__ = ["PLACEHOLDER_SECRET", "Settings", "get_settings"]
 
@@ -25,10 +27,15 @@ _MIN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
-    """Everything a deployment sets; each field is ``IMAGEFORGE_<NAME>`` in the environment."""
+    """Everything a deployment sets; each field is ``IMAGEFORGE_<NAME>`` in the environment, a nested
+    one ``IMAGEFORGE_<GROUP>__<NAME>`` (README, "Configuration", has the table)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="IMAGEFORGE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="IMAGEFORGE_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
     )
 
     # Storage ---------------------------------------------------------------------------------
@@ -63,29 +70,12 @@ class Settings(BaseSettings):
     jwt_public_key_path: Path | None = Field(None, description="RS256: PEM public key that verifies tokens.")
     access_token_expire_minutes: int = Field(60 * 24, ge=1)
 
-    # Default backends (a request may pick among these names, never URLs or paths) -----------
-    llm: LLMBackend = "auto"
-    llm_base_url: str | None = None
-    llm_model: str = "gpt-4o-mini"
-    generator: GeneratorBackend = "auto"
-    generator_model: str | None = None
-    scorers: Annotated[tuple[str, ...], NoDecode] = Field(
-        ("auto",), description="'auto', 'offline' or comma-separated scorer names, as on the CLI."
-    )
-    device: str = "auto"
-    steps: int | None = None
-    guidance_scale: float | None = None
-    strength: float = 0.6
-    ip_adapter: str | None = None
-    attention_slicing: bool = False
-    vae_slicing: bool = False
-    cpu_offload: bool = False
-    cache_dir: Path | None = Field(None, description="Generation cache folder; default DATA_DIR/cache.")
-    pickscore_model: str | None = None
-    clip_model: str | None = None
-    vqa_model: str | None = None
-    consistency: Literal["auto", "clip", "dinov2", "histogram"] = "auto"
-    consistency_model: str | None = None
+    # Backends: each layer's own settings, nested (IMAGEFORGE_LLM__BASE_URL, IMAGEFORGE_GENERATOR__MODEL,
+    # IMAGEFORGE_SCORING__SCORERS, ...). A request may pick among backend names, never URLs or paths.
+    llm: LLMSettings = Field(default_factory=LLMSettings, description="The agents' chat model.")
+    generator: GeneratorSettings = Field(default_factory=GeneratorSettings, description="The image generator.")
+    scoring: ScorerSettings = Field(default_factory=ScorerSettings, description="The scorers and their models.")
+    device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', 'mps': where models run.")
     openai_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("IMAGEFORGE_OPENAI_API_KEY", "OPENAI_API_KEY")
     )
@@ -128,10 +118,21 @@ class Settings(BaseSettings):
         description="Sleep before every generator call. Lets the restart test kill the server mid-scene; leave 0.",
     )
 
-    @model_validator(mode="after")
-    def _check_secrets(self) -> Settings:
+    @field_validator("llm", "generator", mode="before")
+    @classmethod
+    def _backend_name(cls, value: object) -> object:
+        """``Settings(llm="heuristic")`` as ``Settings(llm={"backend": "heuristic"})``; in the environment
+        the name is ``IMAGEFORGE_LLM__BACKEND``."""
+        return {"backend": value} if isinstance(value, str) else value
+
+    def check_secrets(self) -> None:
+        """Refuse to serve with the shipped placeholder secret, a short one or missing RS256 keys.
+
+        A check the server runs at start-up (``create_app``) rather than a validator, so that
+        ``imageforge generate`` reads the same settings tree without needing a JWT secret.
+        """
         if self.dev_mode:
-            return self
+            return
         if self.jwt_algorithm == "HS256":
             secret = self.jwt_secret.get_secret_value()
             if secret == PLACEHOLDER_SECRET:
@@ -154,7 +155,6 @@ class Settings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"jwt_algorithm RS256 needs {' and '.join(missing)} (PEM files).")
-        return self
 
     @property
     def effective_database_url(self) -> str:
@@ -173,21 +173,13 @@ class Settings(BaseSettings):
     def upload_dir(self) -> Path:
         return self.data_dir / "uploads"
 
-    @field_validator("scorers", mode="before")
-    @classmethod
-    def _split_scorers(cls, value: object) -> object:
-        if isinstance(value, str):
-            if value.lstrip().startswith("["):  # a JSON list is accepted too
-                return tuple(json.loads(value))
-            return tuple(name.strip() for name in value.split(",") if name.strip())
-        return value
-
     def default_backends(self) -> BackendSettings:
-        """The deployment's backends, in the graph's per-run form."""
-        shared = set(BackendSettings.model_fields) & set(type(self).model_fields)
-        values = {name: getattr(self, name) for name in shared}
-        values["cache_dir"] = str(self.cache_dir or self.data_dir / "cache")
-        return BackendSettings(**values)
+        """The deployment's backends, in the graph's per-run form; the generation cache
+        defaults to DATA_DIR/cache."""
+        generator = self.generator
+        if generator.cache_dir is None:
+            generator = generator.model_copy(update={"cache_dir": str(self.data_dir / "cache")})
+        return BackendSettings(llm=self.llm, generator=generator, scoring=self.scoring, device=self.device)
 
 
 @lru_cache

@@ -34,18 +34,19 @@ def new_generation_id() -> str:
 
 
 def _backends(create: GenerationCreate, settings: Settings) -> BackendSettings:
+    """The deployment's backends with the request's choice of names on top."""
     defaults = settings.default_backends()
     choice = create.settings.backends
     if choice is None:
         return defaults
     update: dict[str, object] = {}
     if choice.llm is not None:
-        update["llm"] = choice.llm
+        update["llm"] = defaults.llm.model_copy(update={"backend": choice.llm})
     if choice.generator is not None:
-        update["generator"] = choice.generator
+        update["generator"] = defaults.generator.model_copy(update={"backend": choice.generator})
     if choice.scorers is not None:
-        update["scorers"] = tuple(choice.scorers)
-    return BackendSettings(**{**defaults.model_dump(), **update})
+        update["scoring"] = defaults.scoring.model_copy(update={"scorers": tuple(choice.scorers)})
+    return defaults.model_copy(update=update)
 
 
 def job_spec(

@@ -47,7 +47,7 @@ from imageforge.scoring.aesthetic import (
 from imageforge.scoring.clip_backbone import ClipBackbone, ImageEmbeddingCache, load_clip_backbone
 from imageforge.scoring.clipscore import ClipScoreScorer
 from imageforge.scoring.embedding_consistency import load_embedding_consistency_scorer
-from imageforge.scoring.model_registry import ModelRegistry
+from imageforge.tools.model_cache import ModelCache
 from imageforge.scoring.pickscore import PickScoreScorer
 from imageforge.tools.diffusers_generator import load_diffusers_generator
 from imageforge.tools.schemas import ImageSize
@@ -186,7 +186,7 @@ class Row:
 
 
 def batched_vs_single(
-    backbone: ClipBackbone, head_path: Path, clip_folder: Path, models: ModelRegistry, args
+    backbone: ClipBackbone, head_path: Path, clip_folder: Path, models: ModelCache, args
 ) -> list[Row]:
     """(a) N images in one call vs N calls of one image, per CLIP-based scorer."""
     images = make_images(args.images, size=256, seed=1)
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    models = ModelRegistry()
+    models = ModelCache()
     with tempfile.TemporaryDirectory(prefix="imageforge-bench-") as folder:
         work = Path(folder)
         config = {**CLIP_CONFIG, "patch_size": args.patch_size}

@@ -50,18 +50,20 @@ from imageforge.agents.assistant import (
     ExplainWinnerArgs,
     RefineSceneArgs,
     ReportStatusArgs,
-    SettingsChangeError,
     StartStoryboardArgs,
     ToolOutcome,
-    apply_settings_change,
     capabilities,
-    describe_change,
-    describe_settings,
-    effective_settings,
     load_assistant_prompt,
 )
 from imageforge.agents.intents import parse_message
 from imageforge.graph.context import GenerationSettings
+from imageforge.graph.settings_change import (
+    SettingsChangeError,
+    apply_settings_change,
+    describe_change,
+    describe_settings,
+    effective_settings,
+)
 
 __all__ = [
     "MAX_HISTORY_MESSAGES",

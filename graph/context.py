@@ -11,7 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from imageforge.agents.settings import LLMSettings
+from imageforge.scoring.settings import ScorerSettings
+from imageforge.tools.settings import GeneratorSettings
 
 if TYPE_CHECKING:
     from imageforge.graph.services import Services
@@ -56,45 +60,24 @@ class GenerationSettings(BaseModel):
         return 1 + self.max_retries
 
 
-LLMBackend = Literal["auto", "heuristic", "openai"]
-GeneratorBackend = Literal["auto", "sketch", "diffusers", "openai"]
-
-
 class BackendSettings(BaseModel):
-    """Which implementation serves each role. ``auto`` never downloads: it picks a real backend
-    only when it is configured (an LLM endpoint) or already on disk (model weights)."""
+    """Which implementation serves each role, composed from the settings each layer owns.
+
+    ``llm`` and ``generator`` also accept a bare backend name (``"heuristic"``, ``"sketch"``),
+    the form a request body or a CLI flag gives.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    llm: LLMBackend = "auto"
-    llm_model: str = Field("gpt-4o-mini", description="Chat model name at the OpenAI-compatible endpoint.")
-    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp, ...).")
-    llm_timeout_s: float = Field(60.0, gt=0)
-    llm_max_retries: int = Field(2, ge=0, le=10, description="Client-side retries with backoff per LLM call.")
-    generator: GeneratorBackend = "auto"
-    generator_model: str | None = Field(None, description="Hub id or local path for the diffusers/OpenAI generator.")
-    scorers: tuple[str, ...] = Field(("auto",), description="Scorer names, or 'auto' / 'offline'.")
-    device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', 'mps'.")
-    # Real generator options (diffusers); None keeps the model family's defaults.
-    steps: int | None = Field(None, ge=1, le=200, description="Denoising steps.")
-    guidance_scale: float | None = Field(None, ge=0, le=30, description="Classifier-free guidance scale.")
-    strength: float = Field(
-        0.6, gt=0, le=1, description="Image-to-image strength when a reference conditions the image."
-    )
-    ip_adapter: str | None = Field(None, description="IP-Adapter weights, 'REPO_OR_FOLDER:SUBFOLDER/WEIGHTS'.")
-    attention_slicing: bool = Field(False, description="Lower peak memory at some speed cost.")
-    vae_slicing: bool = Field(False, description="Decode the batch one image at a time.")
-    cpu_offload: bool = Field(False, description="Keep idle sub-models on the CPU (GPU memory saver).")
-    cache_dir: str | None = Field(None, description="Generation cache folder (seed 002); None disables it.")
-    # Scorer models; None uses each scorer's published default.
-    pickscore_model: str | None = Field(None, description="PickScore model (hub id or path).")
-    clip_model: str | None = Field(None, description="CLIP for CLIP-score, the aesthetic head and consistency.")
-    vqa_model: str | None = Field(None, description="Vision-language model for VQAScore.")
-    consistency: Literal["auto", "clip", "dinov2", "histogram"] = Field(
-        "auto", description="Consistency scorer: embedding cosine (CLIP or DINOv2) or the offline stand-in."
-    )
-    consistency_model: str | None = Field(None, description="Model for the consistency scorer.")
-    scorer_batch_size: int = Field(8, ge=1, le=256, description="Images per scorer forward pass.")
+    llm: LLMSettings = Field(default_factory=LLMSettings, description="The agents' chat model.")
+    generator: GeneratorSettings = Field(default_factory=GeneratorSettings, description="The image generator.")
+    scoring: ScorerSettings = Field(default_factory=ScorerSettings, description="The scorers and their models.")
+    device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', 'mps': where models run.")
+
+    @field_validator("llm", "generator", mode="before")
+    @classmethod
+    def _backend_name(cls, value: object) -> object:
+        return {"backend": value} if isinstance(value, str) else value
 
 
 @dataclass(kw_only=True)

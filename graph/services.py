@@ -16,7 +16,7 @@ from imageforge.graph.context import BackendSettings, Context
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-    from imageforge.scoring.registry import ScorerSet
+    from imageforge.scoring.factory import ScorerSet
     from imageforge.tools.base import ImageGenerator
 
 
@@ -51,26 +51,26 @@ def build_services(backends: BackendSettings, *, api_key: str | None = None) -> 
     Reused per thread: an event loop lives in one thread, and the chat model's async HTTP
     client belongs to the loop that first used it (the service runs jobs on a loop of their
     own). Model weights are shared regardless: generators and scorers load them once per
-    process through scoring.model_registry.
+    process through tools.model_cache.
     """
     from imageforge.agents.chat_model import describe_llm, load_chat_model
-    from imageforge.scoring.registry import build_scorers
-    from imageforge.tools.registry import build_generator
+    from imageforge.scoring.factory import build_scorers
+    from imageforge.tools.factory import build_generator
 
     key = (backends, api_key, threading.get_ident())
     with _lock:
         if key in _cache:
             return _cache[key]
         llm = load_chat_model(
-            backend=backends.llm,
-            model=backends.llm_model,
-            base_url=backends.llm_base_url,
+            backend=backends.llm.backend,
+            model=backends.llm.model,
+            base_url=backends.llm.base_url,
             api_key=api_key,
-            timeout_s=backends.llm_timeout_s,
-            max_retries=backends.llm_max_retries,
+            timeout_s=backends.llm.timeout_s,
+            max_retries=backends.llm.max_retries,
         )
-        generator, generator_note = build_generator(backends)
-        scorers, scorer_note = build_scorers(backends)
+        generator, generator_note = build_generator(backends.generator, backends.device)
+        scorers, scorer_note = build_scorers(backends.scoring, backends.device)
         services = Services(
             llm=llm, generator=generator, scorers=scorers, notes=[describe_llm(llm), generator_note, scorer_note]
         )

@@ -30,7 +30,7 @@ from imageforge.scoring.clip_backbone import (
     load_clip_backbone,
 )
 from imageforge.scoring.clipscore import CLIPSCORE_MODEL, ClipScoreScorer
-from imageforge.scoring.model_registry import ModelNotAvailableError, ModelRegistry, registry
+from imageforge.tools.model_cache import ModelNotAvailableError, ModelCache, model_cache
 from imageforge.scoring.normalise import aesthetic_to_100
 from imageforge.scoring.schemas import Slot
 
@@ -181,7 +181,7 @@ def load_aesthetic_scorer(
     device: str = "auto",
     batch_size: int = 8,
     allow_download: bool = False,
-    models: ModelRegistry = registry,
+    models: ModelCache = model_cache,
 ) -> AestheticScorer:
     """The aesthetic scorer on the process-wide ViT-L/14 backbone (the one CLIP-score uses
     when both name the same model, so they share embeddings). The head defaults to

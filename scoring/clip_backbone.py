@@ -1,7 +1,7 @@
 """A CLIP model as scorers use it: L2-normalised image and text embeddings, in batches.
 
 PickScore, CLIP-score, the aesthetic head and embedding consistency all need CLIP
-embeddings. One ``ClipBackbone`` per checkpoint (loaded once through the model registry)
+embeddings. One ``ClipBackbone`` per checkpoint (loaded once through the model cache)
 serves them all, and its ``ImageEmbeddingCache`` makes sure an image is pushed through the
 vision tower once, however many scorers ask for it within a scoring round.
 
@@ -22,7 +22,7 @@ from typing import Any, Literal
 import torch
 from PIL import Image
 
-from imageforge.scoring.model_registry import ModelRegistry, registry, resolve_weights
+from imageforge.tools.model_cache import ModelCache, model_cache, resolve_weights
 from imageforge.tools.devices import default_dtype, dtype_name, resolve_device
 
 __all__ = [
@@ -280,7 +280,7 @@ def load_clip_backbone(
     device: str = "auto",
     dtype: torch.dtype | None = None,
     allow_download: bool = False,
-    models: ModelRegistry = registry,
+    models: ModelCache = model_cache,
 ) -> ClipBackbone:
     """Load (once per process) a transformers CLIPModel and its processor.
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from imageforge.scoring.clip_backbone import ClipBackbone, check_batch_size, load_clip_backbone
-from imageforge.scoring.model_registry import ModelRegistry, registry
+from imageforge.tools.model_cache import ModelCache, model_cache
 from imageforge.scoring.normalise import CLIPSCORE_BAND, clipscore_to_100
 from imageforge.scoring.schemas import Slot
 
@@ -58,7 +58,7 @@ def load_clipscore_scorer(
     device: str = "auto",
     batch_size: int = 8,
     allow_download: bool = False,
-    models: ModelRegistry = registry,
+    models: ModelCache = model_cache,
 ) -> ClipScoreScorer:
     """CLIP-score from a local path or the Hugging Face cache. ViT-L/14: ~1.7 GB fp32."""
     backbone = load_clip_backbone(model, device=device, allow_download=allow_download, models=models)

@@ -29,7 +29,7 @@ from imageforge.scoring.clip_backbone import (
     scorer_dtype,
     torch_dtype_kwargs,
 )
-from imageforge.scoring.model_registry import ModelRegistry, registry, resolve_weights
+from imageforge.tools.model_cache import ModelCache, model_cache, resolve_weights
 from imageforge.scoring.normalise import CONSISTENCY_BANDS, consistency_to_100
 from imageforge.tools.devices import dtype_name, resolve_device
 
@@ -128,7 +128,7 @@ def load_dino_backbone(
     device: str = "auto",
     dtype: torch.dtype | None = None,
     allow_download: bool = False,
-    models: ModelRegistry = registry,
+    models: ModelCache = model_cache,
 ) -> DinoBackbone:
     """Load (once per process) a DINOv2 model through transformers' AutoModel."""
     device = resolve_device(device)
@@ -173,7 +173,7 @@ def load_embedding_consistency_scorer(
     device: str = "auto",
     batch_size: int = 8,
     allow_download: bool = False,
-    models: ModelRegistry = registry,
+    models: ModelCache = model_cache,
 ) -> EmbeddingConsistencyScorer:
     """Consistency on a CLIP or DINOv2 model (``kind="auto"`` reads the checkpoint's config).
     The band defaults to the family's entry in ``CONSISTENCY_BANDS``."""

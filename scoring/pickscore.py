@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from imageforge.scoring.clip_backbone import ClipBackbone, check_batch_size, load_clip_backbone
-from imageforge.scoring.model_registry import ModelRegistry, registry
+from imageforge.tools.model_cache import ModelCache, model_cache
 from imageforge.scoring.normalise import PICKSCORE_BAND, pickscore_to_100
 from imageforge.scoring.schemas import Slot
 
@@ -66,7 +66,7 @@ def load_pickscore_scorer(
     device: str = "auto",
     batch_size: int = 8,
     allow_download: bool = False,
-    models: ModelRegistry = registry,
+    models: ModelCache = model_cache,
 ) -> PickScoreScorer:
     """PickScore from a local path or the Hugging Face cache (``ModelNotAvailableError`` if
     absent and ``allow_download`` is off). ViT-H/14: ~4 GB in fp32, ~2 GB in fp16."""

@@ -45,7 +45,7 @@ from imageforge.scoring.clip_backbone import (
     scorer_dtype,
     torch_dtype_kwargs,
 )
-from imageforge.scoring.model_registry import ModelRegistry, registry, resolve_weights
+from imageforge.tools.model_cache import ModelCache, model_cache, resolve_weights
 from imageforge.scoring.normalise import probability_to_100
 from imageforge.scoring.schemas import Slot
 from imageforge.tools.devices import dtype_name, resolve_device
@@ -216,7 +216,7 @@ def load_vqa_model(
     device: str = "auto",
     dtype: torch.dtype | None = None,
     allow_download: bool = False,
-    models: ModelRegistry = registry,
+    models: ModelCache = model_cache,
 ) -> VQAModel:
     """Load (once per process) a vision-language model and its processor from a local path or
     the Hugging Face cache; ``ModelNotAvailableError`` when absent and not allowed to download."""
@@ -260,7 +260,7 @@ def load_vqa_scorer(
     device: str = "auto",
     batch_size: int = 4,
     allow_download: bool = False,
-    models: ModelRegistry = registry,
+    models: ModelCache = model_cache,
 ) -> VQAScorer:
     """VQAScore on a local or cached vision-language model (see the module docstring for
     the families). InstructBLIP / BLIP-2 Flan-T5-XL: ~8 GB in fp16."""
@@ -305,7 +305,7 @@ def load_t2v_metrics_scorer(
     model: str = "clip-flant5-xxl",
     device: str = "auto",
     batch_size: int = 4,
-    models: ModelRegistry = registry,
+    models: ModelCache = model_cache,
 ) -> T2VMetricsVQAScorer:
     """The t2v_metrics adapter; ``ImportError`` with what to do when the package is missing."""
     try:

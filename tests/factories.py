@@ -5,7 +5,8 @@ from __future__ import annotations
 from imageforge.graph.context import BackendSettings, Context, GenerationSettings
 from imageforge.graph.services import Services
 from imageforge.scoring.consistency import HistogramConsistencyScorer
-from imageforge.scoring.registry import ScorerSet
+from imageforge.scoring.factory import ScorerSet
+from imageforge.scoring.settings import ScorerSettings
 from imageforge.scoring.technical import TechnicalQualityScorer
 from imageforge.tools.sketch import SketchGenerator
 
@@ -27,7 +28,7 @@ def make_context(tmp_path, *, llm=None, **settings) -> Context:
     defaults = {"num_variations": 2, "resolution": 96, "seed": 7}
     return Context(
         settings=GenerationSettings(**{**defaults, **settings}),
-        backends=BackendSettings(llm="heuristic", generator="sketch", scorers=("offline",)),
+        backends=BackendSettings(llm="heuristic", generator="sketch", scoring=ScorerSettings(scorers=("offline",))),
         trace_root=str(tmp_path / "traces"),
         services=offline_services(llm),
     )

@@ -2,7 +2,7 @@
 
 ``DiffusersGenerator`` is built from pipelines that are already loaded (as a diffusers
 pipeline is built from its components); ``load_diffusers_generator`` finds the weights on
-disk, loads them through ``AutoPipelineForText2Image`` via the process-wide model registry,
+disk, loads them through ``AutoPipelineForText2Image`` via the process-wide model cache,
 derives the matching image-to-image pipeline from the same components and applies the
 memory options. Nothing here downloads: a model that is not on disk is an error that says
 how to fetch it (``imageforge models pull``).
@@ -118,7 +118,7 @@ def _call_parameters(pipeline: Any) -> frozenset[str]:
 
 @dataclass
 class LoadedPipelines:
-    """What the model registry holds for one model: both pipelines share their components,
+    """What the model cache holds for one model: both pipelines share their components,
     and one lock, because a pipeline's scheduler keeps per-call state."""
 
     text2img: Any
@@ -504,7 +504,7 @@ def load_diffusers_generator(
     'REPO_OR_FOLDER:SUBFOLDER/WEIGHTS' (its image encoder in SUBFOLDER/image_encoder), also
     read from disk only. ``steps``/``guidance_scale`` default to the model family's values.
     """
-    from imageforge.scoring.model_registry import registry
+    from imageforge.tools.model_cache import model_cache
     from imageforge.tools import model_store
 
     if not 0 < img2img_strength <= 1:
@@ -540,7 +540,7 @@ def load_diffusers_generator(
     variant = model_store.weights_variant(folder)
     options = f"attn={attention_slicing},vae={vae_slicing},offload={cpu_offload},ip={ip_adapter}"
     key = f"diffusers:{folder}:{resolved_device}:{dtype_name(resolved_dtype)}:{options}"
-    loaded = registry.get(
+    loaded = model_cache.get(
         key,
         lambda: _load_pipelines(
             folder,

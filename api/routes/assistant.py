@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session
 from sse_starlette import EventSourceResponse
 
-from imageforge.agents.assistant import effective_settings
+from imageforge.graph.settings_change import effective_settings
 from imageforge.api import crud
 from imageforge.api.assistant import (
     AssistantHub,

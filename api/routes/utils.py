@@ -20,10 +20,10 @@ QUEUE_PRESSURE = 0.8
 
 def _loaded_models() -> list[dict[str, Any]]:
     try:
-        from imageforge.scoring.model_registry import registry
+        from imageforge.tools.model_cache import model_cache
     except ImportError:
         return []
-    return [asdict(model) for model in registry.loaded()]
+    return [asdict(model) for model in model_cache.loaded()]
 
 
 @router.get(

@@ -109,7 +109,7 @@ def test_bad_arguments_are_named(kwargs, argument):
 
 def test_describe_llm_says_which_agents_answer_and_how_to_switch():
     assert describe_llm(None) == (
-        "LLM: heuristic agents (offline). Set IMAGEFORGE_LLM_BASE_URL or OPENAI_API_KEY to use an LLM."
+        "LLM: heuristic agents (offline). Set IMAGEFORGE_LLM__BASE_URL or OPENAI_API_KEY to use an LLM."
     )
     llm = load_chat_model(
         backend="auto",

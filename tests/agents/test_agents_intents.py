@@ -5,21 +5,23 @@ from __future__ import annotations
 import pytest
 
 from imageforge.agents.assistant import (
-    ADJUST_STEP,
     ChangeSettingsArgs,
     ExplainWinnerArgs,
     RefineSceneArgs,
     ReportStatusArgs,
-    SettingsChangeError,
     StartStoryboardArgs,
     amend_prompt,
-    apply_settings_change,
     capabilities,
-    describe_change,
-    effective_settings,
     load_assistant_prompt,
 )
 from imageforge.agents.intents import parse_message, parse_number, parse_ordinal
+from imageforge.graph.settings_change import (
+    ADJUST_STEP,
+    SettingsChangeError,
+    apply_settings_change,
+    describe_change,
+    effective_settings,
+)
 
 SCHEMAS = {
     "start_storyboard": StartStoryboardArgs,

@@ -27,9 +27,9 @@ SECRET = "server-tier-secret-" + "z" * 40
 
 #: Offline backends and a small storyboard, so a run takes about a second on one core.
 OFFLINE_ENV = {
-    "IMAGEFORGE_LLM": "heuristic",
-    "IMAGEFORGE_GENERATOR": "sketch",
-    "IMAGEFORGE_SCORERS": "offline",
+    "IMAGEFORGE_LLM__BACKEND": "heuristic",
+    "IMAGEFORGE_GENERATOR__BACKEND": "sketch",
+    "IMAGEFORGE_SCORING__SCORERS": "offline",
     "IMAGEFORGE_DEVICE": "cpu",
 }
 

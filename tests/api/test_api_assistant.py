@@ -240,7 +240,7 @@ def test_deleting_a_conversation_forgets_it(client, alice):
 
 
 def test_refining_through_the_real_offline_pipeline_keeps_the_earlier_scenes(tmp_path):
-    settings = make_settings(tmp_path, generator="sketch", scorers=["offline"], llm="heuristic")
+    settings = make_settings(tmp_path, generator="sketch", scoring={"scorers": ["offline"]}, llm="heuristic")
     with TestClient(create_app(settings)) as client:  # the storyboard graph itself, offline backends
         alice = add_user(client, "alice@example.com")
         conversation = say(client, alice, "use 2 variations, no more than 1 iteration, 128px, seed 5")[

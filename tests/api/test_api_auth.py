@@ -25,13 +25,13 @@ from tests.api.support import SECRET, FakePipeline, add_user, make_settings
 
 
 def test_placeholder_or_short_secret_is_refused_outside_dev_mode(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="placeholder"):
-        Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
-    with pytest.raises(ValidationError, match="at least 32"):
-        Settings(_env_file=None, jwt_secret="short")  # type: ignore[call-arg]
-    assert Settings(_env_file=None, dev_mode=True).dev_mode  # type: ignore[call-arg]
-    with pytest.raises(ValidationError, match="jwt_private_key_path and jwt_public_key_path"):
-        Settings(_env_file=None, jwt_algorithm="RS256")  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="placeholder"):
+        create_app(Settings(_env_file=None, data_dir=tmp_path))  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="at least 32"):
+        Settings(_env_file=None, jwt_secret="short").check_secrets()  # type: ignore[call-arg]
+    Settings(_env_file=None, dev_mode=True).check_secrets()  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="jwt_private_key_path and jwt_public_key_path"):
+        Settings(_env_file=None, jwt_algorithm="RS256").check_secrets()  # type: ignore[call-arg]
 
 
 def test_settings_read_the_environment_and_the_unprefixed_openai_key(
@@ -39,11 +39,15 @@ def test_settings_read_the_environment_and_the_unprefixed_openai_key(
 ) -> None:
     monkeypatch.setenv("IMAGEFORGE_JWT_SECRET", SECRET)
     monkeypatch.setenv("IMAGEFORGE_WORKERS", "3")
-    monkeypatch.setenv("IMAGEFORGE_SCORERS", '["offline"]')
+    monkeypatch.setenv("IMAGEFORGE_SCORING__SCORERS", '["offline"]')
+    monkeypatch.setenv("IMAGEFORGE_LLM__BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("IMAGEFORGE_GENERATOR__BACKEND", "sketch")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.workers == 3
-    assert settings.scorers == ("offline",)
+    assert settings.scoring.scorers == ("offline",)
+    assert settings.llm.base_url == "http://127.0.0.1:9/v1" and settings.generator.backend == "sketch"
+    assert settings.default_backends().generator.cache_dir is not None
     assert settings.openai_api_key is not None and settings.openai_api_key.get_secret_value() == "sk-test"
     assert settings.effective_database_url.startswith("sqlite:///")
     assert not settings.is_postgres

@@ -30,7 +30,7 @@ def settings(tmp_path: Path) -> Settings:
         tmp_path,
         llm="heuristic",
         generator="sketch",
-        scorers=("offline",),
+        scoring={"scorers": ("offline",)},
         max_upload_bytes=1_500_000,
         max_image_pixels=1_000_000,
     )

@@ -67,7 +67,7 @@ def test_health_reports_workers_queue_and_backends(client: TestClient) -> None:
     body = response.json()
     assert body["status"] == "healthy", body
     assert body["database"] == "ok" and body["workers"] == 2 and body["queue_depth"] == 0
-    assert body["backends"]["configured"]["generator"] == "auto"
+    assert body["backends"]["configured"]["generator"]["backend"] == "auto"
     assert isinstance(body["loaded_models"], list)
 
 

@@ -37,9 +37,10 @@ from imageforge.scoring.aesthetic import (
 )
 from imageforge.scoring.clip_backbone import load_clip_backbone, pil_backend_kwargs
 from imageforge.scoring.embedding_consistency import load_embedding_consistency_scorer
-from imageforge.scoring.model_registry import ModelRegistry, registry
+from imageforge.tools.model_cache import ModelCache, model_cache
 from imageforge.scoring.pickscore import PICKSCORE_MODEL, PICKSCORE_PROCESSOR, load_pickscore_scorer
-from imageforge.scoring.registry import ScorerSet
+from imageforge.scoring.factory import ScorerSet
+from imageforge.scoring.settings import ScorerSettings
 from imageforge.scoring.schemas import BASE_WEIGHTS
 from imageforge.scoring.vqascore import DEFAULT_VQA_MODEL, load_vqa_scorer
 from imageforge.tools.diffusers_generator import load_diffusers_generator
@@ -171,7 +172,7 @@ def _assert_every_slot_scored(summary) -> None:
 async def test_storyboard_on_tiny_diffusers_and_tiny_scorers(tmp_path, tiny):
     # The backends, each loaded from disk by the function users call.
     generator = RecordingGenerator(load_diffusers_generator(str(tiny["sd"]), device="cpu", steps=2, guidance_scale=7.5))
-    models = ModelRegistry()
+    models = ModelCache()
     pickscore = load_pickscore_scorer(
         model=str(tiny["pick_clip"]), processor=str(tiny["pick_clip"]), device="cpu", models=models
     )
@@ -261,7 +262,7 @@ def tiny_hub(tmp_path, tiny, monkeypatch) -> Path:
     """HF_HOME holding every model `auto` looks for, under the real ids, with tiny weights:
     sd-turbo, PickScore (+ its processor repo), CLIP ViT-L/14 (768-d, as the published
     aesthetic head needs), the aesthetic head where `models pull aesthetic` puts it, and a
-    vision-language model for VQAScore. The process-wide model registry and backend cache are emptied around the
+    vision-language model for VQAScore. The process-wide model cache and backend cache are emptied around the
     test, since both are keyed by model id, not by cache folder."""
     home = tmp_path / "hf_home"
     cache = home / "hub"
@@ -283,13 +284,13 @@ def tiny_hub(tmp_path, tiny, monkeypatch) -> Path:
     monkeypatch.setenv("HF_HOME", str(home))
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(services_module, "_cache", {})
-    registry.clear()
+    model_cache.clear()
     yield home
-    registry.clear()
+    model_cache.clear()
 
 
 async def test_auto_backends_find_the_tiny_models_in_the_cache(tmp_path, tiny_hub):
-    backends = BackendSettings(llm="heuristic", generator="auto", scorers=("auto",), device="cpu")
+    backends = BackendSettings(llm="heuristic", generator="auto", scoring=ScorerSettings(scorers=("auto",)), device="cpu")
     services = services_module.build_services(backends)
     generator_line, scorer_line = services.notes[1:]
     assert generator_line.startswith("Generator: diffusers stabilityai/sd-turbo on cpu")

@@ -1,5 +1,5 @@
 """Fixtures for the scorer tests: one torch thread per module, and tiny CLIP checkpoints saved
-once per session (tests only read them; each loads its own copy through a fresh registry)."""
+once per session (tests only read them; each loads its own copy through a fresh model cache)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from imageforge.scoring.aesthetic import (
 from imageforge.scoring.base import Scorer
 from imageforge.scoring.clip_backbone import load_clip_backbone
 from imageforge.scoring.clipscore import ClipScoreScorer
-from imageforge.scoring.model_registry import ModelNotAvailableError, ModelRegistry
+from imageforge.tools.model_cache import ModelNotAvailableError, ModelCache
 from imageforge.scoring.normalise import aesthetic_to_100
 from tests.tiny_clip import make_images
 
@@ -65,7 +65,7 @@ def published_head(tmp_path_factory):
 
 @pytest.fixture()
 def backbone(clip768_dir):
-    return load_clip_backbone(str(clip768_dir), device="cpu", models=ModelRegistry())
+    return load_clip_backbone(str(clip768_dir), device="cpu", models=ModelCache())
 
 
 def test_head_has_the_published_keys_and_shapes():
@@ -153,7 +153,7 @@ def test_clip_score_and_aesthetic_share_one_forward_pass(backbone, published_hea
     assert len(clip_scores) == len(aesthetic_scores) == 8
 
     # The same numbers as each scorer computing on its own backbone.
-    separate = load_clip_backbone(backbone.name, device="cpu", models=ModelRegistry())
+    separate = load_clip_backbone(backbone.name, device="cpu", models=ModelCache())
     assert ClipScoreScorer(backbone=separate).score(images, PROMPT) == pytest.approx(clip_scores, abs=1e-4)
     separate.cache.clear()
     head = load_aesthetic_head(published_head[1])
@@ -174,13 +174,13 @@ def test_new_images_are_embedded_again(backbone, published_head):
 
 
 def test_head_width_must_match_the_backbone(clip_dir):
-    small = load_clip_backbone(str(clip_dir), device="cpu", models=ModelRegistry())
+    small = load_clip_backbone(str(clip_dir), device="cpu", models=ModelCache())
     with pytest.raises(ValueError, match="takes 768-d embeddings"):
         AestheticScorer(backbone=small, head=AestheticHead(768))
 
 
 def test_load_aesthetic_scorer_through_the_registry(clip768_dir, published_head):
-    models = ModelRegistry()
+    models = ModelCache()
     scorer = load_aesthetic_scorer(
         head_path=published_head[1], clip_model=str(clip768_dir), device="cpu", models=models
     )
@@ -189,7 +189,7 @@ def test_load_aesthetic_scorer_through_the_registry(clip768_dir, published_head)
 
 
 def test_missing_head_fails_before_loading_clip(tmp_path, clip768_dir):
-    models = ModelRegistry()
+    models = ModelCache()
     with pytest.raises(ModelNotAvailableError, match="imageforge models pull"):
         load_aesthetic_scorer(head_path=tmp_path / "missing.pth", clip_model=str(clip768_dir), models=models)
     assert models.loaded() == []
@@ -201,5 +201,5 @@ def test_default_head_path_is_under_hf_home(monkeypatch, tmp_path, clip768_dir, 
     assert path == tmp_path / "imageforge" / "sac+logos+ava1-l14-linearMSE.pth"
     path.parent.mkdir()
     path.write_bytes(published_head[1].read_bytes())
-    scorer = load_aesthetic_scorer(clip_model=str(clip768_dir), device="cpu", models=ModelRegistry())
+    scorer = load_aesthetic_scorer(clip_model=str(clip768_dir), device="cpu", models=ModelCache())
     assert len(scorer.score(make_images(1), PROMPT)) == 1

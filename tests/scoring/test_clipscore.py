@@ -11,7 +11,7 @@ import torch
 from imageforge.scoring.base import Scorer
 from imageforge.scoring.clip_backbone import load_clip_backbone, pooled_embeddings
 from imageforge.scoring.clipscore import ClipScoreScorer, clipscore_raw
-from imageforge.scoring.model_registry import ModelNotAvailableError, ModelRegistry
+from imageforge.tools.model_cache import ModelNotAvailableError, ModelCache
 from imageforge.scoring.normalise import clipscore_to_100
 from tests.tiny_clip import make_images
 
@@ -20,7 +20,7 @@ PROMPT = "a red cat on a sofa"
 
 @pytest.fixture()
 def backbone(clip_dir):
-    return load_clip_backbone(str(clip_dir), device="cpu", models=ModelRegistry())
+    return load_clip_backbone(str(clip_dir), device="cpu", models=ModelCache())
 
 
 def _count_vision_passes(backbone) -> list[int]:
@@ -144,11 +144,11 @@ def test_pooled_embeddings_reads_every_output_shape():
 def test_loader_never_downloads(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(ModelNotAvailableError, match="imageforge-tests/no-such-clip"):
-        load_clip_backbone("imageforge-tests/no-such-clip", device="cpu", models=ModelRegistry())
+        load_clip_backbone("imageforge-tests/no-such-clip", device="cpu", models=ModelCache())
 
 
 def test_loaded_once_through_the_registry(clip_dir):
-    models = ModelRegistry()
+    models = ModelCache()
     first = load_clip_backbone(str(clip_dir), device="cpu", models=models)
     second = load_clip_backbone(str(clip_dir), device="cpu", models=models)
     assert first is second

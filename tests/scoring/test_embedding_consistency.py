@@ -15,7 +15,7 @@ from imageforge.scoring.embedding_consistency import (
     load_dino_backbone,
     load_embedding_consistency_scorer,
 )
-from imageforge.scoring.model_registry import ModelRegistry
+from imageforge.tools.model_cache import ModelCache
 from imageforge.scoring.normalise import CONSISTENCY_BANDS
 from tests.tiny_clip import make_images, save_tiny_dinov2
 
@@ -27,7 +27,7 @@ def dirs(tmp_path_factory, clip_dir):
 
 @pytest.fixture(params=["clip", "dinov2"])
 def scorer(request, dirs):
-    return load_embedding_consistency_scorer(model=str(dirs[request.param]), device="cpu", models=ModelRegistry())
+    return load_embedding_consistency_scorer(model=str(dirs[request.param]), device="cpu", models=ModelCache())
 
 
 def _nudged(image: Image.Image, seed: int = 0) -> Image.Image:
@@ -38,8 +38,8 @@ def _nudged(image: Image.Image, seed: int = 0) -> Image.Image:
 
 
 def test_kind_is_read_from_the_checkpoint(dirs):
-    clip = load_embedding_consistency_scorer(model=str(dirs["clip"]), device="cpu", models=ModelRegistry())
-    dino = load_embedding_consistency_scorer(model=str(dirs["dinov2"]), device="cpu", models=ModelRegistry())
+    clip = load_embedding_consistency_scorer(model=str(dirs["clip"]), device="cpu", models=ModelCache())
+    dino = load_embedding_consistency_scorer(model=str(dirs["dinov2"]), device="cpu", models=ModelCache())
     assert (clip.name, clip.band) == ("clip-consistency", CONSISTENCY_BANDS["clip"])
     assert (dino.name, dino.band) == ("dinov2-consistency", CONSISTENCY_BANDS["dinov2"])
     assert isinstance(dino.embedder, DinoBackbone)
@@ -62,7 +62,7 @@ def test_order_is_sane_and_the_best_reference_counts(scorer):
 
 
 def test_one_pass_per_batch_for_variations_and_references(dirs):
-    backbone = load_clip_backbone(str(dirs["clip"]), device="cpu", models=ModelRegistry())
+    backbone = load_clip_backbone(str(dirs["clip"]), device="cpu", models=ModelCache())
     calls = []
     backbone.model.vision_model.register_forward_hook(lambda *a: calls.append(1))
     scorer = EmbeddingConsistencyScorer(embedder=backbone, band=CONSISTENCY_BANDS["clip"], batch_size=8)
@@ -74,7 +74,7 @@ def test_one_pass_per_batch_for_variations_and_references(dirs):
 
 
 def test_dinov2_batches(dirs):
-    dino = load_dino_backbone(str(dirs["dinov2"]), device="cpu", models=ModelRegistry())
+    dino = load_dino_backbone(str(dirs["dinov2"]), device="cpu", models=ModelCache())
     calls = []
     dino.model.register_forward_hook(lambda *a: calls.append(1))
     images = make_images(5, seed=8)

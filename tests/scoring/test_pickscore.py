@@ -9,7 +9,7 @@ import torch
 
 from imageforge.scoring.base import Scorer
 from imageforge.scoring.clip_backbone import load_clip_backbone
-from imageforge.scoring.model_registry import ModelNotAvailableError, ModelRegistry
+from imageforge.tools.model_cache import ModelNotAvailableError, ModelCache
 from imageforge.scoring.normalise import pickscore_to_100
 from imageforge.scoring.pickscore import (
     PICKSCORE_MODEL,
@@ -47,7 +47,7 @@ def test_raw_score_is_logit_scale_exp_times_cosine(clip_dir):
     from transformers import CLIPModel, CLIPProcessor
 
     images = make_images(4, seed=5)
-    scorer = load_pickscore_scorer(model=str(clip_dir), processor=str(clip_dir), device="cpu", models=ModelRegistry())
+    scorer = load_pickscore_scorer(model=str(clip_dir), processor=str(clip_dir), device="cpu", models=ModelCache())
     assert isinstance(scorer, Scorer) and scorer.slot == "pickscore" and not scorer.stand_in
 
     # By hand, as the PickScore README does it.
@@ -84,21 +84,21 @@ def test_pure_formula():
 def test_processor_comes_from_its_own_repo(split_dirs):
     model_dir, processor_dir = split_dirs
     scorer = load_pickscore_scorer(
-        model=str(model_dir), processor=str(processor_dir), device="cpu", models=ModelRegistry()
+        model=str(model_dir), processor=str(processor_dir), device="cpu", models=ModelCache()
     )
     assert scorer.model == str(model_dir)
     assert len(scorer.score(make_images(2), PROMPT)) == 2
 
 
 def test_texts_change_the_score(clip_dir):
-    scorer = PickScoreScorer(backbone=load_clip_backbone(str(clip_dir), device="cpu", models=ModelRegistry()))
+    scorer = PickScoreScorer(backbone=load_clip_backbone(str(clip_dir), device="cpu", models=ModelCache()))
     images = make_images(3)
     assert scorer.raw_scores(images, "a red cat") != pytest.approx(scorer.raw_scores(images, "an empty blue room"))
 
 
 def test_batches_of_four_take_two_passes_and_match_one_by_one(clip_dir):
     scorer = PickScoreScorer(
-        backbone=load_clip_backbone(str(clip_dir), device="cpu", models=ModelRegistry()),
+        backbone=load_clip_backbone(str(clip_dir), device="cpu", models=ModelCache()),
         batch_size=4,
     )
     calls = []
@@ -115,7 +115,7 @@ def test_defaults_name_the_published_checkpoints_and_never_download(tmp_path, mo
     assert PICKSCORE_MODEL == "yuvalkirstain/PickScore_v1"
     assert PICKSCORE_PROCESSOR == "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
-    models = ModelRegistry()
+    models = ModelCache()
     with pytest.raises(ModelNotAvailableError, match="PickScore_v1"):
         load_pickscore_scorer(device="cpu", models=models)
     assert models.loaded() == []

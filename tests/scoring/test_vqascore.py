@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from imageforge.scoring.base import Scorer
-from imageforge.scoring.model_registry import ModelRegistry
+from imageforge.tools.model_cache import ModelCache
 from imageforge.scoring.vqascore import (
     VQA_QUESTION,
     T2VMetricsVQAScorer,
@@ -40,7 +40,7 @@ def tiny_dirs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def blip2(tiny_dirs):
-    return load_vqa_model(str(tiny_dirs["blip2-opt"]), device="cpu", models=ModelRegistry())
+    return load_vqa_model(str(tiny_dirs["blip2-opt"]), device="cpu", models=ModelCache())
 
 
 def _first_step_probability(vqa, image: Image.Image, question: str, yes_ids: list[int]) -> float:
@@ -70,7 +70,7 @@ def test_blip2_probability_is_in_unit_range_and_changes_with_the_text(blip2):
 
 @pytest.mark.parametrize("family", list(BUILDERS))
 def test_probability_is_the_next_token_at_the_answer_position(tiny_dirs, family):
-    vqa = load_vqa_model(str(tiny_dirs[family]), device="cpu", models=ModelRegistry())
+    vqa = load_vqa_model(str(tiny_dirs[family]), device="cpu", models=ModelCache())
     scorer = VQAScorer(vqa=vqa, batch_size=2)
     images = make_images(3, seed=7)
     ours = scorer.probabilities(images, PROMPT)
@@ -83,7 +83,7 @@ def test_probability_is_the_next_token_at_the_answer_position(tiny_dirs, family)
 def test_families_and_prompts(tiny_dirs):
     kinds = {}
     for name, folder in tiny_dirs.items():
-        vqa = load_vqa_model(str(folder), device="cpu", models=ModelRegistry())
+        vqa = load_vqa_model(str(folder), device="cpu", models=ModelCache())
         kinds[name] = (vqa.family, vqa.encoder_decoder)
     assert kinds == {
         "blip2-opt": ("blip-2", False),
@@ -91,7 +91,7 @@ def test_families_and_prompts(tiny_dirs):
         "instructblip-t5": ("instructblip", True),
         "llava": ("chat", False),
     }
-    llava = load_vqa_model(str(tiny_dirs["llava"]), device="cpu", models=ModelRegistry())
+    llava = load_vqa_model(str(tiny_dirs["llava"]), device="cpu", models=ModelCache())
     prompt = llava.prompt(VQA_QUESTION.format("a cat"))
     assert prompt.startswith("USER: <image>") and prompt.endswith("ASSISTANT:")
     assert 'Does this figure show "a cat"? Please answer yes or no.' in prompt
@@ -133,7 +133,7 @@ def test_bad_arguments(blip2):
 
 
 def test_loader_uses_the_registry_once(tiny_dirs):
-    models = ModelRegistry()
+    models = ModelCache()
     a = load_vqa_scorer(model=str(tiny_dirs["blip2-opt"]), device="cpu", models=models)
     b = load_vqa_scorer(model=str(tiny_dirs["blip2-opt"]), device="cpu", models=models)
     assert a.vqa is b.vqa
@@ -143,7 +143,7 @@ def test_loader_uses_the_registry_once(tiny_dirs):
 def test_t2v_metrics_adapter_explains_when_the_package_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "t2v_metrics", None)  # makes `import t2v_metrics` fail
     with pytest.raises(ImportError, match="t2v_metrics package is not installed"):
-        load_t2v_metrics_scorer(device="cpu", models=ModelRegistry())
+        load_t2v_metrics_scorer(device="cpu", models=ModelCache())
 
 
 def test_t2v_metrics_adapter_passes_image_files_and_batch_size(monkeypatch):
@@ -163,7 +163,7 @@ def test_t2v_metrics_adapter_passes_image_files_and_batch_size(monkeypatch):
             return torch.tensor(values).reshape(-1, 1, 1)
 
     monkeypatch.setitem(sys.modules, "t2v_metrics", types.SimpleNamespace(VQAScore=FakeVQAScore))
-    scorer = load_t2v_metrics_scorer(model="clip-flant5-xl", device="cpu", batch_size=3, models=ModelRegistry())
+    scorer = load_t2v_metrics_scorer(model="clip-flant5-xl", device="cpu", batch_size=3, models=ModelCache())
     assert isinstance(scorer, T2VMetricsVQAScorer) and isinstance(scorer, Scorer)
     images = [Image.new("RGB", (8, 8), (r, 0, 0)) for r in (0, 51, 255)]
     assert scorer.score(images, PROMPT) == pytest.approx([0.0, 20.0, 100.0])

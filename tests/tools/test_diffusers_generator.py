@@ -10,7 +10,7 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image
 from tiny_models import save_tiny_sd_pipeline
 
-from imageforge.scoring.model_registry import registry
+from imageforge.tools.model_cache import model_cache
 from imageforge.tools.base import GenerationError, ImageGenerator
 from imageforge.tools.diffusers_generator import (
     DiffusersGenerator,
@@ -207,7 +207,7 @@ def test_cache_hits_skip_generation(tiny_folder, tmp_path, monkeypatch):
 def test_pipeline_is_loaded_once_per_process(tiny_folder, generator):
     again = _load(tiny_folder)
     assert again.text2img is generator.text2img
-    keys = [model.key for model in registry.loaded() if model.kind == "generator"]
+    keys = [model.key for model in model_cache.loaded() if model.kind == "generator"]
     assert sum(str(tiny_folder) in key for key in keys) == 1
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from imageforge.graph.context import BackendSettings
 from imageforge.tools import model_store
 from imageforge.tools.base import ImageGenerator
+from imageforge.tools.settings import GeneratorSettings
 from imageforge.tools.sketch import SketchGenerator
 
 if TYPE_CHECKING:
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["GENERATOR_FACTORIES", "GeneratorFactory", "build_generator", "resolve_auto"]
 
-GeneratorFactory = Callable[[BackendSettings], tuple[ImageGenerator, str]]
+GeneratorFactory = Callable[[GeneratorSettings, str], tuple[ImageGenerator, str]]
+"""(generator settings, device) -> (the generator, one line saying what runs and how to switch)."""
 
 SKETCH_LINE = (
     "Generator: sketch (offline composition frames). Install weights with `imageforge models pull sd-turbo` "
@@ -29,24 +30,24 @@ SKETCH_LINE = (
 )
 
 
-def _build_sketch(backends: BackendSettings) -> tuple[ImageGenerator, str]:
+def _build_sketch(settings: GeneratorSettings, device: str) -> tuple[ImageGenerator, str]:
     return SketchGenerator(), SKETCH_LINE
 
 
-def _cache(backends: BackendSettings) -> GenerationCache | None:
+def _cache(settings: GeneratorSettings) -> GenerationCache | None:
     """Seed 002's generation cache, when a folder is configured (the CLI and the API set one)."""
     from imageforge.tools.generation_cache import GenerationCache
 
-    return GenerationCache(backends.cache_dir) if backends.cache_dir else None
+    return GenerationCache(settings.cache_dir) if settings.cache_dir else None
 
 
-def _build_diffusers(backends: BackendSettings) -> tuple[ImageGenerator, str]:
+def _build_diffusers(settings: GeneratorSettings, device: str) -> tuple[ImageGenerator, str]:
     from imageforge.tools.diffusers_generator import load_diffusers_generator
 
-    if backends.generator == "auto":
-        model = model_store.auto_generator_model(backends.generator_model)
+    if settings.backend == "auto":
+        model = model_store.auto_generator_model(settings.model)
     else:
-        model = backends.generator_model or model_store.auto_generator_model()
+        model = settings.model or model_store.auto_generator_model()
     if model is None:
         raise ValueError(
             "`generator` 'diffusers' needs --generator-model (a local folder, or a hub id whose "
@@ -56,15 +57,15 @@ def _build_diffusers(backends: BackendSettings) -> tuple[ImageGenerator, str]:
     try:
         generator = load_diffusers_generator(
             model,
-            device=backends.device,
-            attention_slicing=backends.attention_slicing,
-            vae_slicing=backends.vae_slicing,
-            cpu_offload=backends.cpu_offload,
-            img2img_strength=backends.strength,
-            ip_adapter=backends.ip_adapter,
-            steps=backends.steps,
-            guidance_scale=backends.guidance_scale,
-            cache=_cache(backends),
+            device=device,
+            attention_slicing=settings.attention_slicing,
+            vae_slicing=settings.vae_slicing,
+            cpu_offload=settings.cpu_offload,
+            img2img_strength=settings.strength,
+            ip_adapter=settings.ip_adapter,
+            steps=settings.steps,
+            guidance_scale=settings.guidance_scale,
+            cache=_cache(settings),
         )
     except (FileNotFoundError, LookupError) as exc:
         raise ValueError(str(exc)) from exc
@@ -76,11 +77,11 @@ def _build_diffusers(backends: BackendSettings) -> tuple[ImageGenerator, str]:
     return generator, line
 
 
-def _build_openai(backends: BackendSettings) -> tuple[ImageGenerator, str]:
+def _build_openai(settings: GeneratorSettings, device: str) -> tuple[ImageGenerator, str]:
     from imageforge.tools.openai_images import load_openai_generator
 
     # The SDK reads OPENAI_API_KEY (and OPENAI_BASE_URL for compatible servers).
-    generator = load_openai_generator(backends.generator_model or "gpt-image-1", cache=_cache(backends))
+    generator = load_openai_generator(settings.model or "gpt-image-1", cache=_cache(settings))
     return generator, (
         f"Generator: OpenAI Images {generator.model}. "
         "Pass --generator sketch for offline frames or --generator diffusers for local models."
@@ -95,19 +96,19 @@ GENERATOR_FACTORIES: dict[str, GeneratorFactory] = {
 }
 
 
-def resolve_auto(backends: BackendSettings) -> str:
+def resolve_auto(settings: GeneratorSettings) -> str:
     """diffusers when its weights are already on disk (the configured model, else sd-turbo);
     otherwise the offline sketch. Never downloads."""
-    if model_store.auto_generator_model(backends.generator_model) is not None:
+    if model_store.auto_generator_model(settings.model) is not None:
         return "diffusers"
     return "sketch"
 
 
-def build_generator(backends: BackendSettings) -> tuple[ImageGenerator, str]:
+def build_generator(settings: GeneratorSettings, device: str = "auto") -> tuple[ImageGenerator, str]:
     """Build the configured generator and say in one line which runs and how to switch."""
-    name = resolve_auto(backends) if backends.generator == "auto" else backends.generator
+    name = resolve_auto(settings) if settings.backend == "auto" else settings.backend
     factory = GENERATOR_FACTORIES.get(name)
     if factory is None:
         available = [*sorted(GENERATOR_FACTORIES), "auto"]
         raise ValueError(f"`generator` {name!r} is not available yet; available: {available!r}.")
-    return factory(backends)
+    return factory(settings, device)

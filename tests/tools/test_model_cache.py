@@ -1,4 +1,4 @@
-"""The model registry loads each key once, even under concurrent requests; ``resolve_weights``
+"""The model cache loads each key once, even under concurrent requests; ``resolve_weights``
 finds weights on disk by the same rule as ``imageforge models list``."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from imageforge.scoring.model_registry import (
+from imageforge.tools.model_cache import (
     LoadedModel,
     ModelNotAvailableError,
-    ModelRegistry,
+    ModelCache,
     resolve_weights,
 )
 from imageforge.scoring.pickscore import PICKSCORE_MODEL, PICKSCORE_PROCESSOR
@@ -18,7 +18,7 @@ from imageforge.tools import model_store
 
 
 def test_loads_once_and_lists_what_is_loaded():
-    reg = ModelRegistry()
+    reg = ModelCache()
     calls = []
 
     def loader():
@@ -36,7 +36,7 @@ def test_loads_once_and_lists_what_is_loaded():
 
 
 def test_two_threads_same_key_load_once():
-    reg = ModelRegistry()
+    reg = ModelCache()
     started = threading.Event()
     release = threading.Event()
     calls = []
@@ -64,7 +64,7 @@ def test_two_threads_same_key_load_once():
 
 def test_different_keys_load_in_parallel():
     """The loader of 'b' runs to completion while 'a' is still loading."""
-    reg = ModelRegistry()
+    reg = ModelCache()
     a_started = threading.Event()
     b_done = threading.Event()
 
@@ -86,7 +86,7 @@ def test_different_keys_load_in_parallel():
 
 
 def test_failed_load_is_not_cached_and_clear_forgets():
-    reg = ModelRegistry()
+    reg = ModelCache()
 
     def broken():
         raise OSError("weights missing")
@@ -102,7 +102,7 @@ def test_failed_load_is_not_cached_and_clear_forgets():
 
 def test_empty_key_is_rejected():
     with pytest.raises(ValueError, match="key"):
-        ModelRegistry().get("", lambda: 1, device="cpu", kind="x")
+        ModelCache().get("", lambda: 1, device="cpu", kind="x")
 
 
 def _fake_hub_cache(root, repo_id: str, files: list[str]):

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from imageforge.graph.context import BackendSettings
-from imageforge.scoring import registry
+from imageforge.scoring.settings import ScorerSettings
+from imageforge.scoring import factory
 from imageforge.scoring.consistency import HistogramConsistencyScorer
-from imageforge.scoring.registry import OFFLINE_REASON, ScorerSet, build_scorers
+from imageforge.scoring.factory import OFFLINE_REASON, ScorerSet, build_scorers
 from imageforge.scoring.technical import TechnicalQualityScorer
 
 
 @pytest.mark.parametrize("mode", ["auto", "offline"])
 def test_offline_set(mode):
-    scorer_set, line = build_scorers(BackendSettings(scorers=(mode,)))
+    scorer_set, line = build_scorers(ScorerSettings(scorers=(mode,)))
     assert isinstance(scorer_set, ScorerSet)
     assert [type(s) for s in scorer_set.scorers] == [TechnicalQualityScorer]
     assert isinstance(scorer_set.consistency, HistogramConsistencyScorer)
@@ -40,12 +40,12 @@ def test_offline_set(mode):
 
 
 def test_default_backends_are_auto():
-    scorer_set, _ = build_scorers(BackendSettings())
+    scorer_set, _ = build_scorers(ScorerSettings())
     assert [s.name for s in scorer_set.scorers] == ["technical-quality"]
 
 
 def test_explicit_names():
-    scorer_set, _ = build_scorers(BackendSettings(scorers=("technical-quality",)))
+    scorer_set, _ = build_scorers(ScorerSettings(scorers=("technical-quality",)))
     assert [s.name for s in scorer_set.scorers] == ["technical-quality"]
     assert set(scorer_set.missing) == {"pickscore", "clip", "vqa"}
     assert all(reason == "not in the requested scorers" for reason in scorer_set.missing.values())
@@ -53,11 +53,11 @@ def test_explicit_names():
 
 def test_unknown_and_mixed_names_rejected():
     with pytest.raises(ValueError, match="'pickscore-xl'"):
-        build_scorers(BackendSettings(scorers=("pickscore-xl",)))
+        build_scorers(ScorerSettings(scorers=("pickscore-xl",)))
     with pytest.raises(ValueError, match="alone"):
-        build_scorers(BackendSettings(scorers=("auto", "technical-quality")))
+        build_scorers(ScorerSettings(scorers=("auto", "technical-quality")))
     with pytest.raises(ValueError, match="at least one"):
-        build_scorers(BackendSettings(scorers=()))
+        build_scorers(ScorerSettings(scorers=()))
 
 
 class FakeClipScorer:
@@ -73,8 +73,8 @@ class FakeClipScorer:
 
 
 def test_registered_scorers_join_and_shrink_missing(monkeypatch):
-    monkeypatch.setitem(registry.SCORER_FACTORIES, "clipscore", lambda backends: FakeClipScorer())
-    scorer_set, line = build_scorers(BackendSettings(scorers=("clipscore", "technical-quality")))
+    monkeypatch.setitem(factory.SCORER_FACTORIES, "clipscore", lambda settings, device: FakeClipScorer())
+    scorer_set, line = build_scorers(ScorerSettings(scorers=("clipscore", "technical-quality")))
     assert [s.slot for s in scorer_set.scorers] == ["clip", "aesthetic"]
     assert set(scorer_set.missing) == {"pickscore", "vqa"}
     assert scorer_set.report().effective_weights == pytest.approx({"clip": 0.25 / 0.35, "aesthetic": 0.10 / 0.35})
@@ -82,6 +82,6 @@ def test_registered_scorers_join_and_shrink_missing(monkeypatch):
 
 
 def test_two_scorers_for_one_slot_rejected(monkeypatch):
-    monkeypatch.setitem(registry.SCORER_FACTORIES, "other-aesthetic", lambda backends: TechnicalQualityScorer())
+    monkeypatch.setitem(factory.SCORER_FACTORIES, "other-aesthetic", lambda settings, device: TechnicalQualityScorer())
     with pytest.raises(ValueError, match="aesthetic"):
-        build_scorers(BackendSettings(scorers=("technical-quality", "other-aesthetic")))
+        build_scorers(ScorerSettings(scorers=("technical-quality", "other-aesthetic")))

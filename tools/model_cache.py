@@ -1,4 +1,4 @@
-"""The process-wide model registry: each model is loaded once, lazily, on its device.
+"""The process-wide model cache: each model is loaded once, lazily, on its device.
 
 Scorers and generators ask for a model by key with a loader; the first request runs the
 loader, later requests get the same object. A lock per key means two concurrent requests
@@ -23,8 +23,8 @@ from imageforge.tools.model_store import FolderKind, hub_cache_dir, local_model_
 __all__ = [
     "LoadedModel",
     "ModelNotAvailableError",
-    "ModelRegistry",
-    "registry",
+    "ModelCache",
+    "model_cache",
     "resolve_weights",
 ]
 
@@ -41,7 +41,7 @@ class LoadedModel:
     load_time_s: float
 
 
-class ModelRegistry:
+class ModelCache:
     """Loads each model once per key; safe under concurrent requests.
 
     A loader that raises caches nothing, so a later request tries again (for instance after
@@ -87,8 +87,8 @@ class ModelRegistry:
             self._key_locks.clear()
 
 
-registry = ModelRegistry()
-"""The one registry of this process."""
+model_cache = ModelCache()
+"""The one model cache of this process."""
 
 
 class ModelNotAvailableError(LookupError):

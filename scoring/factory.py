@@ -1,6 +1,6 @@
 """Choosing the scorers from the backend settings.
 
-``BackendSettings.scorers`` is either ``("auto",)``, ``("offline",)`` or a list of scorer
+``ScorerSettings.scorers`` is either ``("auto",)``, ``("offline",)`` or a list of scorer
 names. Each name maps to a factory in ``SCORER_FACTORIES``; the consistency scorer comes
 from ``CONSISTENCY_FACTORIES``. Slots no scorer serves are recorded with the reason, so the
 ensemble renormalises and the trace says what was left out. Model-backed scorers (PickScore,
@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from imageforge.graph.context import BackendSettings
 from imageforge.scoring.base import ConsistencyScorer, Scorer
 from imageforge.scoring.consistency import HistogramConsistencyScorer
 from imageforge.scoring.ensemble import ensemble_report
-from imageforge.scoring.model_registry import ModelNotAvailableError
+from imageforge.tools.model_cache import ModelNotAvailableError
+from imageforge.scoring.settings import ScorerSettings
 from imageforge.scoring.schemas import BASE_WEIGHTS, EnsembleReport, ScorerInfo
 from imageforge.scoring.technical import TechnicalQualityScorer
 
@@ -30,64 +30,65 @@ __all__ = [
     "resolve_auto",
 ]
 
-ScorerFactory = Callable[[BackendSettings], Scorer]
-ConsistencyFactory = Callable[[BackendSettings], ConsistencyScorer]
+ScorerFactory = Callable[[ScorerSettings, str], Scorer]
+"""(scorer settings, device) -> a loaded scorer."""
+ConsistencyFactory = Callable[[ScorerSettings, str], ConsistencyScorer]
 
 
 # Model-backed scorers. Each imports torch/transformers only when called, loads once per
-# process through scoring.model_registry, and reads weights from a local path or the Hugging
+# process through tools.model_cache, and reads weights from a local path or the Hugging
 # Face cache only (ModelNotAvailableError otherwise); nothing here downloads. A model id set
-# in BackendSettings replaces the published default.
-def _pickscore(backends: BackendSettings) -> Scorer:
+# in ScorerSettings replaces the published default.
+def _pickscore(settings: ScorerSettings, device: str) -> Scorer:
     from imageforge.scoring.pickscore import PICKSCORE_MODEL, load_pickscore_scorer
 
     return load_pickscore_scorer(
-        model=backends.pickscore_model or PICKSCORE_MODEL, device=backends.device, batch_size=backends.scorer_batch_size
+        model=settings.pickscore_model or PICKSCORE_MODEL, device=device, batch_size=settings.batch_size
     )
 
 
-def _clip_score(backends: BackendSettings) -> Scorer:
+def _clip_score(settings: ScorerSettings, device: str) -> Scorer:
     from imageforge.scoring.clipscore import CLIPSCORE_MODEL, load_clipscore_scorer
 
     return load_clipscore_scorer(
-        model=backends.clip_model or CLIPSCORE_MODEL, device=backends.device, batch_size=backends.scorer_batch_size
+        model=settings.clip_model or CLIPSCORE_MODEL, device=device, batch_size=settings.batch_size
     )
 
 
-def _laion_aesthetic(backends: BackendSettings) -> Scorer:
+def _laion_aesthetic(settings: ScorerSettings, device: str) -> Scorer:
     from imageforge.scoring.aesthetic import AESTHETIC_CLIP_MODEL, load_aesthetic_scorer
     from imageforge.tools.model_store import local_model_path
 
     head = local_model_path("aesthetic")  # the .pth file, wherever `models pull` put it
     return load_aesthetic_scorer(
         head_path=head,
-        clip_model=backends.clip_model or AESTHETIC_CLIP_MODEL,
-        device=backends.device,
-        batch_size=backends.scorer_batch_size,
+        clip_model=settings.clip_model or AESTHETIC_CLIP_MODEL,
+        device=device,
+        batch_size=settings.batch_size,
     )
 
 
-def _vqascore(backends: BackendSettings) -> Scorer:
+def _vqascore(settings: ScorerSettings, device: str) -> Scorer:
     from imageforge.scoring.vqascore import DEFAULT_VQA_MODEL, load_vqa_scorer
 
-    return load_vqa_scorer(model=backends.vqa_model or DEFAULT_VQA_MODEL, device=backends.device)
+    return load_vqa_scorer(model=settings.vqa_model or DEFAULT_VQA_MODEL, device=device)
 
 
 def _embedding_consistency(kind: str) -> ConsistencyFactory:
-    def build(backends: BackendSettings) -> ConsistencyScorer:
+    def build(settings: ScorerSettings, device: str) -> ConsistencyScorer:
         from imageforge.scoring.embedding_consistency import (
             DEFAULT_CONSISTENCY_MODEL,
             load_embedding_consistency_scorer,
         )
 
-        model = backends.consistency_model or (backends.clip_model if kind == "clip" else None)
+        model = settings.consistency_model or (settings.clip_model if kind == "clip" else None)
         if kind == "dinov2" and model is None:
             raise ValueError("`consistency` 'dinov2' needs --consistency-model (a DINOv2 hub id or folder)")
         return load_embedding_consistency_scorer(
             model=model or DEFAULT_CONSISTENCY_MODEL,
             kind=kind,
-            device=backends.device,
-            batch_size=backends.scorer_batch_size,
+            device=device,
+            batch_size=settings.batch_size,
         )
 
     return build
@@ -95,7 +96,7 @@ def _embedding_consistency(kind: str) -> ConsistencyFactory:
 
 #: Scorer name -> factory for the ensemble's slots.
 SCORER_FACTORIES: dict[str, ScorerFactory] = {
-    "technical-quality": lambda backends: TechnicalQualityScorer(),
+    "technical-quality": lambda settings, device: TechnicalQualityScorer(),
     "pickscore": _pickscore,
     "clip-score": _clip_score,
     "laion-aesthetic": _laion_aesthetic,
@@ -103,21 +104,21 @@ SCORER_FACTORIES: dict[str, ScorerFactory] = {
 }
 #: Consistency scorer name -> factory.
 CONSISTENCY_FACTORIES: dict[str, ConsistencyFactory] = {
-    "histogram-ssim": lambda backends: HistogramConsistencyScorer(),
+    "histogram-ssim": lambda settings, device: HistogramConsistencyScorer(),
     "clip-consistency": _embedding_consistency("clip"),
     "dinov2-consistency": _embedding_consistency("dinov2"),
 }
-#: BackendSettings.consistency -> consistency scorer name.
+#: ScorerSettings.consistency -> consistency scorer name.
 CONSISTENCY_CHOICES = {"clip": "clip-consistency", "dinov2": "dinov2-consistency", "histogram": "histogram-ssim"}
 
 
-def _required(name: str, backends: BackendSettings) -> tuple[str, ...]:
+def _required(name: str, settings: ScorerSettings) -> tuple[str, ...]:
     """The model sets (or configured model ids) a model scorer needs on disk."""
     configured = {
-        "pickscore": backends.pickscore_model,
-        "clip-score": backends.clip_model,
-        "vqascore": backends.vqa_model,
-        "laion-aesthetic": backends.clip_model,
+        "pickscore": settings.pickscore_model,
+        "clip-score": settings.clip_model,
+        "vqascore": settings.vqa_model,
+        "laion-aesthetic": settings.clip_model,
     }.get(name)
     if name == "laion-aesthetic":
         return (configured or "clip-l", "aesthetic")
@@ -166,7 +167,7 @@ class ScorerSet:
         return ensemble_report(self.infos(), self.missing)
 
 
-def resolve_auto(backends: BackendSettings) -> tuple[tuple[str, ...], str, dict[str, str]]:
+def resolve_auto(settings: ScorerSettings) -> tuple[tuple[str, ...], str, dict[str, str]]:
     """What ``auto`` stands for: each model scorer whose weights are on disk (checked without
     the network), the offline stand-in for the aesthetic slot when the LAION head is not,
     and, per slot left out, why. Consistency is CLIP's when CLIP ViT-L/14 is on disk."""
@@ -175,7 +176,7 @@ def resolve_auto(backends: BackendSettings) -> tuple[tuple[str, ...], str, dict[
     names: list[str] = []
     reasons: dict[str, str] = {}
     for name, (slot, _) in MODEL_SCORERS.items():
-        absent = [model_set for model_set in _required(name, backends) if not is_available(model_set)]
+        absent = [model_set for model_set in _required(name, settings) if not is_available(model_set)]
         if absent:
             reasons[slot] = f"weights not on disk (`imageforge models pull {' '.join(absent)}`)"
         else:
@@ -183,16 +184,16 @@ def resolve_auto(backends: BackendSettings) -> tuple[tuple[str, ...], str, dict[
     if "aesthetic" in reasons:
         names.append("technical-quality")
         del reasons["aesthetic"]
-    return tuple(names), _consistency_name(backends), reasons
+    return tuple(names), _consistency_name(settings), reasons
 
 
-def _consistency_name(backends: BackendSettings) -> str:
+def _consistency_name(settings: ScorerSettings) -> str:
     """The configured consistency scorer; under 'auto', CLIP's when its model is on disk."""
     from imageforge.tools.model_store import is_available
 
-    if backends.consistency != "auto":
-        return CONSISTENCY_CHOICES[backends.consistency]
-    model = backends.consistency_model or backends.clip_model or MODEL_CONSISTENCY[1][0]
+    if settings.consistency != "auto":
+        return CONSISTENCY_CHOICES[settings.consistency]
+    model = settings.consistency_model or settings.clip_model or MODEL_CONSISTENCY[1][0]
     return MODEL_CONSISTENCY[0] if is_available(model) else OFFLINE_CONSISTENCY
 
 
@@ -217,9 +218,9 @@ def _describe(scorer_set: ScorerSet) -> str:
     return line
 
 
-def build_scorers(backends: BackendSettings) -> tuple[ScorerSet, str]:
+def build_scorers(settings: ScorerSettings, device: str = "auto") -> tuple[ScorerSet, str]:
     """Build the configured scorers and say in one line which run and what is left out."""
-    requested = tuple(backends.scorers)
+    requested = tuple(settings.scorers)
     if not requested:
         raise ValueError("`scorers` must name at least one scorer, or 'auto' / 'offline'.")
     modes = [name for name in requested if name in MODES]
@@ -227,11 +228,11 @@ def build_scorers(backends: BackendSettings) -> tuple[ScorerSet, str]:
         raise ValueError(f"`scorers` takes 'auto' or 'offline' alone, got {list(requested)!r}.")
     reasons: dict[str, str] = {}
     if modes == ["auto"]:
-        names, consistency_name, reasons = resolve_auto(backends)
+        names, consistency_name, reasons = resolve_auto(settings)
     elif modes == ["offline"]:
         names, consistency_name = OFFLINE_SCORERS, OFFLINE_CONSISTENCY
     else:
-        names, consistency_name = requested, _consistency_name(backends)
+        names, consistency_name = requested, _consistency_name(settings)
     unknown = [name for name in names if name not in SCORER_FACTORIES]
     if unknown:
         known = sorted(SCORER_FACTORIES) + list(MODES)
@@ -240,7 +241,7 @@ def build_scorers(backends: BackendSettings) -> tuple[ScorerSet, str]:
     scorers = []
     for name in dict.fromkeys(names):
         try:
-            scorers.append(SCORER_FACTORIES[name](backends))
+            scorers.append(SCORER_FACTORIES[name](settings, device))
         except (ModelNotAvailableError, OSError, ValueError) as exc:
             if modes != ["auto"]:  # named explicitly: the user should see why it cannot run
                 raise ValueError(f"`scorers` name {name!r} cannot be loaded: {exc}") from exc
@@ -252,10 +253,10 @@ def build_scorers(backends: BackendSettings) -> tuple[ScorerSet, str]:
     reason = OFFLINE_REASON if modes else NOT_REQUESTED_REASON
     missing = {slot: reasons.get(slot, reason) for slot in BASE_WEIGHTS if slot not in slots}
     try:
-        consistency = CONSISTENCY_FACTORIES[consistency_name](backends)
+        consistency = CONSISTENCY_FACTORIES[consistency_name](settings, device)
     except (ModelNotAvailableError, OSError, ValueError) as exc:
-        if backends.consistency != "auto":
-            raise ValueError(f"`consistency` {backends.consistency!r} cannot be loaded: {exc}") from exc
-        consistency = CONSISTENCY_FACTORIES[OFFLINE_CONSISTENCY](backends)
+        if settings.consistency != "auto":
+            raise ValueError(f"`consistency` {settings.consistency!r} cannot be loaded: {exc}") from exc
+        consistency = CONSISTENCY_FACTORIES[OFFLINE_CONSISTENCY](settings, device)
     scorer_set = ScorerSet(scorers=scorers, consistency=consistency, missing=missing)
     return scorer_set, _describe(scorer_set)
