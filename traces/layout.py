@@ -15,7 +15,11 @@
     selected_best.txt               why the winner won, in words
     scene_result.json               SceneResult: what the reader and the API load
     attempts/attempt_<a>/image_<i>.png   every attempt's images (beyond the seed layout)
+<trace_root>/.deleting-<generation_id>.<hex>/   a trace being deleted (retention); never a trace
 ```
+
+Names that start with a dot are never generations: retention renames a folder to
+``.deleting-...`` before removing it, so a half-deleted trace is never read as one.
 """
 
 from __future__ import annotations
@@ -29,12 +33,27 @@ PROMPT_SUMMARY = "prompt_trace_summary.json"
 QUALITY_SCORES = "quality_scores.json"
 SELECTED_BEST = "selected_best.txt"
 SCENE_RESULT = "scene_result.json"
+DELETING_PREFIX = ".deleting-"
+"""A trace or upload being deleted is renamed to ``.deleting-<name>.<hex>`` first (traces.retention)."""
+
+
+def is_generation_name(name: str) -> bool:
+    """True for a name that may be a generation folder: plain, and not hidden (no leading dot)."""
+    return bool(name) and not name.startswith(".") and "/" not in name and "\\" not in name
 
 
 def generation_dir(root: str | Path, generation_id: str) -> Path:
-    if not generation_id or "/" in generation_id or "\\" in generation_id or generation_id in {".", ".."}:
-        raise ValueError(f"`generation_id` must be a plain name, got {generation_id!r}")
+    if not is_generation_name(generation_id):
+        raise ValueError(f"`generation_id` must be a plain name without a leading dot, got {generation_id!r}")
     return Path(root) / generation_id
+
+
+def list_generations(root: str | Path) -> list[str]:
+    """The generation ids under ``root``, sorted: its folders, less hidden ones (``.deleting-*``, probes)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if is_generation_name(p.name) and p.is_dir())
 
 
 def scene_dir(root: str | Path, generation_id: str, scene_number: int) -> Path:

@@ -99,7 +99,7 @@ def test_reader_errors_name_the_problem(tmp_path):
         read_trace(tmp_path, "missing")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / layout.SUMMARY).write_text("{not json")
-    with pytest.raises(CorruptTraceError, match="summary.json"):
+    with pytest.raises(CorruptTraceError, match=r"summary\.json"):
         read_trace(tmp_path, "bad")
     with pytest.raises(ValueError, match="generation_id"):
         read_trace(tmp_path, "../etc")
@@ -135,11 +135,12 @@ def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path, monkeypatch):
 
 def test_retention_policies(tmp_path):
     for name in ("old", "new", "done"):
-        TraceWriter(tmp_path, name).summary(_summary(name))
+        TraceWriter(tmp_path, name).summary(_summary(name).model_copy(update={"status": "completed"}))
     old = time.time() - 3 * 3600
-    os.utime(tmp_path / "old" / layout.SUMMARY, (old, old))
-    assert sweep(tmp_path, RetentionPolicy(mode="ttl", ttl_hours=2)) == [tmp_path / "old"]
-    assert sweep(tmp_path, RetentionPolicy(mode="keep")) == []
+    for path in (tmp_path / "old", tmp_path / "old" / layout.SUMMARY):
+        os.utime(path, (old, old))
+    assert [e.path for e in sweep(tmp_path, RetentionPolicy(mode="ttl", ttl_hours=2)).deleted] == [tmp_path / "old"]
+    assert sweep(tmp_path, RetentionPolicy(mode="keep")).deleted == []
     assert not after_run(tmp_path, "done", succeeded=False, policy=RetentionPolicy(mode="delete_on_success"))
     assert after_run(tmp_path, "done", succeeded=True, policy=RetentionPolicy(mode="delete_on_success"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]
