@@ -5,12 +5,19 @@ macro lens, an establishing beat a wide lens stopped down, a night scene warm pr
 morning interior window light from the left. Where two choices suit a scene equally, a hash
 of the scene text picks one, so the same scene always gets the same shot and neighbouring
 scenes of a storyboard do not all look alike.
+
+Shot types, angles and lenses come from the shared vocabulary (``agents.vocabulary``), so a
+scene that asks for a "wide angle" gets a wide lens (not an establishing shot), and every shot
+written here is one the rubric, the reference ranking and the sketch read the same way. How
+each time of day is lit is data, in ``data/lighting.toml``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal, NamedTuple
+import tomllib
+from functools import cache
+from importlib import resources
 
 from pydantic import BaseModel, ConfigDict
 
@@ -25,19 +32,21 @@ from imageforge.agents.themes import (
     match_theme,
     stable_choice,
 )
+from imageforge.agents.vocabulary import CameraAngle, Lens, Shot, ShotClass, found, longest, vocabulary
 
-__all__ = ["ShotClass", "ShotPlan", "classify_shot", "plan_shot", "warmth"]
+__all__ = ["Lighting", "ShotClass", "ShotPlan", "classify_scene", "lighting", "plan_shot", "warmth"]
 
-ShotClass = Literal["establishing", "detail", "human", "hero", "action", "general"]
+#: What a shot or lens named in the scene adds to the class it asks for (a scene word adds 1).
+_NAMED_SHOT_WEIGHT = 4
 
+# Scene words (not camera words: those come from the vocabulary) that hint at a class.
 # fmt: off
 _CLASS_WORDS: dict[str, tuple[str, ...]] = {
     "establishing": (
-        "wide", "establishing", "exterior", "skyline", "landscape", "panorama", "aerial",
-        "overview", "vista", "view of",
+        "exterior", "skyline", "landscape", "overview", "vista", "view of",
     ),
     "detail": (
-        "close-up", "closeup", "macro", "detail", "texture", "pour", "pouring", "poured", "crema",
+        "detail", "texture", "pour", "pouring", "poured", "crema",
         "droplets", "drop", "label", "dial", "beans", "grain", "steam", "ingredients", "fabric",
         "packaging", "stitching", "hands", "fingertips", "fingers",
     ),
@@ -47,8 +56,7 @@ _CLASS_WORDS: dict[str, tuple[str, ...]] = {
         "designer", "student", "portrait", "smiles", "smiling", "sips", "laughs", "face",
     ),
     "hero": (
-        "hero", "logo", "tagline", "call to action", "lineup", "product shot", "showcase",
-        "space for", "the line",
+        "hero", "logo", "tagline", "call to action", "lineup", "showcase", "space for", "the line",
     ),
     "action": (
         "running", "sprints", "sprinting", "jumping", "dancing", "driving", "riding", "cycling",
@@ -84,9 +92,12 @@ _OUTDOOR = (
 # fmt: on
 
 
-class _Light(NamedTuple):
-    """How a time of day is lit indoors and outdoors; ``{side}`` is filled per scene."""
+class Lighting(BaseModel):
+    """How one time of day is lit indoors and outdoors; ``{side}`` is filled per scene."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: str
     indoor_source: str
     indoor_direction: str
     outdoor_source: str
@@ -94,90 +105,11 @@ class _Light(NamedTuple):
     kelvins: tuple[int, ...]
 
 
-_LIGHT: dict[str, _Light] = {
-    "dawn": _Light(
-        indoor_source="soft blue-grey dawn window light",
-        indoor_direction="from the left at 45 degrees",
-        outdoor_source="low dawn sun",
-        outdoor_direction="from the left at 20 degrees, raking across the scene",
-        kelvins=(4300, 4500),
-    ),
-    "morning": _Light(
-        indoor_source="soft natural window light",
-        indoor_direction="from the left at 45 degrees",
-        outdoor_source="low morning sun",
-        outdoor_direction="from the left at 30 degrees",
-        kelvins=(4800, 5200, 5600),
-    ),
-    "late morning": _Light(
-        indoor_source="bright diffused window light",
-        indoor_direction="from the left at 45 degrees",
-        outdoor_source="clear late-morning sun",
-        outdoor_direction="from the left at 50 degrees",
-        kelvins=(5400, 5600),
-    ),
-    "midday": _Light(
-        indoor_source="diffused skylight",
-        indoor_direction="from above at 80 degrees with a white bounce fill",
-        outdoor_source="high sun softened by a scrim",
-        outdoor_direction="from above at 80 degrees with a bounce fill",
-        kelvins=(5600, 6000),
-    ),
-    "afternoon": _Light(
-        indoor_source="warm afternoon window light",
-        indoor_direction="from the {side} at 45 degrees",
-        outdoor_source="warm directional afternoon sun",
-        outdoor_direction="from the {side} at 45 degrees",
-        kelvins=(4800, 5000),
-    ),
-    "golden hour": _Light(
-        indoor_source="low golden sun through the window",
-        indoor_direction="from behind the subject at 15 degrees as a warm rim light",
-        outdoor_source="low golden-hour sun",
-        outdoor_direction="from behind the subject at 15 degrees as a warm rim light",
-        kelvins=(3400, 3500),
-    ),
-    "dusk": _Light(
-        indoor_source="cool blue-hour ambient light with warm practical lamps",
-        indoor_direction="from the {side} at 60 degrees",
-        outdoor_source="cool blue-hour sky with warm streetlights",
-        outdoor_direction="from the {side} at 60 degrees",
-        kelvins=(6500, 7000),
-    ),
-    "evening": _Light(
-        indoor_source="warm practical lamps",
-        indoor_direction="from the {side} at 60 degrees, falling off into shadow",
-        outdoor_source="warm streetlights and shop windows",
-        outdoor_direction="from the {side} at 60 degrees",
-        kelvins=(3200, 3400),
-    ),
-    "night": _Light(
-        indoor_source="warm tungsten practicals",
-        indoor_direction="from the {side} at 60 degrees with deep shadows",
-        outdoor_source="sodium streetlights and neon signage",
-        outdoor_direction="from the {side} at 60 degrees with deep shadows",
-        kelvins=(3200,),
-    ),
-    "studio": _Light(
-        indoor_source="large softbox key light",
-        indoor_direction="from the {side} at 45 degrees with a white bounce fill",
-        outdoor_source="large softbox key light",
-        outdoor_direction="from the {side} at 45 degrees with a white bounce fill",
-        kelvins=(5500,),
-    ),
-}
-_TIME_LABEL = {
-    "dawn": "dawn",
-    "morning": "early morning",
-    "late morning": "late morning",
-    "midday": "midday",
-    "afternoon": "late afternoon",
-    "golden hour": "golden hour",
-    "dusk": "blue hour at dusk",
-    "evening": "evening",
-    "night": "night",
-    "studio": "daytime",
-}
+@cache
+def lighting() -> dict[str, Lighting]:
+    """Time key -> its lighting, loaded once from the package's ``data/lighting.toml``."""
+    text = resources.files("imageforge.agents").joinpath("data", "lighting.toml").read_text(encoding="utf-8")
+    return {key: Lighting.model_validate(value) for key, value in tomllib.loads(text).items()}
 
 
 class ShotPlan(BaseModel):
@@ -224,17 +156,28 @@ def warmth(kelvin: int) -> str:
     return "cool"
 
 
-def classify_shot(text: str, beat: str = "") -> ShotClass:
+def _named_shots(text: str) -> list[Shot]:
+    """Shot types the text names, plus the shot a named lens implies ("macro" -> macro close-up)."""
+    shots = found(text, Shot)
+    for lens in found(text, Lens):
+        if lens.shot is not None and vocabulary().shot(lens.shot) not in shots:
+            shots.append(vocabulary().shot(lens.shot))
+    return shots
+
+
+def classify_scene(text: str, beat: str = "") -> ShotClass:
     """The kind of shot a scene calls for, from its words and (as a hint) its beat."""
     lowered, beat = text.lower(), beat.lower()
     scores = {name: sum(has_phrase(lowered, w) for w in words) for name, words in _CLASS_WORDS.items()}
     scores["detail"] += any(has_phrase(lowered, p) for p in _PRODUCT_NOUNS) and scores["human"] == 0
-    if re.search(r"(?<![a-z])(?:extreme )?close[ -]?up|macro", lowered):
-        scores["detail" if scores["human"] == 0 or "hands" in lowered else "human"] += 3
-    if re.search(r"wide (?:establishing )?(?:shot|view)|establishing", lowered):
-        scores["establishing"] += 3
-    if re.search(r"hero (?:shot|product)|product shot", lowered):
-        scores["hero"] += 3
+    asked: set[ShotClass] = set()
+    for shot in _named_shots(text):
+        if shot.shot_class is None:
+            continue
+        close_up_of_a_person = shot.group == "close-up" and scores["human"] and "hands" not in lowered
+        asked.add("human" if shot.shot_class == "detail" and close_up_of_a_person else shot.shot_class)
+    for shot_class in asked:
+        scores[shot_class] += _NAMED_SHOT_WEIGHT
     for word, (name, weight) in _BEAT_HINTS.items():
         if has_phrase(beat, word):
             scores[name] += weight
@@ -263,9 +206,9 @@ def _indoor(text: str, location: Location) -> bool:
 
 
 def _time_key(text: str, markers_text: str, shot_class: ShotClass) -> str:
-    found = find_time_of_day(text)
-    if found is not None:
-        return found
+    named = find_time_of_day(text)
+    if named is not None:
+        return named
     lowered = text.lower()
     if has_phrase(lowered, "late night") or has_phrase(lowered, "neon"):
         return "night"
@@ -275,7 +218,24 @@ def _time_key(text: str, markers_text: str, shot_class: ShotClass) -> str:
 
 
 def _camera(shot_class: ShotClass, text: str, focus: str) -> tuple[str, str, str, str, str, str]:
-    """(shot type, camera angle, lens, aperture, depth of field, composition)."""
+    """(shot type, camera angle, lens, aperture, depth of field, composition).
+
+    The class decides; a lens the scene names with a focal length ("wide angle") is honoured.
+    """
+    shot, angle, lens, aperture, dof, composition = _class_camera(shot_class, text, focus)
+    named = longest(text, Lens, lambda lens: lens.focal_mm is not None)
+    return shot, angle, named.label if named else lens, aperture, dof, composition
+
+
+def _overhead(text: str) -> bool:
+    """Whether the scene is seen from straight above (a named angle, or a flat lay)."""
+    shots = found(text, Shot)
+    angles = found(text, CameraAngle) + [vocabulary().angle(s.angle) for s in shots if s.angle]
+    lowered = text.lower()
+    return any(a.height == "overhead" for a in angles) or any(has_phrase(lowered, w) for w in ("spread", "from above"))
+
+
+def _class_camera(shot_class: ShotClass, text: str, focus: str) -> tuple[str, str, str, str, str, str]:
     lowered = text.lower()
 
     def pick(options: tuple[str, ...], salt: str) -> str:
@@ -297,11 +257,10 @@ def _camera(shot_class: ShotClass, text: str, focus: str) -> tuple[str, str, str
             ),
         )
     if shot_class == "detail":
-        flat = any(has_phrase(lowered, w) for w in ("flat lay", "overhead", "top-down", "spread", "from above"))
         return (
             "macro close-up",
-            "top-down" if flat else pick(("high angle", "eye-level"), "angle"),
-            "100mm macro",
+            "top-down" if _overhead(text) else pick(("high angle", "eye-level"), "angle"),
+            vocabulary().lens("macro").label,
             "f/2.8",
             "shallow depth of field",
             pick(
@@ -314,7 +273,7 @@ def _camera(shot_class: ShotClass, text: str, focus: str) -> tuple[str, str, str
         )
     if shot_class == "human":
         close = has_phrase(lowered, "portrait") or has_phrase(lowered, "face")
-        over = has_phrase(lowered, "over-the-shoulder") or has_phrase(lowered, "over the shoulder")
+        over = vocabulary().shot("over-the-shoulder shot") in found(text, Shot)
         side = pick(("left", "right"), "side")
         other = "right" if side == "left" else "left"
         shot = "over-the-shoulder shot" if over else "close-up" if close else "medium close-up"
@@ -420,13 +379,13 @@ def plan_shot(scene: ScenePlan, markers: ConsistencyMarkers) -> ShotPlan:
         ]
     )
     theme = match_theme(f"{scene.prompt} {markers_text}")
-    shot_class = classify_shot(scene.prompt, scene.beat)
+    shot_class = classify_scene(scene.prompt, scene.beat)
     location, setting, in_storyboard_setting = _place(scene, markers, theme)
     focus = _focus(scene.prompt, theme)
     shot_type, angle, lens, aperture, dof, composition = _camera(shot_class, scene.prompt, focus)
 
     time_key = _time_key(scene.prompt, markers_text, shot_class)
-    light = _LIGHT[time_key]
+    light = lighting()[time_key]
     indoor = _indoor(f"{scene.prompt} {markers.setting}", location)
     side = stable_choice(("left", "right"), scene.prompt, "light side")
     light_source = light.indoor_source if indoor else light.outdoor_source
@@ -458,7 +417,7 @@ def plan_shot(scene: ScenePlan, markers: ConsistencyMarkers) -> ShotPlan:
         location=location,
         in_storyboard_setting=in_storyboard_setting,
         time_key=time_key,
-        time_of_day=_TIME_LABEL[time_key],
+        time_of_day=light.label,
         setting_detail=setting_detail,
         palette=palette,
         materials=list(

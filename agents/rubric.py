@@ -40,21 +40,41 @@ brand_alignment    with markers: storyboard palette covered 30, brand keywords  
 =================  ============================================================  ======
 
 Conflicts: morning or daytime with night, morning with evening, shallow with deep depth of
-field, high-key with low-key, top-down with low angle, macro with wide or establishing.
-Text in double quotes (a tagline) is copy, not description, and is not checked for vague
-words.
+field, high-key with low-key, an overhead camera with a low one (top-down with low angle),
+a shot that crops the subject to a detail (extreme or macro close-up) with a wide or
+establishing one. Text in double quotes (a tagline) is copy, not description, and is not
+checked for vague words.
+
+Camera and light words (shot types, angles, lenses, depth of field, light direction and
+source, composition) come from the shared vocabulary (``agents.vocabulary``), so the rubric
+reads a prompt the way the cinematographer writes it and the sketch and reference ranking
+read it: "wide angle" is a lens here as everywhere. The rubric reports an entry's name
+("close-up" for "close up" or "closeup").
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from functools import cache, lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from imageforge.agents.schemas import ConsistencyMarkers, DimensionScores
+from imageforge.agents.vocabulary import (
+    CameraAngle,
+    Composition,
+    DepthOfField,
+    Lens,
+    LightDirection,
+    LightSource,
+    Shot,
+    Term,
+    found,
+    vocabulary,
+)
 
 __all__ = [
     "DIMENSIONS",
@@ -157,58 +177,6 @@ _DAY = frozenset({"midday", "noon", "afternoon", "late afternoon", "daytime"})
 _EVENING = frozenset({"sunset", "dusk", "twilight", "blue hour", "evening"})
 _NIGHT = frozenset({"nighttime", "night", "midnight"})
 
-_SHOT_TYPES = (
-    "extreme close-up", "extreme wide shot", "medium close-up", "medium wide shot",
-    "medium long shot", "medium full shot", "medium shot", "macro close-up", "macro shot",
-    "close-up", "closeup", "wide establishing shot", "establishing shot", "wide shot", "long shot",
-    "full shot", "full-body shot", "cowboy shot", "two-shot", "over-the-shoulder shot",
-    "insert shot", "detail shot", "hero shot", "product shot", "aerial shot", "point-of-view shot",
-    "pov shot", "tracking shot", "flat lay",
-)
-_WIDE_SHOTS = frozenset(
-    {"extreme wide shot", "wide establishing shot", "establishing shot", "wide shot", "aerial shot"}
-)
-_MACRO_SHOTS = frozenset({"extreme close-up", "macro close-up", "macro shot"})
-
-_CAMERA_ANGLES = (
-    "eye-level", "low angle", "high angle", "overhead angle", "overhead view", "top-down",
-    "bird's-eye", "birds-eye", "worm's-eye", "dutch angle", "dutch tilt", "canted angle",
-    "three-quarter angle", "three-quarter view", "profile view", "side profile", "straight-on",
-    "frontal angle",
-)
-_TOP_DOWN = frozenset({"overhead angle", "overhead view", "top-down", "bird's-eye", "birds-eye"})
-_LOW = frozenset({"low angle", "worm's-eye"})
-
-_LENS_WORDS = (
-    "wide-angle lens", "telephoto", "macro lens", "anamorphic", "prime lens", "tilt-shift",
-    "fisheye",
-)
-_DOF_SHALLOW = ("shallow depth of field", "bokeh", "background blur")
-_DOF_DEEP = ("deep depth of field", "deep focus", "everything in focus")
-_DOF_OTHER = ("depth of field",)
-
-_LIGHT_DIRECTIONS = (
-    "from the left", "from left", "from the right", "from right", "from above", "from below",
-    "from behind", "camera left", "camera right", "backlight", "backlit", "backlighting",
-    "rim light", "side light", "sidelight", "side-lit", "top light", "front light", "front-lit",
-    "rembrandt lighting", "butterfly lighting", "split lighting",
-)
-_LIGHT_SOURCES = (
-    "window light", "natural light", "daylight", "sunlight", "sun", "softbox", "strip light",
-    "ring light", "practicals", "practical lamps", "practical light", "lamp", "lamps",
-    "candlelight", "neon", "streetlights", "streetlight", "tungsten", "led panel", "bounce",
-    "fill light", "key light", "diffused", "soft light", "hard light", "overcast", "ambient light",
-    "moonlight", "spotlight", "chiaroscuro", "high-key", "low-key",
-)
-
-_COMPOSITION = (
-    "rule of thirds", "left third", "right third", "upper third", "lower third", "leading lines",
-    "symmetry", "symmetrical", "centered composition", "centred composition", "centered", "centred",
-    "golden ratio", "golden spiral", "negative space", "frame within a frame", "framed by",
-    "diagonal composition", "triangular composition", "foreground interest", "layered depth",
-    "s-curve", "lead room", "looking room", "headroom",
-)
-
 _COLOURS = (
     "red", "crimson", "burgundy", "maroon", "scarlet", "orange", "amber", "rust", "terracotta",
     "coral", "peach", "yellow", "mustard", "ochre", "gold", "champagne", "green", "emerald", "sage",
@@ -236,7 +204,8 @@ _SUBJECT_DETAIL_WORDS = (
 _AGE_PATTERNS = (
     r"\b\d{1,2}[- ]years?[- ]old\b",
     r"\b\d{1,2}-year-old\b",
-    r"\bin (?:his|her|their) (?:early |mid-|mid |late )?(?:teens|twenties|thirties|forties|fifties|sixties|seventies)\b",
+    r"\bin (?:his|her|their) (?:early |mid-|mid |late )?"
+    r"(?:teens|twenties|thirties|forties|fifties|sixties|seventies)\b",
 )
 
 _MOOD = (
@@ -298,29 +267,6 @@ TAG_SOUP: tuple[str, ...] = (
     "hyperrealistic", "hyper-realistic", "ultra realistic", "ultra-realistic", "intricate details",
 )
 
-_TECHNICAL_WORDS = frozenset(
-    w
-    for group in (
-        _SHOT_TYPES,
-        _CAMERA_ANGLES,
-        _LENS_WORDS,
-        _LIGHT_DIRECTIONS,
-        _LIGHT_SOURCES,
-        _COMPOSITION,
-        _STYLE,
-        _TIME_OF_DAY,
-        _DOF_SHALLOW,
-        _DOF_DEEP,
-        _MOOD,
-        (
-            "shot", "angle", "lens", "light", "lighting", "aperture", "camera", "temperature",
-            "composition", "palette", "colour", "color", "degrees",
-        ),
-    )
-    for term in group
-    for w in re.findall(r"[a-z']+", term)
-)
-
 # fmt: on
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9'/.-]*")
@@ -329,6 +275,20 @@ _F_NUMBER = re.compile(r"(?<![a-z0-9])f/\s?(\d{1,2}(?:\.\d)?)")
 _KELVIN = re.compile(r"(?<![a-z0-9])(\d{4,5})\s?k\b")
 _DEGREES = re.compile(r"(?<![a-z0-9])\d{1,3}(?:\s?|-)(?:degrees?|°)")
 _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”")
+#: A shot at least this large (subject height / frame height) shows only a detail of it.
+_DETAIL_SCALE = 1.5
+_TECHNICAL_NOUNS = (
+    "shot", "angle", "lens", "light", "lighting", "aperture", "camera", "temperature", "composition",
+    "palette", "colour", "color", "degrees",
+)  # fmt: skip
+
+
+@cache
+def _technical_words() -> frozenset[str]:
+    """Single words of camera, light and style vocabulary: never a subject, never an action."""
+    phrases = [p for term in vocabulary().terms for p in term.phrases]
+    groups = (phrases, _STYLE, _TIME_OF_DAY, _MOOD, _TECHNICAL_NOUNS)
+    return frozenset(w for group in groups for term in group for w in re.findall(r"[a-z']+", term))
 
 
 @cache
@@ -440,16 +400,22 @@ class PromptAnalysis(BaseModel):
         return bool(getattr(self, key))
 
 
-def _conflicts(times: list[str], dof: list[str], sources: list[str], angles: list[str], shots: list[str]) -> list[str]:
+def _names(terms: Sequence[Term]) -> list[str]:
+    return [t.name for t in terms]
+
+
+def _conflicts(times: list[str], text: str) -> list[str]:
     """Pairs of terms that cannot both hold in one frame."""
+    shots, angles = found(text, Shot), found(text, CameraAngle)
+    depths, sources = found(text, DepthOfField), _names(found(text, LightSource))
     pairs = [
         (set(times) & (_MORNING | _DAY), set(times) & _NIGHT),
         (set(times) & _MORNING, set(times) & _EVENING),
-        (set(angles) & _TOP_DOWN, set(angles) & _LOW),
-        (set(shots) & _MACRO_SHOTS, set(shots) & _WIDE_SHOTS),
+        ({a.name for a in angles if a.height == "overhead"}, {a.name for a in angles if a.height == "low"}),
+        ({s.name for s in shots if s.scale >= _DETAIL_SCALE}, {s.name for s in shots if s.group == "wide"}),
     ]
     out = [f"{min(a)} vs {min(b)}" for a, b in pairs if a and b]
-    if set(dof) & set(_DOF_SHALLOW) and set(dof) & set(_DOF_DEEP):
+    if {d.depth for d in depths} >= {"shallow", "deep"}:
         out.append("shallow vs deep depth of field")
     if {"high-key", "low-key"} <= set(sources):
         out.append("high-key vs low-key lighting")
@@ -457,11 +423,12 @@ def _conflicts(times: list[str], dof: list[str], sources: list[str], angles: lis
 
 
 def _actions(text: str) -> list[str]:
-    found = _find(text, _ACTION_VERBS)
+    actions = _find(text, _ACTION_VERBS)
+    not_actions = _NOT_ACTIONS | _technical_words()
     for word in re.findall(r"\b[a-z]{3,}ing\b", text):
-        if word not in _NOT_ACTIONS and word not in _TECHNICAL_WORDS and word not in VAGUE_WORDS and word not in found:
-            found.append(word)
-    return found
+        if word not in not_actions and word not in VAGUE_WORDS and word not in actions:
+            actions.append(word)
+    return actions
 
 
 def _names_something(token: str) -> bool:
@@ -469,7 +436,8 @@ def _names_something(token: str) -> bool:
     parts = [p for p in re.split(r"[-/.]", token) if p]
     if not parts or token[0].isdigit() or token in VAGUE_WORDS:
         return False
-    return not all(p in _TECHNICAL_WORDS or p in _STOPWORDS for p in parts)
+    technical = _technical_words()
+    return not all(p in technical or p in _STOPWORDS for p in parts)
 
 
 def analyze_prompt(prompt: str, markers: ConsistencyMarkers | None = None) -> PromptAnalysis:
@@ -496,26 +464,22 @@ def _analyze(prompt: str, markers_json: str) -> PromptAnalysis:
     keywords_have = [k for k in markers.brand_keywords if _mentions(token_set, k)]
     characters_have = [c for c in markers.characters if _mentions(token_set, c)]
     times = _find(text, _TIME_OF_DAY)
-    shots = _find(text, _SHOT_TYPES)
-    angles = _find(text, _CAMERA_ANGLES)
-    dof = _find(text, _DOF_SHALLOW + _DOF_DEEP + _DOF_OTHER)
-    sources = _find(text, _LIGHT_SOURCES)
     return PromptAnalysis(
         subject=subject,
         action=_actions(described),
         setting=_find(text, _SETTING),
         time_of_day=times,
-        shot_type=shots,
-        camera_angle=angles,
-        lens=[f"{m}mm" for m in _LENS_MM.findall(text)] + _find(text, _LENS_WORDS),
+        shot_type=_names(found(text, Shot)),
+        camera_angle=_names(found(text, CameraAngle)),
+        lens=[f"{m}mm" for m in _LENS_MM.findall(text)] + _names(found(text, Lens)),
         lens_mm=[int(m) for m in _LENS_MM.findall(text)],
-        aperture=dof,
+        aperture=_names(found(text, DepthOfField)),
         f_numbers=[float(m) for m in _F_NUMBER.findall(text)],
-        light_direction=_find(text, _LIGHT_DIRECTIONS),
-        light_source=sources,
+        light_direction=_names(found(text, LightDirection)),
+        light_source=_names(found(text, LightSource)),
         color_temperature=[int(k) for k in _KELVIN.findall(text) if 1000 <= int(k) <= 12000],
         light_angle=_DEGREES.findall(text),
-        composition=_find(text, _COMPOSITION),
+        composition=_names(found(text, Composition)),
         palette=_find(text, _COLOURS),
         materials=_find(text, _MATERIALS),
         subject_detail=_find(text, _SUBJECT_DETAIL_WORDS)
@@ -536,7 +500,7 @@ def _analyze(prompt: str, markers_json: str) -> PromptAnalysis:
         characters_missing=[c for c in markers.characters if c not in characters_have],
         marker_style=_mentions(token_set, markers.style) if markers.style.strip() else None,
         marker_setting=_mentions(token_set, markers.setting) if markers.setting.strip() else None,
-        conflicts=_conflicts(times, dof, sources, angles, shots),
+        conflicts=_conflicts(times, text),
     )
 
 

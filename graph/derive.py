@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from imageforge.agents.schemas import EnhancementResult
-from imageforge.tools.references import analyze_prompt
+from imageforge.tools.references import reference_features
 from imageforge.tools.schemas import ReferenceImage
 from imageforge.traces import layout
 from imageforge.traces.reader import read_trace
@@ -24,7 +24,7 @@ def winner_reference(result: SceneResult) -> ReferenceImage:
     """A finished scene's winner as a reference candidate for the scenes after it."""
     if result.winner is None or result.winner_path is None:
         raise ValueError(f"scene {result.scene_number} has no winner to chain from")
-    analysis = analyze_prompt(result.enhanced_prompt)
+    analysis = reference_features(result.enhanced_prompt)
     return ReferenceImage(
         id=f"scene_{result.scene_number}:image_{result.winner.index}",
         kind="generated",

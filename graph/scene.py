@@ -23,7 +23,7 @@ from imageforge.graph.services import services_for
 from imageforge.graph.state import SceneInput, SceneOutput, SceneState
 from imageforge.scoring.ensemble import combine, effective_weights, ensemble_report, rank
 from imageforge.scoring.schemas import VariationScore
-from imageforge.tools.references import analyze_prompt, attempt_references, rank_references
+from imageforge.tools.references import attempt_references, rank_references, reference_features
 from imageforge.tools.schemas import ReferenceImage, StoredImage
 from imageforge.tools.seeds import derive_seeds
 from imageforge.tools.sizes import size_for
@@ -47,7 +47,7 @@ def _references(state: SceneState) -> list[ReferenceImage]:
 
 async def plan_attempts(state: SceneState, runtime: Runtime[Context]) -> dict:
     """Rank the reference candidates and fix which one each attempt will use."""
-    analysis = analyze_prompt(state.enhancement.final.prompt)
+    analysis = reference_features(state.enhancement.final.prompt)
     ranking = rank_references(state.candidates, analysis, chain_scene=state.chain_scene)
     schedule = attempt_references(ranking, runtime.context.settings.max_attempts)
     emit(

@@ -1,10 +1,16 @@
 """Seed 003's reference ranking and attempt strategy, as pure functions.
 
 A scene's candidates are the user's image, character references (master and core
-turnarounds) and images generated for earlier scenes. ``analyze_prompt`` reads the scene's
-prompt with keyword tables, ``rank_references`` scores every candidate with seed 003's
-bonuses plus ImageForge's chain bonus, and ``attempt_references`` turns the ranking into the
-reference used by each attempt. Nothing here opens a file.
+turnarounds) and images generated for earlier scenes. ``reference_features`` reads from the
+scene's prompt the features references are matched on (shot group, subject angle, mood,
+setting, keywords), ``rank_references`` scores every candidate with seed 003's bonuses plus
+ImageForge's chain bonus, and ``attempt_references`` turns the ranking into the reference used
+by each attempt. Nothing here opens a file.
+
+Shot and angle words come from the shared cinematography vocabulary
+(``imageforge.agents.vocabulary``, the one module of agents that tools may import), where each
+shot type carries its seed-003 group and each angle the side of the subject it shows; so a
+prompt's "wide angle" is a lens here too, not a wide shot.
 """
 
 from __future__ import annotations
@@ -12,17 +18,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import cycle, islice
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from imageforge.agents.vocabulary import CameraAngle, ShotGroup, View, longest, named_shot, normalise
 from imageforge.tools.schemas import ReferenceImage
 
 __all__ = [
     "KIND_BONUS",
-    "PromptAnalysis",
     "RankedReference",
-    "analyze_prompt",
+    "ReferenceFeatures",
     "attempt_references",
     "classify_angle",
     "classify_shot",
@@ -32,53 +38,22 @@ __all__ = [
     "longest_match",
     "normalise_text",
     "rank_references",
+    "reference_features",
 ]
 
-ShotType = Literal["close-up", "medium", "full-body", "wide"]
-Angle = Literal["front", "side", "back", "45-degree"]
+ShotType = ShotGroup  # seed 003's coarse shot types, each vocabulary shot type's `group`
+Angle = View  # seed 003's subject angles, each vocabulary camera angle's `view`
 Mood = Literal["action", "calm", "dramatic", "neutral"]
 Setting = Literal["outdoor", "indoor", "studio", "neutral"]
 
-# Keyword tables. Phrases are matched on whole words after normalisation (lower case,
-# hyphens and underscores read as spaces), so "close-up", "close up" and "Close_Up" agree.
-# For shot type and angle the longest matching phrase wins ("medium close-up" is a close-up,
-# not a medium shot), then the earliest; for mood and setting the value with the most hits
-# wins, then the earlier row. Each field has a default for prompts that say nothing.
-
-# fmt: off
-SHOT_PHRASES: dict[str, tuple[str, ...]] = {
-    "close-up": (
-        "close up", "closeup", "extreme close up", "medium close up", "macro", "headshot",
-        "head shot", "tight shot", "detail shot", "portrait",
-    ),
-    "medium": ("medium shot", "medium", "mid shot", "midshot", "waist up", "half body", "upper body"),
-    "full-body": (
-        "full body", "full length", "full shot", "head to toe", "medium long shot",
-        "medium wide shot", "standing pose",
-    ),
-    "wide": (
-        "wide shot", "wide angle", "extreme wide", "establishing shot", "establishing",
-        "long shot", "panorama", "panoramic", "aerial", "landscape shot", "wide view",
-    ),
-}
 DEFAULT_SHOT: ShotType = "medium"
-
-ANGLE_PHRASES: dict[str, tuple[str, ...]] = {
-    "front": ("front", "front view", "frontal", "facing camera", "facing the camera", "head on", "straight on"),
-    "side": ("side view", "side angle", "profile", "from the side", "side on", "side shot"),
-    "back": (
-        "back view", "rear view", "from the back", "back to camera", "back to the camera",
-        "facing away", "from behind the subject",
-    ),
-    # Not a bare "45 degrees": prompts use it for light ("from the left at 45 degrees") as often
-    # as for the subject, so only phrases that name a view or an angle of the subject count.
-    "45-degree": (
-        "45 degree angle", "45 degree view", "45° angle", "45° view", "three quarter", "three quarters",
-        "3/4 view", "three quarter view",
-    ),
-}
 DEFAULT_ANGLE: Angle = "front"
 
+# Mood and setting tables. Phrases are matched on whole words after normalisation (lower case,
+# hyphens and underscores read as spaces), so "high-contrast" and "high contrast" agree; the
+# value with the most hits wins, then the earlier row. Unmentioned, each field has a default.
+
+# fmt: off
 MOOD_WORDS: dict[str, tuple[str, ...]] = {
     "action": (
         "action", "running", "jumping", "leaping", "dynamic", "motion", "sprinting", "chase",
@@ -117,8 +92,9 @@ MAX_KEYWORDS = 20
 
 
 def normalise_text(text: str) -> str:
-    """Lower case, hyphens and underscores as spaces, single spaces: how every table reads text."""
-    return " ".join(re.sub(r"[-_]+", " ", text.lower()).split())
+    """Lower case, hyphens and underscores as spaces, single spaces: how every table reads text
+    (the vocabulary's reading, so positions here and there agree)."""
+    return normalise(text)
 
 
 def _pattern(phrase: str) -> re.Pattern[str]:
@@ -181,13 +157,25 @@ def _most_hits(text: str, table: dict[str, tuple[str, ...]], default: str) -> st
 
 
 def classify_shot(text: str) -> ShotType | None:
-    """Seed 003's shot type named in ``text`` (a prompt or a reference's free-text shot)."""
-    return longest_match(text, SHOT_PHRASES)  # type: ignore[return-value]
+    """Seed 003's shot group named in ``text`` (a prompt, or a reference's free-text shot type,
+    which may be the group itself): the group of the shot type the longest phrase names, else
+    of the shot a named lens implies ("macro"), else None."""
+    normalised = normalise(text)
+    group = next((g for g in get_args(ShotType) if normalise(g) == normalised), None)
+    if group is not None:
+        return group
+    shot = named_shot(text)
+    return None if shot is None else shot.group
 
 
 def classify_angle(text: str) -> Angle | None:
-    """Seed 003's subject angle named in ``text``, or None."""
-    return longest_match(text, ANGLE_PHRASES)  # type: ignore[return-value]
+    """Seed 003's subject angle named in ``text`` (or given as the angle itself), or None."""
+    normalised = normalise(text)
+    view = next((v for v in get_args(Angle) if normalise(v) == normalised), None)
+    if view is not None:
+        return view
+    angle = longest(text, CameraAngle, lambda angle: angle.view is not None)
+    return None if angle is None else angle.view
 
 
 def extract_keywords(text: str, limit: int = MAX_KEYWORDS) -> list[str]:
@@ -204,8 +192,8 @@ def extract_keywords(text: str, limit: int = MAX_KEYWORDS) -> list[str]:
     return seen
 
 
-class PromptAnalysis(BaseModel):
-    """What seed 003's prompt analysis extracts from a scene prompt."""
+class ReferenceFeatures(BaseModel):
+    """What a scene prompt says that references are ranked on (seed 003's prompt analysis)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -216,18 +204,18 @@ class PromptAnalysis(BaseModel):
     keywords: list[str] = Field(default_factory=list)
 
 
-def analyze_prompt(prompt: str) -> PromptAnalysis:
-    """Read shot type, angle, mood, setting and keywords from ``prompt`` with the tables above.
+def reference_features(prompt: str) -> ReferenceFeatures:
+    """Read shot group, angle, mood, setting and keywords from ``prompt``.
 
     Unmentioned fields take their defaults: a medium shot from the front, neutral mood and
     setting. The tables are deliberately small and literal: the analysis only has to rank a
     handful of references, and a rule a user can read beats a guess they cannot.
     """
-    return PromptAnalysis(
+    return ReferenceFeatures(
         shot_type=classify_shot(prompt) or DEFAULT_SHOT,
         angle=classify_angle(prompt) or DEFAULT_ANGLE,
-        mood=_most_hits(prompt, MOOD_WORDS, "neutral"),  # type: ignore[arg-type]
-        setting=_most_hits(prompt, SETTING_WORDS, "neutral"),  # type: ignore[arg-type]
+        mood=_most_hits(prompt, MOOD_WORDS, "neutral"),
+        setting=_most_hits(prompt, SETTING_WORDS, "neutral"),
         keywords=extract_keywords(prompt),
     )
 
@@ -262,7 +250,7 @@ MAX_KEYWORD_BONUS = 7.0
 CHAIN_BONUS = 15.0
 
 
-def _score(reference: ReferenceImage, analysis: PromptAnalysis, chain_scene: int | None) -> RankedReference:
+def _score(reference: ReferenceImage, features: ReferenceFeatures, chain_scene: int | None) -> RankedReference:
     score = KIND_BONUS[reference.kind]
     reasons = [f"{KIND_LABEL[reference.kind]} +{KIND_BONUS[reference.kind]:g}"]
     if chain_scene is not None and reference.kind == "generated" and reference.scene_number == chain_scene:
@@ -274,13 +262,13 @@ def _score(reference: ReferenceImage, analysis: PromptAnalysis, chain_scene: int
     if reference.consistency_score is not None and reference.consistency_score >= HIGH_SCORE:
         score += CONSISTENCY_BONUS
         reasons.append(f"consistency {reference.consistency_score:g} >= {HIGH_SCORE:g} +{CONSISTENCY_BONUS:g}")
-    if reference.shot_type and classify_shot(reference.shot_type) == analysis.shot_type:
+    if reference.shot_type and classify_shot(reference.shot_type) == features.shot_type:
         score += SHOT_MATCH_BONUS
-        reasons.append(f"shot type {analysis.shot_type} matches +{SHOT_MATCH_BONUS:g}")
-    if reference.camera_angle and classify_angle(reference.camera_angle) == analysis.angle:
+        reasons.append(f"shot type {features.shot_type} matches +{SHOT_MATCH_BONUS:g}")
+    if reference.camera_angle and classify_angle(reference.camera_angle) == features.angle:
         score += ANGLE_MATCH_BONUS
-        reasons.append(f"angle {analysis.angle} matches +{ANGLE_MATCH_BONUS:g}")
-    wanted = {keyword.lower() for keyword in analysis.keywords}
+        reasons.append(f"angle {features.angle} matches +{ANGLE_MATCH_BONUS:g}")
+    wanted = {keyword.lower() for keyword in features.keywords}
     shared = sorted({keyword.lower() for keyword in reference.keywords} & wanted)
     if shared:
         bonus = min(MAX_KEYWORD_BONUS, KEYWORD_BONUS * len(shared))
@@ -291,7 +279,7 @@ def _score(reference: ReferenceImage, analysis: PromptAnalysis, chain_scene: int
 
 def rank_references(
     candidates: Sequence[ReferenceImage],
-    analysis: PromptAnalysis,
+    features: ReferenceFeatures,
     *,
     chain_scene: int | None = None,
 ) -> list[RankedReference]:
@@ -309,7 +297,7 @@ def rank_references(
     duplicates = sorted({ref_id for ref_id in ids if ids.count(ref_id) > 1})
     if duplicates:
         raise ValueError(f"`candidates` must have distinct ids, got duplicates {duplicates!r}.")
-    ranked = [_score(candidate, analysis, chain_scene) for candidate in candidates]
+    ranked = [_score(candidate, features, chain_scene) for candidate in candidates]
     return sorted(ranked, key=lambda r: (-r.score, KIND_PRIORITY[r.reference.kind], r.reference.id))
 
 

@@ -9,6 +9,11 @@ type and placed by the composition rule, and seeded background shapes and textur
 variations differ. Reference images lend their dominant colours, so chained scenes share a
 look the consistency scorer can measure.
 
+Shot types (with their subject scale), camera angles (with their horizon), light words and
+composition rules come from the shared cinematography vocabulary
+(``imageforge.agents.vocabulary``), so the sketch frames a prompt the way the rubric scores
+it and the cinematographer writes it: "wide angle" is a lens, and leaves the shot alone.
+
 Everything is a pure function of (prompt, negative prompt, seed, references, size): the same
 inputs give the same bytes, alone or in a batch.
 """
@@ -24,12 +29,22 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageDraw
 
+from imageforge.agents.vocabulary import (
+    CameraAngle,
+    Composition,
+    LightDirection,
+    find_terms,
+    found,
+    longest,
+    named_shot,
+    vocabulary,
+)
 from imageforge.tools.references import (
-    analyze_prompt,
     find_phrase_spans,
     find_phrases,
     longest_match,
     normalise_text,
+    reference_features,
 )
 from imageforge.tools.schemas import GeneratedImage, GenerationOutput, ImageSize
 
@@ -52,42 +67,8 @@ SubjectKind = Literal["person", "object", "shape"]
 # with hyphens read as spaces; where several phrases of one table match, the longest wins.
 # ---------------------------------------------------------------------------------------
 
-#: Shot type -> (subject height as a fraction of the frame height, phrases). Scales above
-#: 1 crop the subject at the frame edge, as a close-up does.
-SHOT_SCALES: dict[str, tuple[float, tuple[str, ...]]] = {
-    "extreme close-up": (1.7, ("extreme close up", "extreme closeup", "ecu", "macro")),
-    "close-up": (
-        1.15,
-        ("close up", "closeup", "headshot", "head shot", "tight shot", "detail shot", "portrait"),
-    ),
-    "medium close-up": (0.9, ("medium close up", "medium closeup", "chest up")),
-    "medium": (0.68, ("medium shot", "medium", "mid shot", "midshot", "waist up", "half body")),
-    "full-body": (
-        0.5,
-        (
-            "full body",
-            "full length",
-            "full shot",
-            "medium long shot",
-            "medium wide shot",
-            "head to toe",
-        ),
-    ),
-    "wide": (0.26, ("wide shot", "wide angle", "long shot", "wide view", "wide frame")),
-    "establishing": (
-        0.16,
-        (
-            "establishing shot",
-            "establishing",
-            "extreme wide",
-            "extreme long shot",
-            "aerial",
-            "panorama",
-            "panoramic",
-        ),
-    ),
-}
-DEFAULT_SHOT = "medium"
+#: The shot when the prompt names none (its subject scale is the vocabulary's).
+DEFAULT_SHOT = "medium shot"
 #: Subjects at least this large are framed from the top (cut by the frame's bottom edge);
 #: smaller ones stand on the ground.
 FRAMED_FROM_TOP = 0.68
@@ -154,27 +135,21 @@ OBJECT_WORDS = (
 )
 # fmt: on
 
-#: Camera angle -> (horizon height as a fraction of the frame from the top, phrases).
-#: A low camera sees more sky (low horizon); overhead sees only the ground (no horizon).
-CAMERA_ANGLES: dict[str, tuple[float, tuple[str, ...]]] = {
-    "low angle": (0.8, ("low angle", "worm's eye", "worms eye", "looking up", "low camera")),
-    "high angle": (0.22, ("high angle", "looking down", "elevated view")),
-    "overhead": (0.0, ("overhead", "top down", "bird's eye", "birds eye", "flat lay", "aerial")),
-    "dutch angle": (0.5, ("dutch angle", "dutch tilt", "canted angle", "canted")),
-    "eye-level": (0.5, ("eye level", "straight on")),
-}
+#: The camera when the prompt names none with a height; its horizon is the vocabulary's
+#: (a low camera sees more sky, overhead sees no horizon).
 DEFAULT_CAMERA = "eye-level"
 DUTCH_TILT_DEG = 8.0
+#: The guide rules, in the order the metadata lists them.
+GUIDES = ("rule of thirds", "leading lines", "symmetry", "centered")
 
-#: Light direction, read from "light ... from the left", "backlit", "right side light", ...
+#: Light direction, read from "light ... from the left", "right side light", and light words
+#: that name a side on their own ("backlit", "top light": the vocabulary's ``side``).
 _LIGHT_WORD = r"(?:light|lit|lighting|sun|sunlight|window|lamp|glow|key|illuminated|daylight)"
 _LIGHT_FROM = re.compile(
     _LIGHT_WORD
     + r"\b[^.;]{0,40}?\bfrom (?:the )?(?:upper |top |lower )?(left|right|above|behind|overhead|top|below|back)\b"
 )
 _LIGHT_SIDE = re.compile(r"\b(left|right)(?: side| hand)? (?:soft |warm |cool |natural )?(?:window |key |side )?light")
-_BACKLIGHT = re.compile(r"\b(?:backlit|backlight|backlighting|back light|back lit|rim light|rim lit|silhouetted)\b")
-_TOP_LIGHT = re.compile(r"\b(?:overhead|top) (?:light|lighting|lamp|sun)\b")
 _LIGHT_ALIASES = {"overhead": "above", "top": "above", "back": "behind"}
 DEFAULT_LIGHT = "left"
 
@@ -215,10 +190,17 @@ def kelvin_to_rgb(kelvin: float) -> RGB:
 
 @dataclass(frozen=True)
 class FrameSpec:
-    """What the sketch generator read from a prompt; recorded in every image's metadata."""
+    """What the sketch generator read from a prompt; recorded in every image's metadata.
 
-    shot_type: str = DEFAULT_SHOT
-    subject_scale: float = SHOT_SCALES[DEFAULT_SHOT][0]
+    The shot and the camera have no defaults here: their scale and horizon are the
+    vocabulary's, which ``parse_frame`` reads (and this class is built nowhere else).
+    """
+
+    shot_type: str
+    subject_scale: float
+    camera_angle: str
+    horizon: float
+    tilted: bool = False
     subject: SubjectKind = "shape"
     palette: tuple[str, ...] = ()
     excluded_colors: tuple[str, ...] = ()
@@ -230,8 +212,6 @@ class FrameSpec:
     composition: tuple[str, ...] = ()
     placement: str = "centre"
     placement_x: float = 0.5
-    camera_angle: str = DEFAULT_CAMERA
-    horizon: float = CAMERA_ANGLES[DEFAULT_CAMERA][0]
     mood: str = "neutral"
     setting: str = "neutral"
 
@@ -250,6 +230,7 @@ class FrameSpec:
             "placement": self.placement,
             "camera_angle": self.camera_angle,
             "horizon": self.horizon,
+            "tilted": self.tilted,
             "mood": self.mood,
             "setting": self.setting,
         }
@@ -269,28 +250,16 @@ def _light_direction(text: str) -> str | None:
     for pattern in (_LIGHT_FROM, _LIGHT_SIDE):
         for match in pattern.finditer(lowered):
             candidates.append((match.start(), _LIGHT_ALIASES.get(match.group(1), match.group(1))))
-    for pattern, direction in ((_BACKLIGHT, "behind"), (_TOP_LIGHT, "above")):
-        match = pattern.search(lowered)
-        if match:
-            candidates.append((match.start(), direction))
+    for term in find_terms(text):
+        if isinstance(term.term, LightDirection) and term.term.side is not None:
+            candidates.append((term.start, term.term.side))
     return min(candidates)[1] if candidates else None
 
 
 def _composition(text: str) -> tuple[tuple[str, ...], str, float]:
     lowered = normalise_text(text)
-    rules: list[str] = []
-    if "rule of thirds" in lowered:
-        rules.append("rule of thirds")
-    if re.search(r"\bleading lines?\b", lowered):
-        rules.append("leading lines")
-    if re.search(r"\bsymmetr(?:y|ical|ic)\b", lowered):
-        rules.append("symmetry")
-    centred = re.search(
-        r"\b(?:centered|centred|centre frame|center frame|central|dead center|dead centre)\b",
-        lowered,
-    )
-    if centred:
-        rules.append("centered")
+    named = {composition.guide for composition in found(text, Composition)}
+    rules = [guide for guide in GUIDES if guide in named]
     on_right = re.search(
         r"\b(?:right third|on the right|right of (?:the )?frame|frame right|right side of the frame)\b",
         lowered,
@@ -323,14 +292,16 @@ def _palette_names(text: str) -> list[str]:
 
 
 def parse_frame(prompt: str, negative_prompt: str = "") -> FrameSpec:
-    """Read the frame decisions from ``prompt`` with the tables above.
+    """Read the frame decisions from ``prompt`` with the vocabulary and the tables above.
 
     Colours named in ``negative_prompt`` are dropped from the palette. Everything the prompt
     does not mention takes a documented default: a medium shot, a grey backdrop at 5500 K,
-    light from the left, the subject centred, an eye-level horizon.
+    light from the left, the subject centred, an eye-level horizon. A lens that implies a
+    shot ("macro") sets the shot when none is named; a shot that implies a camera ("flat
+    lay", "aerial") sets the camera when no height is named.
     """
-    analysis = analyze_prompt(prompt)
-    shot = longest_match(prompt, {name: phrases for name, (_, phrases) in SHOT_SCALES.items()}) or DEFAULT_SHOT
+    features = reference_features(prompt)
+    shot = named_shot(prompt) or vocabulary().shot(DEFAULT_SHOT)
 
     excluded = tuple(find_phrases(negative_prompt, COLOR_NAMES)) if negative_prompt else ()
     palette = tuple(name for name in _palette_names(prompt) if name not in excluded)[:MAX_PALETTE]
@@ -345,15 +316,17 @@ def parse_frame(prompt: str, negative_prompt: str = "") -> FrameSpec:
 
     light = _light_direction(prompt)
     rules, placement, placement_x = _composition(prompt)
-    # "Overhead light" names a light, not a camera position.
-    camera_text = _TOP_LIGHT.sub(" ", normalise_text(prompt))
-    camera = (
-        longest_match(camera_text, {name: phrases for name, (_, phrases) in CAMERA_ANGLES.items()}) or DEFAULT_CAMERA
-    )
+    camera = longest(prompt, CameraAngle, lambda angle: angle.horizon is not None)
+    if camera is None and shot.angle is not None:
+        camera = vocabulary().angle(shot.angle)
+    camera = camera or vocabulary().angle(DEFAULT_CAMERA)
     subject = _earliest(prompt, {"person": PERSON_WORDS, "object": OBJECT_WORDS}) or "shape"
     return FrameSpec(
-        shot_type=shot,
-        subject_scale=SHOT_SCALES[shot][0],
+        shot_type=shot.name,
+        subject_scale=shot.scale,
+        camera_angle=camera.name,
+        horizon=camera.horizon if camera.horizon is not None else 0.5,
+        tilted=camera.tilt,
         subject=subject,  # type: ignore[arg-type]
         palette=palette,
         excluded_colors=excluded,
@@ -365,10 +338,8 @@ def parse_frame(prompt: str, negative_prompt: str = "") -> FrameSpec:
         composition=rules,
         placement=placement,
         placement_x=placement_x,
-        camera_angle=camera,
-        horizon=CAMERA_ANGLES[camera][0],
-        mood=analysis.mood,
-        setting=analysis.setting,
+        mood=features.mood,
+        setting=features.setting,
     )
 
 
@@ -482,7 +453,7 @@ def _horizon_rows(spec: FrameSpec, width: int, height: int) -> np.ndarray:
     """Horizon y (pixels) for each column: flat, tilted for a dutch angle, 0 for overhead."""
     base = spec.horizon * height
     xs = np.arange(width, dtype=np.float32)
-    if spec.camera_angle == "dutch angle":
+    if spec.tilted:
         return base + math.tan(math.radians(DUTCH_TILT_DEG)) * (xs - width / 2)
     return np.full(width, base, dtype=np.float32)
 
@@ -490,7 +461,7 @@ def _horizon_rows(spec: FrameSpec, width: int, height: int) -> np.ndarray:
 def _gradient(spec: FrameSpec, colours: _Colours, width: int, height: int) -> np.ndarray:
     """Sky above the horizon, ground below: (H, 1, 3), or (H, W, 3) when the horizon tilts."""
     horizon = _horizon_rows(spec, width, height)
-    row = horizon[None, :] if spec.camera_angle == "dutch angle" else horizon[None, :1]
+    row = horizon[None, :] if spec.tilted else horizon[None, :1]
     ys = np.arange(height, dtype=np.float32)[:, None] + 0.5
     t_sky = np.clip(ys / np.maximum(row, 1.0), 0.0, 1.0)[..., None]
     t_ground = np.clip((ys - row) / np.maximum(height - row, 1.0), 0.0, 1.0)[..., None]
@@ -540,7 +511,7 @@ def _background(
 ) -> Image.Image:
     """Gradient x lighting + light colour + seeded texture, as an RGB image."""
     gain, glow = _lighting(spec, width, height, centre)
-    if spec.camera_angle == "dutch angle":
+    if spec.tilted:
         # A tilted horizon needs a full (H, W, 3) gradient: compute it at a quarter of the
         # size and let Pillow upsample it, which is several times cheaper than numpy here.
         small = _gradient(spec, colours, max(1, width // 4), max(1, height // 4))

@@ -1,16 +1,16 @@
-"""Seed 003's prompt analysis, reference ranking and attempt strategy."""
+"""Seed 003's reference features, reference ranking and attempt strategy."""
 
 from __future__ import annotations
 
 import pytest
 
 from imageforge.tools.references import (
-    PromptAnalysis,
     RankedReference,
-    analyze_prompt,
+    ReferenceFeatures,
     attempt_references,
     extract_keywords,
     rank_references,
+    reference_features,
 )
 from imageforge.tools.schemas import ReferenceImage
 
@@ -24,7 +24,7 @@ def ranked(*refs: ReferenceImage) -> list[RankedReference]:
     return [RankedReference(reference=r, score=float(100 - i)) for i, r in enumerate(refs)]
 
 
-NEUTRAL = PromptAnalysis()  # medium, front, no keywords
+NEUTRAL = ReferenceFeatures()  # medium, front, no keywords
 
 
 # --- analysis ---------------------------------------------------------------------------
@@ -43,7 +43,7 @@ NEUTRAL = PromptAnalysis()  # medium, front, no keywords
     ],
 )
 def test_shot_type(prompt, shot):
-    assert analyze_prompt(prompt).shot_type == shot
+    assert reference_features(prompt).shot_type == shot
 
 
 @pytest.mark.parametrize(
@@ -59,7 +59,7 @@ def test_shot_type(prompt, shot):
     ],
 )
 def test_angle(prompt, angle):
-    assert analyze_prompt(prompt).angle == angle
+    assert reference_features(prompt).angle == angle
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,7 @@ def test_angle(prompt, angle):
     ],
 )
 def test_mood_and_setting(prompt, mood, setting):
-    analysis = analyze_prompt(prompt)
+    analysis = reference_features(prompt)
     assert (analysis.mood, analysis.setting) == (mood, setting)
 
 
@@ -85,7 +85,7 @@ def test_keywords():
         "again",
         "cups",
     ]
-    assert analyze_prompt("a cat on a sofa").keywords == ["cat", "sofa"]
+    assert reference_features("a cat on a sofa").keywords == ["cat", "sofa"]
     assert len(extract_keywords(" ".join(f"word{chr(97 + i)}x" for i in range(26)))) <= 20
 
 
@@ -116,7 +116,7 @@ def test_quality_and_consistency_bonus_at_80_not_below():
 
 
 def test_shot_and_angle_match_read_free_text():
-    analysis = analyze_prompt("close-up, side view")
+    analysis = reference_features("close-up, side view")
     [both] = rank_references([ref("a", shot_type="extreme close-up", camera_angle="profile")], analysis)
     [neither] = rank_references([ref("b", shot_type="wide shot", camera_angle="rear view")], analysis)
     assert both.score == 5 + 5 + 3
@@ -126,18 +126,18 @@ def test_shot_and_angle_match_read_free_text():
 
 
 def test_keyword_bonus_one_each_capped_at_seven():
-    analysis = PromptAnalysis(keywords=["coffee", "mug", "kitchen"])
+    analysis = ReferenceFeatures(keywords=["coffee", "mug", "kitchen"])
     [two] = rank_references([ref("a", keywords=["Coffee", "mug", "tea"])], analysis)
     assert two.score == 5 + 2
     assert "2 shared keywords (coffee, mug) +2" in two.reasons
     many = [f"k{i}" for i in range(10)]
-    [capped] = rank_references([ref("b", keywords=many)], PromptAnalysis(keywords=many))
+    [capped] = rank_references([ref("b", keywords=many)], ReferenceFeatures(keywords=many))
     assert capped.score == 5 + 7
 
 
 def test_full_matching_bonus_is_fifteen():
     many = [f"k{i}" for i in range(9)]
-    analysis = PromptAnalysis(shot_type="wide", angle="back", keywords=many)
+    analysis = ReferenceFeatures(shot_type="wide", angle="back", keywords=many)
     [best] = rank_references([ref("a", shot_type="wide shot", camera_angle="back view", keywords=many)], analysis)
     assert best.score == 5 + 15
 
@@ -248,7 +248,33 @@ def test_ranking_feeds_strategy():
 
 
 def test_light_at_45_degrees_is_not_a_subject_angle():
-    from imageforge.tools.references import analyze_prompt
+    from imageforge.tools.references import reference_features
 
-    assert analyze_prompt("Soft window light from the left at 45 degrees, medium shot").angle == "front"
-    assert analyze_prompt("Portrait at a 45-degree angle, studio").angle == "45-degree"
+    assert reference_features("Soft window light from the left at 45 degrees, medium shot").angle == "front"
+    assert reference_features("Portrait at a 45-degree angle, studio").angle == "45-degree"
+
+
+@pytest.mark.parametrize("group", ["close-up", "medium", "full-body", "wide"])
+def test_a_reference_recorded_with_a_group_matches_that_group(group):
+    """graph.derive records a chained winner's shot type as the group itself."""
+    features = ReferenceFeatures(shot_type=group)
+    [result] = rank_references([ref("w", shot_type=group)], features)
+    assert f"shot type {group} matches +5" in result.reasons
+
+
+@pytest.mark.parametrize("angle", ["front", "side", "back", "45-degree"])
+def test_a_reference_recorded_with_an_angle_matches_that_angle(angle):
+    features = ReferenceFeatures(angle=angle)
+    [result] = rank_references([ref("w", camera_angle=angle)], features)
+    assert f"angle {angle} matches +3" in result.reasons
+
+
+def test_a_light_from_behind_the_subject_is_not_a_back_view():
+    prompt = "Low golden-hour sun from behind the subject at 15 degrees as a warm rim light"
+    assert reference_features(prompt).angle == "front"
+    assert reference_features("rear view of the car").angle == "back"
+
+
+def test_wide_angle_lens_is_not_a_wide_shot():
+    assert reference_features("wide-angle lens, a woman at the counter").shot_type == "medium"
+    assert reference_features("wide shot of the counter").shot_type == "wide"

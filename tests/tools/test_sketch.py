@@ -147,12 +147,17 @@ def test_chained_frames_share_a_look():
     ("prompt", "key", "value"),
     [
         ("medium close-up shot of a barista", "shot_type", "medium close-up"),
-        ("macro shot of a watch", "shot_type", "extreme close-up"),
+        ("macro shot of a watch", "shot_type", "macro close-up"),
         ("a woman holding a mug", "subject", "person"),
         ("a mug held by a woman", "subject", "object"),
         ("low angle shot of a skyscraper", "camera_angle", "low angle"),
         ("overhead flat lay of breakfast", "camera_angle", "overhead"),
         ("overhead lighting on a desk", "camera_angle", "eye-level"),  # a light, not a camera
+        ("a runner looking up at the sky, eye-level", "camera_angle", "eye-level"),  # a gaze, not a camera
+        ("aerial view of a harbour", "camera_angle", "overhead"),  # the shot implies the camera
+        ("wide angle lens, a woman in a cafe", "shot_type", "medium shot"),  # a lens, not a shot
+        ("macro photo of coffee beans", "shot_type", "macro close-up"),  # the lens implies the shot
+        ("dutch angle of a neon street", "tilted", True),
         ("key light from the right", "light_direction", "right"),
         ("backlit silhouette", "light_direction", "behind"),
         ("a vase", "light_direction", "left"),
