@@ -6,15 +6,15 @@ module answers "is it there?" without touching the network (``local_snapshot``,
 ``is_available``, ``list_models``, ``auto_generator_model``) and is the one place that
 downloads, when the user asks (``imageforge models pull NAME`` -> ``plan_pull`` + ``pull``).
 
-What ``pull`` fetches is decided from the repository's file listing by ``select_files``: for
-a diffusers model the per-component configs and fp16 safetensors (not the single-file
-checkpoints, ONNX or Flax copies beside them), for a transformers model its configs,
-tokenizer files and one weight format. Presence is judged by the same families: a snapshot
-counts only when every component it needs has its weights.
+huggingface_hub does the work: ``snapshot_download`` fetches with allow/ignore patterns and,
+with ``local_files_only=True``, finds a snapshot and checks it against the listing it cached;
+``scan_cache_dir`` measures it. Added here: which files to fetch (``pull_patterns``) and a
+layout rule huggingface_hub has no notion of (every component a model needs has weights).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -49,6 +49,7 @@ __all__ = [
     "local_snapshot",
     "plan_pull",
     "pull",
+    "pull_patterns",
     "remote_size",
     "select_files",
     "weights_variant",
@@ -68,6 +69,7 @@ class ModelRepo(BaseModel):
 
     repo_id: str
     kind: RepoKind
+    revision: str = Field("main", description="The branch, tag or commit that ``pull`` fetches and lookups read.")
     filename: str | None = Field(None, description="The one file to fetch, for kind 'file'.")
     install_as: str | None = Field(
         None,
@@ -101,8 +103,11 @@ class ModelStatus(BaseModel):
 
 class PlannedRepo(BaseModel):
     repo_id: str
+    revision: str
     files: list[str]
     size_bytes: int
+    allow_patterns: list[str]
+    ignore_patterns: list[str]
 
 
 class PullPlan(BaseModel):
@@ -202,53 +207,58 @@ def get_model_set(name: str) -> ModelSet:
 
 
 # -- what is on disk (never the network) ----------------------------------------------------
-
-
-def hub_cache_dir() -> Path:
-    """The Hugging Face hub cache folder, read from the environment at call time.
-
-    huggingface_hub reads HF_HUB_CACHE / HF_HOME once, when it is imported; reading them
-    here lets a process (or a test) point at another cache after start-up, and every
-    function of this module passes the folder explicitly.
-    """
-    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(variable):
-            return Path(os.environ[variable]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE)
+# huggingface_hub.constants reads HF_HOME, HF_HUB_CACHE and HF_HUB_OFFLINE once, at import; its
+# rules are restated here so that they are read at call time (a process or a test may change them).
 
 
 def hf_home() -> Path:
-    """HF_HOME, read at call time (see ``hub_cache_dir``)."""
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser()
+    """HF_HOME, else XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface."""
+    default = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "huggingface"
+    return Path(os.path.expandvars(os.environ.get("HF_HOME") or default)).expanduser()
+
+
+def hub_cache_dir() -> Path:
+    """HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE, else HF_HOME/hub; passed to every hub call here."""
+    cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    return Path(os.path.expandvars(cache)).expanduser() if cache else hf_home() / "hub"
+
+
+def _hub_offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) set now, or huggingface_hub put offline."""
     from huggingface_hub import constants
 
-    return Path(constants.HF_HOME)
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.upper() in constants.ENV_VARS_TRUE_VALUES or constants.is_offline_mode()
 
 
-def local_snapshot(repo_id: str) -> Path | None:
-    """The cached snapshot folder of ``repo_id``'s main revision, or None when not cached.
+def local_snapshot(
+    repo_id: str, revision: str = "main", *, patterns: tuple[list[str], list[str]] | None = None
+) -> Path | None:
+    """The cached snapshot folder of ``repo_id`` at ``revision``, or None.
 
-    ``snapshot_download(local_files_only=True)`` only reads the cache. A snapshot that the
-    hub's cached file listing shows as partial (``pull`` fetches a subset of the files on
-    purpose) still comes back: whether it holds enough is the caller's check.
+    Without ``patterns`` a partial snapshot still comes back (``pull`` fetches a subset on
+    purpose; whether it holds enough is the caller's check). With ``(allow, ignore)`` it comes
+    back only when it holds every file they select from the listing huggingface_hub cached.
     """
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import IncompleteSnapshotError, LocalEntryNotFoundError
 
+    allow, ignore = patterns or (None, None)
     try:
-        path = snapshot_download(repo_id, cache_dir=hub_cache_dir(), local_files_only=True)
+        folder = snapshot_download(
+            repo_id,
+            revision=revision,
+            cache_dir=hub_cache_dir(),
+            local_files_only=True,
+            allow_patterns=allow,
+            ignore_patterns=ignore,
+        )
     except IncompleteSnapshotError as exc:
-        path = exc.snapshot_path
-    except (LocalEntryNotFoundError, ValueError) as exc:
-        # ValueError covers repo ids that are not valid ids at all (HFValidationError).
+        return None if patterns else Path(exc.snapshot_path)
+    except (LocalEntryNotFoundError, ValueError) as exc:  # ValueError: not a valid repo id at all
         logger.debug("No cached snapshot of %s: %s", repo_id, exc)
         return None
-    return Path(path) if path else None
+    return Path(folder)
 
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
@@ -258,61 +268,53 @@ def _has_weights(folder: Path) -> bool:
     return any(path.name.endswith(_WEIGHT_SUFFIXES) for path in folder.iterdir() if path.is_file())
 
 
-def _diffusers_complete(folder: Path) -> bool:
-    """model_index.json, and every component it names present; model components with weights."""
-    index_file = folder / "model_index.json"
-    if not index_file.is_file():
-        return False
-    try:
-        index = json.loads(index_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    for component, spec in index.items():
-        if component.startswith("_") or not isinstance(spec, list) or spec[0] is None:
-            continue
-        component_folder = folder / component
-        if not component_folder.is_dir():
-            return False
-        if (component_folder / "config.json").is_file() and not _has_weights(component_folder):
-            return False
-    return True
-
-
 def _is_complete(folder: Path, repo: ModelRepo) -> bool:
+    """The layout rule, which huggingface_hub has no notion of: diffusers, model_index.json and
+    each component it names, model components with weights; transformers, config.json and
+    weights; processor, a processor config; file, the file."""
     if not folder.is_dir():
         return False
-    if repo.kind == "diffusers":
-        return _diffusers_complete(folder)
     if repo.kind == "transformers":
         return (folder / "config.json").is_file() and _has_weights(folder)
     if repo.kind == "processor":
         # transformers 5 writes processor_config.json; older versions preprocessor_config.json.
         return (folder / "preprocessor_config.json").is_file() or (folder / "processor_config.json").is_file()
-    return repo.filename is not None and (folder / repo.filename).is_file()
+    if repo.kind == "file":
+        return repo.filename is not None and (folder / repo.filename).is_file()
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    components = [name for name, spec in index.items() if isinstance(spec, list) and spec[0] is not None]
+    return all(
+        (folder / name).is_dir() and (_has_weights(folder / name) or not (folder / name / "config.json").is_file())
+        for name in components
+        if not name.startswith("_")
+    )
 
 
-def _guess_repo(folder: Path, name: str) -> ModelRepo:
-    """The layout of a folder that is not in the catalogue, judged from its files."""
-    kind: RepoKind = "diffusers" if (folder / "model_index.json").is_file() else "transformers"
-    return ModelRepo(repo_id=name, kind=kind)
+def _complete_snapshot(repo: ModelRepo) -> Path | None:
+    """Where ``repo`` is complete on disk: its snapshot (huggingface_hub's check against the
+    listing a pull cached, when there is one, and the layout rule), for kind 'file' the file
+    itself, in the snapshot or installed beside the cache."""
+    from huggingface_hub import get_cached_repo_tree
+    from huggingface_hub.errors import CachedRepoTreeNotFoundError
+
+    try:
+        listing = get_cached_repo_tree(repo.repo_id, revision=repo.revision, cache_dir=hub_cache_dir())
+        patterns = pull_patterns(repo, [entry.path for entry in listing])
+    except (CachedRepoTreeNotFoundError, ValueError):
+        patterns = None  # no listing cached (another tool's download): the layout rule alone judges
+    snapshot = local_snapshot(repo.repo_id, repo.revision, patterns=patterns)
+    if snapshot is not None and _is_complete(snapshot, repo):
+        return snapshot / repo.filename if repo.kind == "file" and repo.filename else snapshot
+    if repo.install_as is not None and (hf_home() / repo.install_as).is_file():
+        return hf_home() / repo.install_as
+    return None
 
 
-def _folder_size(folder: Path) -> int:
-    """Bytes of the files under ``folder`` (or of the file); cache snapshots are symlinks into
-    blobs/, so each blob is counted once."""
-    if folder.is_file():
-        return folder.stat().st_size
-    seen: set[Path] = set()
-    total = 0
-    for path in folder.rglob("*"):
-        if not path.is_file():
-            continue
-        real = path.resolve()
-        if real in seen:
-            continue
-        seen.add(real)
-        total += real.stat().st_size
-    return total
+def _catalogued_repo(repo_id: str) -> ModelRepo | None:
+    return next((repo for s in CATALOGUE.values() for repo in s.repos if repo.repo_id == repo_id), None)
 
 
 def local_model_path(name_or_path: str, kind: FolderKind | None = None) -> Path | None:
@@ -327,38 +329,22 @@ def local_model_path(name_or_path: str, kind: FolderKind | None = None) -> Path 
     if name_or_path in CATALOGUE:
         paths = [_complete_snapshot(repo) for repo in CATALOGUE[name_or_path].repos]
         return paths[0] if all(path is not None for path in paths) else None
-    folder: Path | None = Path(name_or_path).expanduser()
+    folder = Path(name_or_path).expanduser()
     if folder.is_file():
         return folder
-    if not folder.is_dir():
-        folder = local_snapshot(name_or_path)
-        if folder is None:
+    if folder.is_dir():
+        return folder if _is_complete(folder, ModelRepo(repo_id=name_or_path, kind=kind or _layout(folder))) else None
+    repo = _catalogued_repo(name_or_path) if kind is None else None
+    if repo is None:
+        snapshot = local_snapshot(name_or_path)
+        if snapshot is None:
             return None
-    layout = (
-        ModelRepo(repo_id=name_or_path, kind=kind)
-        if kind is not None
-        else _catalogued_repo(name_or_path) or _guess_repo(folder, name_or_path)
-    )
-    return folder if _is_complete(folder, layout) else None
+        repo = ModelRepo(repo_id=name_or_path, kind=kind or _layout(snapshot))
+    return _complete_snapshot(repo)
 
 
-def _catalogued_repo(repo_id: str) -> ModelRepo | None:
-    for model_set in CATALOGUE.values():
-        for repo in model_set.repos:
-            if repo.repo_id == repo_id:
-                return repo
-    return None
-
-
-def _complete_snapshot(repo: ModelRepo) -> Path | None:
-    """Where ``repo`` is complete on disk: its cache snapshot folder, or for kind 'file' the
-    file itself (in the snapshot, or installed beside the cache)."""
-    snapshot = local_snapshot(repo.repo_id)
-    if snapshot is not None and _is_complete(snapshot, repo):
-        return snapshot / repo.filename if repo.kind == "file" and repo.filename else snapshot
-    if repo.install_as is not None and (hf_home() / repo.install_as).is_file():
-        return hf_home() / repo.install_as
-    return None
+def _layout(folder: Path) -> FolderKind:
+    return "diffusers" if (folder / "model_index.json").is_file() else "transformers"
 
 
 def is_available(name_or_path: str) -> bool:
@@ -369,18 +355,25 @@ def is_available(name_or_path: str) -> bool:
 
 def list_models() -> list[ModelStatus]:
     """Every catalogue set with whether it is present and its size on disk."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:  # bytes per snapshot, each blob counted once
+        revisions = [rev for repo in scan_cache_dir(hub_cache_dir()).repos for rev in repo.revisions]
+    except CacheNotFound:
+        revisions = []
+    sizes = {rev.snapshot_path: rev.size_on_disk for rev in revisions}
     statuses = []
     for model_set in CATALOGUE.values():
-        snapshots = [_complete_snapshot(repo) for repo in model_set.repos]
-        present = all(path is not None for path in snapshots)
-        size = sum(_folder_size(path) for path in snapshots if path is not None)
+        paths = [_complete_snapshot(repo) for repo in model_set.repos]
+        present = [path for path in paths if path is not None]
         statuses.append(
             ModelStatus(
                 name=model_set.name,
                 description=model_set.description,
                 repo_ids=[repo.repo_id for repo in model_set.repos],
-                present=present,
-                size_bytes=size,
+                present=len(present) == len(paths),
+                size_bytes=sum(p.stat().st_size if p.is_file() else sizes.get(p.resolve(), 0) for p in present),
                 used_by=list(model_set.used_by),
             )
         )
@@ -404,30 +397,32 @@ def auto_generator_model(configured: str | None = None) -> str | None:
     return None
 
 
-# -- downloading (only on request) ----------------------------------------------------------
-
-_SKIPPED_SUFFIXES = (
-    ".ckpt",
-    ".onnx",
-    ".onnx_data",
-    ".msgpack",
-    ".h5",
-    ".pb",
-    ".ot",
-    ".png",
-    ".jpg",
-    ".md",
-)
-
-
 def _weights_variant(filename: str) -> str | None:
-    """The variant a weight file belongs to: "fp16" for ``model.fp16.safetensors`` or
-    ``model.fp16-00001-of-00002.safetensors``, "non_ema" for ``*.non_ema.bin``, None for the
-    plain weights."""
+    """A weight file's variant: "fp16" for ``model.fp16.safetensors`` and
+    ``model.fp16-00001-of-00002.safetensors``, "non_ema" for ``*.non_ema.bin``, None if plain."""
     stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    if "." not in stem:
-        return None
-    return stem.split(".", 1)[1].split("-", 1)[0]
+    return stem.split(".", 1)[1].split("-", 1)[0] if "." in stem else None
+
+
+def weights_variant(folder: str | Path) -> str | None:
+    """The weights variant ``from_pretrained`` must be told for a diffusers folder (it does not
+    infer it): "fp16" when some component has only fp16 weights (what ``pull`` fetches)."""
+    folder = Path(folder)
+    for component in (path for path in (folder.iterdir() if folder.is_dir() else []) if path.is_dir()):
+        variants = {_weights_variant(p.name) for p in component.iterdir() if p.name.endswith(_WEIGHT_SUFFIXES)}
+        if "fp16" in variants and None not in variants:
+            return "fp16"
+    return None
+
+
+# -- what to fetch: a pure function of the repository's file listing -------------------------
+
+_NEVER = ["*.ckpt", "*.onnx", "*.onnx_data", "*.msgpack", "*.h5", "*.pb", "*.ot", "*.png", "*.jpg", "*.md"]
+"""Other frameworks' copies, single-file checkpoints, model cards and images."""
+_CONFIGS = ["*.json", "*.txt", "*.model"]
+"""Configs, tokenizer vocabularies and merges, sentencepiece models."""
+_PROCESSOR_FILES = ("/tokenizer_config.json", "/tokenizer.json", "/preprocessor_config.json", "/processor_config.json")
+"""A subfolder holding one of these is a tokenizer or processor (``qformer_tokenizer/``)."""
 
 
 def _pick_weights(names: list[str], *, prefer_fp16: bool) -> list[str]:
@@ -435,68 +430,53 @@ def _pick_weights(names: list[str], *, prefer_fp16: bool) -> list[str]:
     plain weights; safetensors over PyTorch .bin in either case."""
     weights = [name for name in names if name.endswith(_WEIGHT_SUFFIXES)]
     fp16 = [name for name in weights if _weights_variant(name) == "fp16"]
-    plain = [name for name in weights if _weights_variant(name) is None]
-    chosen = fp16 if prefer_fp16 and fp16 else plain
-    safetensors = [name for name in chosen if name.endswith(".safetensors")]
-    return safetensors or chosen
+    chosen = fp16 if prefer_fp16 and fp16 else [name for name in weights if _weights_variant(name) is None]
+    return [name for name in chosen if name.endswith(".safetensors")] or chosen
 
 
-def weights_variant(folder: str | Path) -> str | None:
-    """The weights variant ``from_pretrained`` must be told for a diffusers folder: "fp16"
-    when some component has only fp16 weights (what ``pull`` fetches), else None."""
-    folder = Path(folder)
-    for component in folder.iterdir() if folder.is_dir() else []:
-        if not component.is_dir():
-            continue
-        names = [path.name for path in component.iterdir() if path.name.endswith(_WEIGHT_SUFFIXES)]
-        if (
-            names
-            and not any(_weights_variant(name) is None for name in names)
-            and any(_weights_variant(name) == "fp16" for name in names)
-        ):
-            return "fp16"
-    return None
+def pull_patterns(repo: ModelRepo, filenames: Iterable[str]) -> tuple[list[str], list[str]]:
+    """``(allow_patterns, ignore_patterns)`` for ``snapshot_download`` (fnmatch: ``*`` also
+    matches ``/``), from the repository's file listing.
 
-
-def select_files(repo: ModelRepo, filenames: Iterable[str]) -> list[str]:
-    """The files of a repository that ``pull`` fetches, from its file listing.
-
-    diffusers: ``model_index.json`` and, per component folder, configs and tokenizer files
-    plus one weight format (fp16 safetensors when the folder has them). transformers:
-    top-level configs, tokenizer files and one weight format (safetensors over .bin).
-    processor: top-level JSON and text files. file: the one file.
+    diffusers: ``model_index.json`` and, in each component folder (not deeper), configs,
+    tokenizer files and one weight format, fp16 safetensors when the folder has them.
+    transformers: configs and tokenizer files, at the top and in tokenizer or processor
+    subfolders, and one top-level weight format (safetensors over .bin; not open_clip's).
+    processor: the same without weights. file: the file (``ValueError`` when it is missing).
     """
     names = sorted(filenames)
     if repo.kind == "file":
         if repo.filename not in names:
             raise ValueError(f"Repository {repo.repo_id!r} has no file {repo.filename!r}.")
-        return [repo.filename]
-    wanted: list[str] = []
+        return [glob.escape(repo.filename)], []
+    folders = sorted({name.split("/", 1)[0] for name in names if "/" in name})
     if repo.kind == "diffusers":
-        folders: dict[str, list[str]] = {}
-        for name in names:
-            if name == "model_index.json":
-                wanted.append(name)
-            elif name.count("/") == 1 and not name.endswith(_SKIPPED_SUFFIXES):
-                folders.setdefault(name.split("/")[0], []).append(name)
-        for files in folders.values():
-            others = [name for name in files if not name.endswith(_WEIGHT_SUFFIXES)]
-            wanted += others + _pick_weights(files, prefer_fp16=True)
-        return sorted(wanted)
-    top_level = [name for name in names if "/" not in name and not name.endswith(_SKIPPED_SUFFIXES)]
-    others = [name for name in top_level if not name.endswith(_WEIGHT_SUFFIXES)]
+        weights = [
+            weight
+            for folder in folders
+            for weight in _pick_weights([n for n in names if n.rsplit("/", 1)[0] == folder], prefer_fp16=True)
+        ]
+        allow = ["model_index.json", *(f"*/{pattern}" for pattern in _CONFIGS)]
+        return allow + [glob.escape(name) for name in weights], [*_NEVER, "*/*/*"]
+    processor_folders = {name.split("/", 1)[0] for name in names if name.endswith(_PROCESSOR_FILES)}
+    ignore = [*_NEVER, *(f"{folder}/*" for folder in folders if folder not in processor_folders)]
     if repo.kind == "processor":
-        return [name for name in others if name.endswith((".json", ".txt", ".model"))]
-    weights = [name for name in top_level if not name.startswith("open_clip")]
-    return sorted(others + _pick_weights(weights, prefer_fp16=False))
+        return list(_CONFIGS), ignore
+    top_level = [name for name in names if "/" not in name and not name.startswith("open_clip")]
+    return _CONFIGS + [glob.escape(name) for name in _pick_weights(top_level, prefer_fp16=False)], ignore
 
 
-def _api(api: HfApi | None) -> HfApi:
-    if api is not None:
-        return api
-    from huggingface_hub import HfApi
+def select_files(repo: ModelRepo, filenames: Iterable[str]) -> list[str]:
+    """The files of the listing that ``pull`` fetches (``pull_patterns`` through huggingface_hub's
+    own filter)."""
+    from huggingface_hub.utils import filter_repo_objects
 
-    return HfApi()
+    names = sorted(filenames)
+    allow, ignore = pull_patterns(repo, names)
+    return list(filter_repo_objects(names, allow_patterns=allow, ignore_patterns=ignore))
+
+
+# -- downloading (only on request) ----------------------------------------------------------
 
 
 class HubError(RuntimeError):
@@ -504,25 +484,24 @@ class HubError(RuntimeError):
     or gated. The message says which and what to do."""
 
 
-def _hub_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions a hub call raises for network and HTTP failures, across huggingface_hub
-    versions (requests-based before 1.0, httpx-based since; both subclass OSError for HTTP
-    status errors, not for every transport error)."""
-    errors: list[type[BaseException]] = [OSError]
-    try:
-        from huggingface_hub.errors import HTTPError
+def _offline(what: str) -> HubError:
+    return HubError(f"Cannot download {what}: HF_HUB_OFFLINE is set. Unset it on a machine with internet.")
 
-        errors.append(HTTPError)
-    except ImportError:
-        pass
-    return tuple(errors)
+
+def _online_api(api: HfApi | None, what: str) -> HfApi:
+    """``api``, or an HfApi for HF_ENDPOINT; ``HubError`` when offline, before any request."""
+    from huggingface_hub import HfApi
+
+    if _hub_offline():
+        raise _offline(what)
+    return api or HfApi()
 
 
 def _hub_error(exc: BaseException, repo_id: str, endpoint: str) -> HubError:
     from huggingface_hub.errors import GatedRepoError, OfflineModeIsEnabled, RepositoryNotFoundError
 
     if isinstance(exc, OfflineModeIsEnabled):
-        return HubError(f"Cannot download {repo_id}: HF_HUB_OFFLINE is set. Unset it on a machine with internet.")
+        return _offline(repo_id)
     if isinstance(exc, GatedRepoError):
         return HubError(
             f"{repo_id} is gated: accept its licence on the Hub and log in (`hf auth login`), then pull again."
@@ -532,35 +511,46 @@ def _hub_error(exc: BaseException, repo_id: str, endpoint: str) -> HubError:
     return HubError(f"Cannot reach the Hugging Face Hub at {endpoint} for {repo_id}: {exc}")
 
 
-def _plan_repo(repo: ModelRepo, api: HfApi) -> PlannedRepo:
+def _listing(repo_id: str, revision: str, api: HfApi) -> dict[str, int]:
+    """File name -> bytes, from the hub. HTTP status errors subclass OSError; refused and timed
+    out connections, the HTTP client's HTTPError."""
+    from huggingface_hub.errors import HTTPError
+
     try:
-        info = api.model_info(repo.repo_id, files_metadata=True)
-    except _hub_errors() as exc:
-        raise _hub_error(exc, repo.repo_id, api.endpoint) from exc
-    sizes: dict[str, int] = {sibling.rfilename: sibling.size or 0 for sibling in info.siblings or []}
+        info = api.model_info(repo_id, revision=revision, files_metadata=True)
+    except (OSError, HTTPError) as exc:
+        raise _hub_error(exc, repo_id, api.endpoint) from exc
+    return {sibling.rfilename: sibling.size or 0 for sibling in info.siblings or []}
+
+
+def _plan_repo(repo: ModelRepo, api: HfApi) -> PlannedRepo:
+    sizes = _listing(repo.repo_id, repo.revision, api)
+    allow, ignore = pull_patterns(repo, sizes)
     files = select_files(repo, sizes)
-    return PlannedRepo(repo_id=repo.repo_id, files=files, size_bytes=sum(sizes[name] for name in files))
+    size = sum(sizes[name] for name in files)
+    return PlannedRepo(
+        repo_id=repo.repo_id,
+        revision=repo.revision,
+        files=files,
+        size_bytes=size,
+        allow_patterns=allow,
+        ignore_patterns=ignore,
+    )
 
 
 def remote_size(repo_id: str, *, api: HfApi | None = None) -> int:
     """Bytes ``pull`` downloads for ``repo_id`` (every file when it is not in the catalogue).
-    Needs the network; ``HubError`` when the hub cannot answer."""
-    client = _api(api)
+    Needs the network; ``HubError`` when offline or the hub cannot answer."""
+    client = _online_api(api, repo_id)
     repo = _catalogued_repo(repo_id)
-    if repo is not None:
-        return _plan_repo(repo, client).size_bytes
-    try:
-        info = client.model_info(repo_id, files_metadata=True)
-    except _hub_errors() as exc:
-        raise _hub_error(exc, repo_id, client.endpoint) from exc
-    return sum(sibling.size or 0 for sibling in info.siblings or [])
+    return _plan_repo(repo, client).size_bytes if repo else sum(_listing(repo_id, "main", client).values())
 
 
 def plan_pull(name: str, *, api: HfApi | None = None) -> PullPlan:
     """What ``pull(name)`` would fetch and its size, from the hub's file listing (network).
-    ``ValueError`` for an unknown name, ``HubError`` when the hub cannot answer."""
+    ``ValueError`` for an unknown name, ``HubError`` when offline or the hub cannot answer."""
     model_set = get_model_set(name)
-    client = _api(api)
+    client = _online_api(api, model_set.name)
     return PullPlan(name=model_set.name, repos=[_plan_repo(repo, client) for repo in model_set.repos])
 
 
@@ -578,9 +568,10 @@ def pull(
     is also copied there.
     """
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HTTPError
 
     model_set = get_model_set(name)
-    client = _api(api)
+    client = _online_api(api, model_set.name)
     plan = plan or plan_pull(name, api=client)
     repos = {repo.repo_id: repo for repo in model_set.repos}
     paths = []
@@ -590,13 +581,16 @@ def pull(
             folder = Path(
                 snapshot_download(
                     planned.repo_id,
+                    revision=planned.revision,
                     cache_dir=hub_cache_dir(),
-                    allow_patterns=planned.files,
+                    allow_patterns=planned.allow_patterns,
+                    ignore_patterns=planned.ignore_patterns,
                     tqdm_class=progress,
                     endpoint=client.endpoint,
+                    token=client.token,
                 )
             )
-        except _hub_errors() as exc:
+        except (OSError, HTTPError) as exc:
             raise _hub_error(exc, planned.repo_id, client.endpoint) from exc
         repo = repos.get(planned.repo_id)
         if repo is not None and repo.install_as is not None and repo.filename is not None:

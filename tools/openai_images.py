@@ -6,10 +6,10 @@ requests, and it has no edit endpoint, so references are ignored with a warning.
 accepts a few fixed sizes: the closest in aspect ratio is requested and the result is
 cropped and resized to the frame asked for.
 
-The SDK's own retries are off (``max_retries=0``): this module retries 429, 5xx, timeouts and
-dropped connections itself with exponential backoff, honouring ``Retry-After``, so that every
-retry is counted, bounded and written to the trace. A quota error (429
-``insufficient_quota``) and other 4xx answers are not retried.
+The SDK's own retries are off (``max_retries=0``) so that there is one retry layer: tenacity
+retries 408, 409, 429, 5xx, timeouts and dropped connections with exponential backoff and
+jitter, or the server's ``Retry-After``, and every retry is counted, bounded and written to the
+trace. A quota error (429 ``insufficient_quota``) and other 4xx answers are not retried.
 
 The Images API takes no seed. Each image still carries the seed it was requested for (the
 generation cache is keyed by it, and the trace records it), with a note that it did not
@@ -22,7 +22,6 @@ import base64
 import binascii
 import io
 import logging
-import random
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +30,14 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from tenacity import (
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from imageforge.tools.base import GenerationError
 from imageforge.tools.generation_cache import GenerationCache, lookup_seeds, references_digest
@@ -42,11 +49,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ModelLimits",
     "OpenAIImageGenerator",
-    "RetryPolicy",
     "api_size_for",
+    "is_transient",
     "load_openai_generator",
     "model_limits",
-    "retry_delay",
+    "retry_after_s",
+    "wait_retry_after",
 ]
 
 logger = logging.getLogger(__name__)
@@ -95,59 +103,64 @@ def api_size_for(size: ImageSize, limits: ModelLimits) -> str:
     return f"{width}x{height}"
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff: ``base_delay_s * 2**(attempt-1)`` capped at ``max_delay_s``, or the
-    server's Retry-After (also capped); at most ``max_attempts`` requests in all."""
-
-    max_attempts: int = 5
-    base_delay_s: float = 1.0
-    max_delay_s: float = 60.0
-    jitter: float = 0.1
-    """Up to this fraction is added at random to computed delays (not to Retry-After), so
-    that concurrent requests do not retry in lockstep."""
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError(f"`max_attempts` must be >= 1, got {self.max_attempts!r}.")
-        if self.base_delay_s < 0 or self.max_delay_s < 0:
-            raise ValueError(
-                f"`base_delay_s` and `max_delay_s` must be >= 0, got {self.base_delay_s!r} and {self.max_delay_s!r}."
-            )
-        if not 0 <= self.jitter <= 1:
-            raise ValueError(f"`jitter` must be in [0, 1], got {self.jitter!r}.")
+Wait = Callable[[RetryCallState], float]
+"""A tenacity wait strategy: the seconds to sleep before the next attempt."""
 
 
-def _retry_after_s(headers: Any) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    if headers is None:
-        return None
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds is not None:
+def is_transient(exc: BaseException) -> bool:
+    """What the SDK's own policy retries: timeouts, dropped connections, 408, 409 (lock
+    timeout), 429 and 5xx; not a 429 for an exhausted quota, nor any other 4xx."""
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code == 429 and getattr(exc, "code", None) == "insufficient_quota":
+            return False
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    return isinstance(exc, openai.APIConnectionError)  # includes APITimeoutError
+
+
+def retry_after_s(exc: BaseException | None) -> float | None:
+    """Seconds from the error response's ``retry-after-ms`` or ``Retry-After`` (seconds or an
+    HTTP date); None without one."""
+    # tenacity reads no HTTP headers, and the SDK's parser is private: this is the small rest.
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    parsers: list[tuple[str, Callable[[str], float]]] = [
+        ("retry-after-ms", lambda value: float(value) / 1000),
+        ("retry-after", float),
+        ("retry-after", lambda value: parsedate_to_datetime(value).timestamp() - time.time()),
+    ]
+    for name, parse in parsers:
         try:
-            return max(0.0, float(milliseconds) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+            return max(0.0, parse(headers[name]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
 
 
-def retry_delay(attempt: int, policy: RetryPolicy, retry_after_s: float | None, rng: random.Random) -> float:
-    """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-    if retry_after_s is not None:
-        return min(retry_after_s, policy.max_delay_s)
-    delay = policy.base_delay_s * 2 ** (attempt - 1)
-    delay *= 1 + policy.jitter * rng.random()
-    return min(delay, policy.max_delay_s)
+def wait_retry_after(fallback: Wait, *, max_s: float = 60.0) -> Wait:
+    """A tenacity wait: the server's Retry-After when the failed attempt's error carries one,
+    else ``fallback``; at most ``max_s`` either way."""
+
+    def wait(state: RetryCallState) -> float:
+        seconds = retry_after_s(state.outcome.exception() if state.outcome else None)
+        return min(seconds if seconds is not None else fallback(state), max_s)
+
+    return wait
+
+
+DEFAULT_WAIT = wait_retry_after(wait_exponential_jitter(initial=1.0, max=60.0, jitter=1.0))
+"""1, 2, 4 ... s plus up to 1 s of jitter (so concurrent requests do not retry in lockstep),
+or Retry-After; at most 60 s."""
+
+
+def _reason(exc: BaseException | None) -> str:
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}: {_error_message(exc)}"
+    if isinstance(exc, openai.APITimeoutError):
+        return "timed out"
+    return f"connection failed: {exc}"
 
 
 @dataclass
@@ -172,25 +185,27 @@ class OpenAIImageGenerator:
         *,
         model: str = "gpt-image-1",
         quality: str | None = None,
-        retry: RetryPolicy | None = None,
+        max_attempts: int = 5,
+        wait: Wait = DEFAULT_WAIT,
         sleep: Callable[[float], None] = time.sleep,
         max_concurrency: int = 4,
         cache: GenerationCache | None = None,
-        rng: random.Random | None = None,
     ) -> None:
         if not model:
             raise ValueError(f"`model` must be a non-empty model name, got {model!r}.")
+        if max_attempts < 1:
+            raise ValueError(f"`max_attempts` must be >= 1, got {max_attempts!r}.")
         if max_concurrency < 1:
             raise ValueError(f"`max_concurrency` must be >= 1, got {max_concurrency!r}.")
         self.client = client
         self.model = model
         self.quality = quality
         self.limits = model_limits(model)
-        self.retry = retry or RetryPolicy()
+        self.max_attempts = max_attempts
+        self.wait = wait
         self.sleep = sleep
         self.max_concurrency = max_concurrency
         self.cache = cache
-        self._rng = rng or random.Random()
 
     def generate(
         self,
@@ -291,44 +306,45 @@ class OpenAIImageGenerator:
             kwargs["image"] = [
                 (f"reference_{i}.png", _png_bytes(image), "image/png") for i, image in enumerate(references, 1)
             ]
-            call = self.client.images.edit
+            call: Callable[..., Any] = self.client.images.edit
         else:
             call = self.client.images.generate
 
         warnings: list[str] = []
-        for attempt in range(1, self.retry.max_attempts + 1):
-            try:
-                response = call(**kwargs)
-            except openai.APIStatusError as exc:
-                # As the SDK's own policy: 408, 409 (lock timeout), 429 and 5xx are transient;
-                # a 429 for an exhausted quota is not.
-                retryable = exc.status_code in (408, 409, 429) or exc.status_code >= 500
-                if exc.status_code == 429 and getattr(exc, "code", None) == "insufficient_quota":
-                    retryable = False
-                reason = f"HTTP {exc.status_code}: {_error_message(exc)}"
-                if not retryable:
-                    raise GenerationError(f"OpenAI Images ({self.model}) refused the request with {reason}") from exc
-                retry_after = _retry_after_s(exc.response.headers if exc.response is not None else None)
-            except openai.APIConnectionError as exc:  # includes APITimeoutError
-                reason = "timed out" if isinstance(exc, openai.APITimeoutError) else f"connection failed: {exc}"
-                retry_after = None
-            else:
-                images, revised = _decode(response, self.model)
-                if len(images) != n:
-                    raise GenerationError(f"OpenAI Images ({self.model}) returned {len(images)} images for n={n}.")
-                return _Answer(images=images, revised_prompts=revised, attempts=attempt, warnings=warnings)
 
-            if attempt == self.retry.max_attempts:
-                raise GenerationError(
-                    f"OpenAI Images ({self.model}) failed after {attempt} attempts; last error {reason}."
-                )
-            delay = retry_delay(attempt, self.retry, retry_after, self._rng)
+        def record(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            retry_after = retry_after_s(exc)
             source = f"Retry-After {retry_after:g}s" if retry_after is not None else "backoff"
-            message = f"OpenAI Images attempt {attempt} {reason}; retrying in {delay:.2f}s ({source})."
+            delay = state.next_action.sleep if state.next_action else 0.0
+            message = (
+                f"OpenAI Images attempt {state.attempt_number} {_reason(exc)}; retrying in {delay:.2f}s ({source})."
+            )
             logger.warning(message)
             warnings.append(message)
-            self.sleep(delay)
-        raise AssertionError("unreachable: the loop returns or raises")
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self.wait,
+            retry=retry_if_exception(is_transient),
+            before_sleep=record,
+            sleep=self.sleep,
+        )
+        try:
+            response = retrying(call, **kwargs)
+        except RetryError as exc:
+            last = exc.last_attempt
+            raise GenerationError(
+                f"OpenAI Images ({self.model}) failed after {last.attempt_number} attempts; "
+                f"last error {_reason(last.exception())}."
+            ) from last.exception()
+        except openai.APIStatusError as exc:
+            raise GenerationError(f"OpenAI Images ({self.model}) refused the request with {_reason(exc)}") from exc
+        images, revised = _decode(response, self.model)
+        if len(images) != n:
+            raise GenerationError(f"OpenAI Images ({self.model}) returned {len(images)} images for n={n}.")
+        attempts = retrying.statistics["attempt_number"]
+        return _Answer(images=images, revised_prompts=revised, attempts=attempts, warnings=warnings)
 
 
 def _error_message(exc: openai.APIStatusError) -> str:
@@ -369,11 +385,12 @@ def load_openai_generator(
     base_url: str | None = None,
     timeout_s: float = 120.0,
     quality: str | None = None,
-    retry: RetryPolicy | None = None,
+    max_attempts: int = 5,
+    wait: Wait = DEFAULT_WAIT,
     max_concurrency: int = 4,
     cache: GenerationCache | None = None,
 ) -> OpenAIImageGenerator:
-    """A generator with its own SDK client: retries off in the SDK (they are done here), an
+    """A generator with its own SDK client: retries off in the SDK (tenacity does them here), an
     explicit timeout, ``base_url`` for compatible servers. ``api_key`` None lets the SDK read
     OPENAI_API_KEY."""
     import openai
@@ -391,7 +408,8 @@ def load_openai_generator(
         client,
         model=model,
         quality=quality,
-        retry=retry,
+        max_attempts=max_attempts,
+        wait=wait,
         max_concurrency=max_concurrency,
         cache=cache,
     )

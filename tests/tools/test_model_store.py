@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import torch
@@ -15,7 +19,7 @@ from huggingface_hub.hf_api import RepoSibling
 from tiny_models import save_tiny_sd_pipeline
 from typer.testing import CliRunner
 
-from imageforge.api.cli_models import format_bytes, models_app
+from imageforge.api.cli.models import format_bytes, models_app
 from imageforge.tools import model_store
 from imageforge.tools.diffusers_generator import load_diffusers_generator
 from imageforge.tools.schemas import ImageSize
@@ -45,6 +49,17 @@ def hub(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     return cache
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Hub calls allowed, whatever the shell exported: offline mode is read at call time, and
+    huggingface_hub's own flag (read at import) is switched off too."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
 
 
 def fake_snapshot(cache: Path, repo_id: str, source: Path) -> Path:
@@ -119,6 +134,20 @@ def test_hf_home_alone_locates_the_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
     assert model_store.hub_cache_dir() == tmp_path / "home" / "hub"
+
+
+def test_cache_variables_are_read_at_call_time_with_huggingface_hubs_precedence(tmp_path, monkeypatch):
+    for variable in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert model_store.hf_home() == tmp_path / "xdg" / "huggingface"
+    assert model_store.hub_cache_dir() == tmp_path / "xdg" / "huggingface" / "hub"
+    monkeypatch.setenv("HUGGINGFACE_HUB_CACHE", str(tmp_path / "legacy"))
+    assert model_store.hub_cache_dir() == tmp_path / "legacy"
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert model_store.hub_cache_dir() == tmp_path / "hub"
+    monkeypatch.setenv("HF_HOME", "~/elsewhere")
+    assert model_store.hf_home() == Path("~/elsewhere").expanduser()
 
 
 def test_local_folders_and_a_configured_model(hub, tiny_folder, tmp_path):
@@ -227,17 +256,92 @@ def test_select_files_for_transformers_processor_and_file_repos():
         model_store.select_files(aesthetic, ["README.md"])
 
 
+def test_pull_patterns_for_a_diffusers_repo():
+    repo = model_store.ModelRepo(repo_id=SD_TURBO, kind="diffusers")
+    allow, ignore = model_store.pull_patterns(repo, SD_TURBO_LISTING)
+    assert allow == [
+        "model_index.json",
+        "*/*.json",
+        "*/*.txt",
+        "*/*.model",
+        "text_encoder/model.fp16.safetensors",
+        "unet/diffusion_pytorch_model.fp16.safetensors",
+        "vae/diffusion_pytorch_model.fp16.safetensors",
+    ]
+    assert {"*.ckpt", "*.onnx", "*.msgpack", "*.md", "*/*/*"} <= set(ignore)
+    # A component without fp16 weights gets its plain safetensors.
+    plain = [*SD_TURBO_LISTING, "safety_checker/config.json", "safety_checker/model.safetensors"]
+    assert "safety_checker/model.safetensors" in model_store.pull_patterns(repo, plain)[0]
+
+
+INSTRUCTBLIP_LISTING = [
+    ".gitattributes",
+    "README.md",
+    "config.json",
+    "generation_config.json",
+    "model-00001-of-00002.safetensors",
+    "model-00002-of-00002.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model-00001-of-00002.bin",
+    "pytorch_model-00002-of-00002.bin",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "special_tokens_map.json",
+    "spiece.model",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "qformer_tokenizer/special_tokens_map.json",
+    "qformer_tokenizer/tokenizer.json",
+    "qformer_tokenizer/tokenizer_config.json",
+    "qformer_tokenizer/vocab.txt",
+    "onnx/config.json",
+    "onnx/model.onnx",
+]
+
+
+def test_pull_patterns_for_a_transformers_repo_with_a_tokenizer_subfolder():
+    repo = model_store.ModelRepo(repo_id="Salesforce/instructblip-flan-t5-xl", kind="transformers")
+    allow, ignore = model_store.pull_patterns(repo, INSTRUCTBLIP_LISTING)
+    assert allow == [
+        "*.json",
+        "*.txt",
+        "*.model",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    ]
+    assert "onnx/*" in ignore and not any(pattern.startswith("qformer_tokenizer") for pattern in ignore)
+    assert model_store.select_files(repo, INSTRUCTBLIP_LISTING) == [
+        "config.json",
+        "generation_config.json",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+        "preprocessor_config.json",
+        "processor_config.json",
+        "qformer_tokenizer/special_tokens_map.json",
+        "qformer_tokenizer/tokenizer.json",
+        "qformer_tokenizer/tokenizer_config.json",
+        "qformer_tokenizer/vocab.txt",
+        "special_tokens_map.json",
+        "spiece.model",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ]
+    processor = model_store.ModelRepo(repo_id="x/proc", kind="processor")
+    assert "qformer_tokenizer/vocab.txt" in model_store.select_files(processor, INSTRUCTBLIP_LISTING)
+
+
 class FakeHubApi:
     """Answers model_info from a listing, as HfApi(files_metadata=True) does."""
 
     endpoint = "http://hub.invalid"
 
-    def model_info(self, repo_id, files_metadata=False):
-        assert files_metadata
+    def model_info(self, repo_id, revision=None, files_metadata=False):
+        assert files_metadata and revision == "main"
         return SimpleNamespace(siblings=[RepoSibling(rfilename=name, size=100) for name in SD_TURBO_LISTING])
 
 
-def test_plan_pull_sizes_what_would_be_fetched():
+def test_plan_pull_sizes_what_would_be_fetched(online):
     plan = model_store.plan_pull("sd-turbo", api=FakeHubApi())
     [repo] = plan.repos
     assert repo.repo_id == SD_TURBO and len(repo.files) == 12
@@ -246,7 +350,7 @@ def test_plan_pull_sizes_what_would_be_fetched():
 
 
 def test_names_and_groups():
-    with pytest.raises(ValueError, match="`name` must be one of .*sd-turbo"):
+    with pytest.raises(ValueError, match=r"`name` must be one of .*sd-turbo"):
         model_store.get_model_set("sd-99")
     scorers = model_store.get_model_set("scorers")
     assert [repo.repo_id for repo in scorers.repos] == [
@@ -265,10 +369,115 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_an_unreachable_hub_is_a_hub_error():
+def test_an_unreachable_hub_is_a_hub_error(online):
     api = HfApi(endpoint=f"http://127.0.0.1:{_closed_port()}")
     with pytest.raises(model_store.HubError, match="Cannot reach the Hugging Face Hub"):
         model_store.plan_pull("sd-turbo", api=api)
+
+
+def test_offline_mode_is_read_at_call_time(online, monkeypatch):
+    class Refusing:
+        endpoint = "http://hub.invalid"
+
+        def model_info(self, *args, **kwargs):
+            raise AssertionError("no hub request may be made while offline")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # after huggingface_hub was imported
+    for call in (model_store.plan_pull, model_store.pull):
+        with pytest.raises(model_store.HubError, match="HF_HUB_OFFLINE is set"):
+            call("sd-turbo", api=Refusing())
+    with pytest.raises(model_store.HubError, match="HF_HUB_OFFLINE is set"):
+        model_store.remote_size(SD_TURBO, api=Refusing())
+
+
+class FakeHub:
+    """The Hub's HTTP API on 127.0.0.1, as far as ``model_info`` and ``snapshot_download`` use it:
+    revision info, the recursive tree listing and file downloads."""
+
+    def __init__(self, repo_id: str, files: dict[str, bytes]) -> None:
+        self.requests: list[str] = []
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_HEAD(self):
+                self.answer(head=True)
+
+            def do_GET(self):
+                self.answer(head=False)
+
+            def answer(self, head: bool) -> None:
+                path = unquote(urlsplit(self.path).path).strip("/")
+                hub.requests.append(f"{self.command} {path}")
+                headers, body = {"content-type": "application/json"}, b""
+                if path == f"api/models/{repo_id}/revision/main":
+                    siblings = [{"rfilename": name, "size": len(data)} for name, data in files.items()]
+                    body = json.dumps({"id": repo_id, "sha": COMMIT, "siblings": siblings}).encode()
+                elif path.startswith(f"api/models/{repo_id}/tree/{COMMIT}"):
+                    tree = [
+                        {"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
+                        for name, data in files.items()
+                    ]
+                    body = json.dumps(tree).encode()
+                elif path.startswith(f"{repo_id}/resolve/{COMMIT}/"):
+                    body = files[path.removeprefix(f"{repo_id}/resolve/{COMMIT}/")]
+                    headers = {"ETag": f'"{hashlib.sha1(body).hexdigest()}"', "X-Repo-Commit": COMMIT}
+                else:
+                    self.send_response(404)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                for key, value in {**headers, "content-length": str(len(body))}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                if not head:
+                    self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_pull_fetches_by_pattern_and_completeness_is_then_judged_offline(
+    hub, tiny_folder, tmp_path, online, monkeypatch
+):
+    from huggingface_hub import constants
+
+    files = {str(p.relative_to(tiny_folder)): p.read_bytes() for p in tiny_folder.rglob("*") if p.is_file()}
+    junk = {"README.md": b"card", "sd_turbo.safetensors": b"single-file", "vae_encoder/model.onnx": b"onnx"}
+    fake = FakeHub(SD_TURBO, {**files, **junk})
+    try:
+        api = HfApi(endpoint=fake.endpoint)
+        plan = model_store.plan_pull("sd-turbo", api=api)
+        [folder] = model_store.pull("sd-turbo", plan=plan, api=api)
+    finally:
+        fake.close()
+    assert folder == model_store.local_snapshot(SD_TURBO)
+    assert plan.repos[0].files == sorted(files)
+    downloads = {request.split("/resolve/")[1].split("/", 1)[1] for request in fake.requests if "/resolve/" in request}
+    assert downloads == set(files)  # every pipeline file, none of the junk beside it
+
+    # Now offline, with no hub to ask: huggingface_hub judges the snapshot by the listing it cached.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert model_store.is_available("sd-turbo")
+    snapshot = model_store.local_snapshot(SD_TURBO)
+    assert not (snapshot / "README.md").exists()  # absent on purpose: the snapshot is still complete
+    (snapshot / "tokenizer" / "tokenizer.json").unlink()
+    # The layout rule alone (all a plain folder gets) cannot see a missing tokenizer file...
+    assert model_store.is_available(str(shutil.copytree(snapshot, tmp_path / "copy")))
+    # ...the listing huggingface_hub cached does.
+    assert not model_store.is_available("sd-turbo")
+    assert not model_store.is_available(SD_TURBO)
+    assert model_store.local_snapshot(SD_TURBO) == snapshot  # partial, but still found
 
 
 # -- the CLI ---------------------------------------------------------------------------------
@@ -290,16 +499,20 @@ def test_cli_pull_unknown_name_exits_2():
     assert "unknown model set" in result.output
 
 
-def test_cli_pull_offline_exits_2(monkeypatch):
+def test_cli_pull_offline_exits_2(online, monkeypatch):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
     result = CliRunner().invoke(models_app, ["pull", "sd-turbo", "--yes"])
     assert result.exit_code == 2
     assert "Cannot reach the Hugging Face Hub" in result.output
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = CliRunner().invoke(models_app, ["pull", "sd-turbo", "--yes"])
+    assert result.exit_code == 2
+    assert "HF_HUB_OFFLINE is set" in result.output
 
 
-def test_cli_pull_shows_the_size_and_asks_first(monkeypatch):
+def test_cli_pull_shows_the_size_and_asks_first(online, monkeypatch):
     pulled = []
     real_plan = model_store.plan_pull
     monkeypatch.setattr(model_store, "plan_pull", lambda name, api=None: real_plan(name, api=FakeHubApi()))

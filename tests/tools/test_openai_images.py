@@ -5,23 +5,30 @@ from __future__ import annotations
 import base64
 import io
 import json
+import socket
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import openai
 import pytest
 from PIL import Image
+from tenacity import wait_exponential
 
 from imageforge.tools.base import GenerationError, ImageGenerator
 from imageforge.tools.generation_cache import GenerationCache
 from imageforge.tools.openai_images import (
     ModelLimits,
     OpenAIImageGenerator,
-    RetryPolicy,
     api_size_for,
+    is_transient,
     load_openai_generator,
     model_limits,
+    retry_after_s,
+    wait_retry_after,
 )
 from imageforge.tools.schemas import ImageSize
 
@@ -124,7 +131,9 @@ def _generator(
         api_key="test-key",
         base_url=api.url,
         timeout_s=timeout_s,
-        retry=kwargs.pop("retry", RetryPolicy(max_attempts=5, base_delay_s=1.0, max_delay_s=30.0, jitter=0.0)),
+        max_attempts=kwargs.pop("max_attempts", 5),
+        # No jitter, so that the delays are exact: 1 s * 2**(attempt-1), at most 30 s.
+        wait=kwargs.pop("wait", wait_retry_after(wait_exponential(multiplier=1, max=30), max_s=30)),
         **kwargs,
     )
     generator.sleep = sleeps.append
@@ -286,3 +295,87 @@ def test_sizes_map_to_what_each_model_accepts():
     assert isinstance(other, ModelLimits) and other.max_n == 1
     assert api_size_for(WIDE, other) == "512x288"
     assert (gpt.max_n, gpt.edits, dalle3.max_n, dalle3.edits) == (10, True, 1, False)
+
+
+def test_retry_after_as_an_http_date_is_honoured_and_recorded(api):
+    generator, sleeps = _generator(api, "dall-e-3")
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)
+    api.error(503, "Overloaded", headers={"retry-after": when})
+    output = _generate(generator, [1])
+    [delay] = sleeps
+    assert 18 <= delay <= 20
+    [warning] = output.warnings
+    assert warning.startswith("OpenAI Images attempt 1 HTTP 503: Overloaded; retrying in ")
+    assert "(Retry-After " in warning
+    assert output.images[0].metadata["attempts"] == 2
+
+
+def test_a_quota_429_is_not_retried_but_a_rate_limit_429_is(api):
+    generator, sleeps = _generator(api, "gpt-image-1")
+    api.error(429, "You exceeded your current quota.", headers={"retry-after": "1"}, code="insufficient_quota")
+    with pytest.raises(GenerationError, match="refused the request with HTTP 429: You exceeded"):
+        _generate(generator, [1])
+    assert (len(api.requests), sleeps) == (1, [])
+    api.error(429, "Rate limit reached", headers={"retry-after": "1"}, code="rate_limit_exceeded")
+    output = _generate(generator, [1])
+    assert (len(api.requests), sleeps) == (3, [1.0])
+    assert "HTTP 429: Rate limit reached" in output.warnings[0]
+
+
+def test_attempts_are_bounded_by_max_attempts(api):
+    generator, sleeps = _generator(api, "gpt-image-1", max_attempts=2)
+    api.error(500, "boom")
+    api.error(500, "boom again")
+    with pytest.raises(GenerationError, match="failed after 2 attempts; last error HTTP 500: boom again"):
+        _generate(generator, [1])
+    assert (len(api.requests), sleeps) == (2, [1.0])
+    with pytest.raises(ValueError, match="max_attempts"):
+        OpenAIImageGenerator(generator.client, max_attempts=0)
+
+
+def test_the_default_wait_is_jittered_exponential_backoff(api):
+    generator = load_openai_generator("gpt-image-1", api_key="test-key", base_url=api.url, timeout_s=5.0)
+    sleeps: list[float] = []
+    generator.sleep = sleeps.append
+    api.error(500, "one")
+    api.error(500, "two")
+    _generate(generator, [1])
+    assert 1.0 <= sleeps[0] <= 2.0 and 2.0 <= sleeps[1] <= 3.0
+
+
+def _api_error(api: FakeImagesAPI, *step, timeout_s: float = 5.0, base_url: str | None = None) -> openai.APIError:
+    """The error the real SDK raises for one scripted answer of the fake API."""
+    if step:
+        api.script.append(step)
+    client = openai.OpenAI(api_key="k", base_url=base_url or api.url, max_retries=0, timeout=timeout_s)
+    with pytest.raises(openai.APIError) as info:
+        client.images.generate(model="gpt-image-1", prompt="p")
+    return info.value
+
+
+def _status(status: int, headers: dict | None = None, code: str | None = None) -> tuple:
+    return (status, headers or {}, {"error": {"message": "x", "type": "test", "code": code}})
+
+
+def test_which_errors_are_transient(api):
+    for status in (408, 409, 429, 500, 502, 503):
+        assert is_transient(_api_error(api, *_status(status))), status
+    for status in (400, 401, 403, 404, 422):
+        assert not is_transient(_api_error(api, *_status(status))), status
+    assert not is_transient(_api_error(api, *_status(429, code="insufficient_quota")))
+    assert is_transient(_api_error(api, "sleep", 1.0, timeout_s=0.2))  # APITimeoutError
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    refused = _api_error(api, base_url=closed)
+    assert isinstance(refused, openai.APIConnectionError) and is_transient(refused)
+    assert not is_transient(ValueError("not an API error"))
+
+
+def test_retry_after_headers(api):
+    assert retry_after_s(_api_error(api, *_status(429, {"retry-after-ms": "1500", "retry-after": "9"}))) == 1.5
+    assert retry_after_s(_api_error(api, *_status(429, {"retry-after": "7"}))) == 7.0
+    assert retry_after_s(_api_error(api, *_status(429, {"retry-after": "-3"}))) == 0.0
+    assert retry_after_s(_api_error(api, *_status(429, {"retry-after": "soon"}))) is None
+    assert retry_after_s(_api_error(api, *_status(500))) is None
+    assert retry_after_s(None) is None
