@@ -138,14 +138,22 @@ def _scene_prompt(
         return re.sub(r"\b(?:her|his)\b", person.pronoun, fill(template))
 
     templates = {
-        "establish": f"Wide establishing view of {location.description} {time_phrase}, {location.props} beside {obj} on the {surface}",
+        "establish": (
+            f"Wide establishing view of {location.description} {time_phrase}, "
+            f"{location.props} beside {obj} on the {surface}"
+        ),
         "detail": f"Close-up of {fill(theme.detail)}, {time_phrase}",
         "process": f"Close-up of {fill(theme.process)} on the {surface}, {time_phrase}",
-        "human": f"{person.short} {personal(theme.human_action)}, {location.preposition} the {location.short} {time_phrase}",
+        "human": (
+            f"{person.short} {personal(theme.human_action)}, {location.preposition} the {location.short} {time_phrase}"
+        ),
         "lifestyle": f"{person.short} {personal(theme.lifestyle)}, {time_phrase}",
         "texture": f"Extreme close-up of {theme.materials[1]} texture beside {obj}, {time_phrase}",
         "portrait": f"Close portrait of {person.short} {personal(theme.reaction)}, {time_phrase}",
-        "ritual": f"Over-the-shoulder view of {person.short} {personal(theme.ritual)}, {location.preposition} the {location.short} {time_phrase}",
+        "ritual": (
+            f"Over-the-shoulder view of {person.short} {personal(theme.ritual)}, "
+            f"{location.preposition} the {location.short} {time_phrase}"
+        ),
         "packaging": f"Detail of {fill(theme.packaging)} on the {surface}, {time_phrase}",
         "hero": f'Hero shot of {obj} on the {surface} {time_phrase}, clean space above for the line "{tagline}"',
     }
@@ -202,7 +210,9 @@ def plan_heuristic(
     time_phrase = _TIME_PHRASES[time_key]
     tagline = _sentence_case(concept)
     scenes = []
-    for number, ((beat, kind), duration) in enumerate(zip(beats, _durations(target_duration_s, n), strict=False), start=1):
+    for number, ((beat, kind), duration) in enumerate(
+        zip(beats, _durations(target_duration_s, n), strict=False), start=1
+    ):
         prompt = _scene_prompt(
             kind,
             theme=theme,
@@ -502,7 +512,8 @@ def enhance_heuristic(
     included = set(_BASE_KEYS) | present
     if previous is None and critique is None:
         article = "an" if shot.shot_class[0] in "aeiou" else "a"
-        added, note = [], f"first pass: camera, lens and light for {article} {shot.shot_class} shot"
+        added: list[str] = []
+        note = f"first pass: camera, lens and light for {article} {shot.shot_class} shot"
     else:
         added, note = _additions(base_text, markers, shot, included, critique)
     included |= set(added)
@@ -563,7 +574,9 @@ def _suggestion(key: str, shot: ShotPlan, markers: ConsistencyMarkers, missing_k
         ),
         "mood": f"State the mood: '{shot.mood}'.",
         "style": f"Name the photographic style: '{shot.style}'.",
-        "production": f"Add production notes: sharp focus on {shot.focus}, a white bounce fill, space for copy where needed.",
+        "production": (
+            f"Add production notes: sharp focus on {shot.focus}, a white bounce fill, space for copy where needed."
+        ),
         "marker_palette": "Use the storyboard palette by name: " + ", ".join(markers.palette) + ".",
         "brand_keywords": "Work in the brand keywords: " + ", ".join(missing_keywords) + ".",
         "marker_style": f"Match the storyboard style: '{markers.style}'.",

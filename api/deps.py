@@ -1,4 +1,7 @@
-"""Request dependencies as type aliases, so handlers read like plain signatures."""
+"""Request dependencies as type aliases, so handlers read like plain signatures.
+
+What the lifespan puts on ``app.state`` (the engine, the job runner, the metrics, the default
+backends, the OpenAI-images settings) reaches handlers only through these."""
 
 from __future__ import annotations
 
@@ -11,15 +14,18 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from imageforge.api import crud
-from imageforge.api.auth import InvalidTokenError, decode_access_token
-from imageforge.api.jobs import JobRunner
-from imageforge.api.metrics import ServiceMetrics
-from imageforge.api.models import User
-from imageforge.api.settings import Settings
+from imageforge.api.core.config import OpenAIImagesSettings, Settings
+from imageforge.api.core.metrics import ServiceMetrics
+from imageforge.api.core.security import InvalidTokenError, decode_access_token
+from imageforge.api.crud import user as crud
+from imageforge.api.models.user import User
+from imageforge.api.services.backends import DefaultBackends
+from imageforge.api.services.jobs import JobRunner
 
 __all__ = [
+    "BackendsDep",
     "CurrentUser",
+    "ImagesSettingsDep",
     "MetricsDep",
     "RunnerDep",
     "SessionDep",
@@ -28,6 +34,7 @@ __all__ = [
     "TokenDep",
     "cached_user_id",
     "get_current_user",
+    "images_settings",
     "load_user",
     "token_user_id",
     "user_from_token",
@@ -58,10 +65,28 @@ async def get_metrics(request: Request) -> ServiceMetrics:
     return request.app.state.metrics
 
 
+async def get_backends(request: Request) -> DefaultBackends:
+    return request.app.state.backends
+
+
+def images_settings(app: Any) -> OpenAIImagesSettings:
+    """The /v1/images settings the lifespan read (or a test set) on ``app.state``."""
+    images = getattr(app.state, "openai_images_settings", None)
+    if images is None:
+        images = app.state.openai_images_settings = OpenAIImagesSettings()
+    return images
+
+
+async def get_images_settings(request: Request) -> OpenAIImagesSettings:
+    return images_settings(request.app)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_db)]
 RunnerDep = Annotated[JobRunner, Depends(get_runner)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+BackendsDep = Annotated[DefaultBackends, Depends(get_backends)]
+ImagesSettingsDep = Annotated[OpenAIImagesSettings, Depends(get_images_settings)]
 TokenDep = Annotated[str | None, Depends(_oauth2)]
 
 # The accessors above are ``async`` on purpose: FastAPI runs a plain ``def`` dependency in the
@@ -121,7 +146,7 @@ async def get_current_user(request: Request, token: TokenDep) -> User:
     token is verified on every request either way."""
     app = request.app
     user_id = cached_user_id(app, token)
-    user = app.state.user_cache.get(user_id) if user_id is not None else None
+    user: User | None = app.state.user_cache.get(user_id) if user_id is not None else None
     if user is None:
         user = await run_in_threadpool(load_user, app, token)
     return user

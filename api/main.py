@@ -1,8 +1,10 @@
-"""The FastAPI app factory. ``uvicorn api.main:create_app --factory`` serves it.
+"""The FastAPI app factory. ``uvicorn imageforge.api.main:create_app --factory`` serves it.
 
 The lifespan opens the database, the durable checkpointer and the job runner, builds the
 default backends once (saying which ones serve each role), and re-queues the jobs a
-previous process left unfinished.
+previous process left unfinished. Errors are answered by the exception handlers registered
+here: the app's usual ``{"detail": ...}`` shape, OpenAI's error shape on the /v1/images
+routes, and seed 003's on the smart-image route.
 """
 
 from __future__ import annotations
@@ -10,41 +12,54 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlmodel import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from imageforge.api import crud
-from imageforge.api.assistant import open_assistant
-from imageforge.api.caches import GenerationCache, UserCache
-from imageforge.api.checkpoints import open_checkpointer
-from imageforge.api.db import create_db_engine, init_db
-from imageforge.api.hub import EventHub
-from imageforge.api.jobs import JobRunner, QueueFullError
-from imageforge.api.limits import BodyLimitMiddleware
-from imageforge.api.metrics import ServiceMetrics
-from imageforge.api.pipeline import Pipeline, make_pipeline
-from imageforge.api.routes import assistant as assistant_routes
-from imageforge.api.routes import characters as character_routes
+from imageforge.api.core.checkpoints import open_checkpointer
+from imageforge.api.core.config import Settings, get_settings
+from imageforge.api.core.db import create_db_engine, init_db
+from imageforge.api.core.limits import BodyLimitMiddleware
+from imageforge.api.core.metrics import ServiceMetrics
+from imageforge.api.core.security import UserCache
+from imageforge.api.crud import generation as generation_crud
+from imageforge.api.crud import user as user_crud
+from imageforge.api.deps import images_settings
+from imageforge.api.models.character import SmartImageError, SmartImageErrorDetails
 from imageforge.api.routes import (
+    assistant,
+    characters,
     estimate,
     generate,
     generations,
     login,
     openai_images,
+    presets,
     storyboards,
     traces,
+    users,
     utils,
     viewer,
 )
-from imageforge.api.routes import presets as preset_routes
-from imageforge.api.settings import Settings, get_settings
-from imageforge.api.uploads import UploadError
+from imageforge.api.services import openai_compat
+from imageforge.api.services.assistant import open_assistant
+from imageforge.api.services.backends import DefaultBackends
+from imageforge.api.services.event_hub import EventHub
+from imageforge.api.services.jobs import JobRunner, QueueFullError
+from imageforge.api.services.pipeline import Pipeline, make_pipeline
+from imageforge.api.services.smart_images import SmartImageFailure
+from imageforge.api.services.status import StatusDocumentCache
+from imageforge.api.services.uploads import UploadError
 
 __all__ = ["create_app"]
 
@@ -55,6 +70,28 @@ JSON_BODY_LIMIT = 2 * 1024 * 1024
 #: Room for the form fields beside the image in a multipart upload.
 FORM_OVERHEAD = 1024 * 1024
 
+ROUTERS = (
+    login,
+    users,
+    generate,
+    storyboards,
+    generations,
+    traces,
+    estimate,
+    utils,
+    viewer,
+    openai_images,
+    characters,
+    presets,
+    assistant,
+)
+
+#: Handlers whose errors are answered in OpenAI's shape, and the one answered in seed 003's.
+OPENAI_ENDPOINTS: frozenset[Callable[..., Any]] = frozenset(
+    route.endpoint for route in openai_images.router.routes if isinstance(route, APIRoute)
+)
+SMART_IMAGE_ENDPOINT: Callable[..., Any] = characters.generate_smart_image
+
 
 def _version() -> str:
     try:
@@ -63,13 +100,81 @@ def _version() -> str:
         return "0.0.0"
 
 
-def _build_default_services(settings: Settings) -> Any:
-    from imageforge.graph.services import build_services
+# Error handlers ------------------------------------------------------------------------------
+def _endpoint(request: Request) -> Callable[..., Any] | None:
+    """The handler that the request reached, or None (no route, or a method the route does not
+    take: that 404 or 405 keeps the app's usual shape)."""
+    route = request.scope.get("route")
+    methods = getattr(route, "methods", None)
+    if route is None or (methods is not None and request.scope.get("method") not in methods):
+        return None
+    return getattr(route, "endpoint", None)
 
-    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    return build_services(settings.default_backends(), api_key=api_key)
+
+def smart_image_error(
+    status_code: int, error: str, details: SmartImageErrorDetails, detail: Any = None
+) -> JSONResponse:
+    """Seed 003's error body; a 422 also carries FastAPI's ``detail`` list naming the fields."""
+    body = jsonable_encoder(SmartImageError(error=error, details=details, detail=detail))
+    if detail is None:
+        body.pop("detail", None)
+    return JSONResponse(body, status_code=status_code)
 
 
+def _invalid_parameters(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for error in errors:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {error.get('msg', '')}")
+    return "Invalid Parameters: " + "; ".join(parts)
+
+
+async def invalid_request(request: Request, exc: Exception) -> Response:
+    """A request that fails validation: OpenAI's 400, seed 003's 422, or FastAPI's 422."""
+    assert isinstance(exc, RequestValidationError)
+    endpoint = _endpoint(request)
+    if endpoint in OPENAI_ENDPOINTS:
+        return openai_compat.validation_error(exc.errors()).response()
+    if endpoint is SMART_IMAGE_ENDPOINT:
+        errors = jsonable_encoder(exc.errors())
+        reasons = sorted({str(e.get("loc", ["body"])[-1]) for e in errors})
+        details = SmartImageErrorDetails(failureReasons=[f"Invalid parameter: {r}" for r in reasons])
+        return smart_image_error(422, _invalid_parameters(errors), details, errors)
+    return await request_validation_exception_handler(request, exc)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """An HTTPException (authentication, a body that does not parse, a 404 a handler raised)."""
+    assert isinstance(exc, StarletteHTTPException)
+    endpoint = _endpoint(request)
+    if endpoint in OPENAI_ENDPOINTS:
+        return openai_compat.http_error(exc).response()
+    if endpoint is SMART_IMAGE_ENDPOINT and exc.status_code == 400:  # a body that does not parse; 401 keeps its shape
+        return smart_image_error(400, f"Invalid Parameters: {exc.detail}", SmartImageErrorDetails())
+    return await http_exception_handler(request, exc)
+
+
+async def openai_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, openai_compat.OpenAIError)
+    return exc.response()
+
+
+async def smart_image_failed(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SmartImageFailure)
+    return smart_image_error(exc.status_code, exc.error, exc.details)
+
+
+async def queue_full(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, QueueFullError)
+    return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after_s)})
+
+
+async def upload_refused(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, UploadError)
+    return JSONResponse({"detail": exc.detail()}, status_code=exc.status_code)
+
+
+# The app -------------------------------------------------------------------------------------
 def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = None) -> FastAPI:
     """The app for ``settings`` (default: the environment). ``pipeline`` replaces the storyboard
     graph, for tests of the service alone."""
@@ -86,35 +191,28 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
             logger.warning(
                 "DEV MODE: authentication is disabled and every request acts as %s. "
                 "Never expose this server; unset IMAGEFORGE_DEV_MODE for real use.",
-                crud.DEV_USER_EMAIL,
+                user_crud.DEV_USER_EMAIL,
             )
+        images_settings(app)  # a bad IMAGEFORGE_OPENAI_IMAGES_* value stops the start, not a request
         engine = create_db_engine(settings)
         await asyncio.to_thread(init_db, engine)
         app.state.dev_user_id = None
         if settings.dev_mode:
             with Session(engine) as session:
-                app.state.dev_user_id = crud.get_or_create_dev_user(session=session).id
+                app.state.dev_user_id = user_crud.get_or_create_dev_user(session=session).id
         settings.trace_root.mkdir(parents=True, exist_ok=True)
         settings.upload_dir.mkdir(parents=True, exist_ok=True)
         app.state.engine = engine
-        app.state.services = None
-        app.state.services_error = None
+        backends = DefaultBackends(settings)
+        app.state.backends = backends
         if pipeline is None:
-            try:
-                services = await asyncio.to_thread(_build_default_services, settings)
-            except Exception as exc:  # the server still starts; /health says why it is degraded
-                logger.exception("the default backends failed to build")
-                app.state.services_error = f"{type(exc).__name__}: {exc}"
-            else:
-                app.state.services = services
-                for note in services.notes:
-                    logger.info("backend: %s", note)
+            await asyncio.to_thread(backends.build)
         metrics = ServiceMetrics(slo_p95_s=settings.slo_p95_s)
         hub = EventHub()
-        documents: GenerationCache[Any] = GenerationCache(max_entries=settings.status_cache_entries)
+        documents: StatusDocumentCache[Any] = StatusDocumentCache(max_entries=settings.status_cache_entries)
         runner = JobRunner(
             engine=engine,
-            pipeline=pipeline if pipeline is not None else make_pipeline(settings),
+            pipeline=pipeline if pipeline is not None else make_pipeline(settings, backends),
             checkpointer=lambda: open_checkpointer(settings),
             trace_root=settings.trace_root,
             workers=settings.workers,
@@ -127,7 +225,7 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
 
         def counts() -> dict[str, int]:
             with Session(engine) as session:
-                return crud.count_by_status(session=session)
+                return generation_crud.count_by_status(session=session)
 
         metrics.bind_runner(
             depth=lambda: runner.depth, workers=lambda: runner.workers, busy=lambda: runner.busy, counts=counts
@@ -173,28 +271,12 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
             else JSON_BODY_LIMIT
         ),
     )
-
-    @app.exception_handler(QueueFullError)
-    async def queue_full(_: Request, exc: QueueFullError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after_s)})
-
-    @app.exception_handler(UploadError)
-    async def upload_refused(_: Request, exc: UploadError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail()}, status_code=exc.status_code)
-
-    for module in (
-        login,
-        generate,
-        storyboards,
-        generations,
-        traces,
-        estimate,
-        utils,
-        viewer,
-        openai_images,
-        character_routes,
-        preset_routes,
-        assistant_routes,
-    ):
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(openai_compat.OpenAIError, openai_error)
+    app.add_exception_handler(SmartImageFailure, smart_image_failed)
+    app.add_exception_handler(QueueFullError, queue_full)
+    app.add_exception_handler(UploadError, upload_refused)
+    for module in ROUTERS:
         app.include_router(module.router)
     return app

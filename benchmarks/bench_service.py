@@ -27,6 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
+from imageforge.api.core.metrics import percentile as service_percentile
 from tests.api.server import Server
 
 SETTINGS = {"num_variations": 2, "max_enhancement_iterations": 1, "max_retries": 0, "resolution": 128}
@@ -109,9 +110,10 @@ async def client_run(
                 await asyncio.sleep(poll_s)
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered)) - 1))]
+def percentile(values: list[float], q: int) -> float:
+    """The service's own percentile (``statistics.quantiles``); NaN for no values."""
+    value = service_percentile(values, q)
+    return float("nan") if value is None else value
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -152,7 +154,11 @@ async def run(args: argparse.Namespace) -> int:
     lost = len(results.submitted) - completed
     p50 = percentile(results.status_latencies_ms, 50)
     p99 = percentile(results.status_latencies_ms, 99)
-    steady = [ms for ms, at in zip(results.status_latencies_ms, results.status_times, strict=False) if at > results.last_submit]
+    steady = [
+        ms
+        for ms, at in zip(results.status_latencies_ms, results.status_times, strict=False)
+        if at > results.last_submit
+    ]
     rows = [
         ("storyboards submitted", f"{len(results.submitted)} ({args.clients} concurrent clients, 2 scenes each)"),
         ("server workers", str(args.workers)),

@@ -35,6 +35,7 @@ from langchain_core.messages import (
     ToolMessage,
     trim_messages,
 )
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException, tool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
@@ -70,6 +71,7 @@ __all__ = [
     "MAX_TOOL_CALLS_PER_TURN",
     "TOOLS",
     "AssistantContext",
+    "AssistantGraph",
     "AssistantInput",
     "AssistantService",
     "AssistantState",
@@ -382,7 +384,7 @@ def route_model_output(state: AssistantState) -> Literal["tools", "__end__"]:
     last = state.messages[-1] if state.messages else None
     if not isinstance(last, AIMessage):
         raise ValueError(f"the model node must end with an AIMessage, got {type(last).__name__}")
-    return "tools" if last.tool_calls else END
+    return "tools" if last.tool_calls else "__end__"  # END, spelt as the Literal it is
 
 
 # The graph -----------------------------------------------------------------------------------
@@ -395,8 +397,11 @@ builder.add_edge("tools", "model")
 
 graph = builder.compile(name="ImageForge assistant")
 
+#: The compiled assistant; its run context is an ``AssistantContext``.
+AssistantGraph = CompiledStateGraph[AssistantState, AssistantContext, AssistantInput, AssistantState]
 
-def compile_assistant(checkpointer: BaseCheckpointSaver | None) -> CompiledStateGraph:
+
+def compile_assistant(checkpointer: BaseCheckpointSaver | None) -> AssistantGraph:
     """The assistant bound to a checkpointer: its threads are the conversations."""
     return builder.compile(checkpointer=checkpointer, name=graph.name)
 
@@ -422,7 +427,7 @@ def turn_result(values: dict[str, Any]) -> TurnResult:
     )
 
 
-def _config(conversation_id: str) -> dict[str, Any]:
+def _config(conversation_id: str) -> RunnableConfig:
     return {
         "configurable": {"thread_id": conversation_id},
         "recursion_limit": 4 * MAX_TOOL_CALLS_PER_TURN + 4,
@@ -462,7 +467,7 @@ def _steps(node: str, update: Any) -> list[dict[str, Any]]:
 
 
 async def stream_turn(
-    assistant: CompiledStateGraph,
+    assistant: AssistantGraph,
     *,
     conversation_id: str,
     message: str,
@@ -474,7 +479,9 @@ async def stream_turn(
 
     ``generation_id`` makes that storyboard the conversation's current one first.
     """
-    stream = assistant.astream(
+    # The input is a partial state dict (only the keys this turn sets), which LangGraph takes
+    # but its stubs do not: they ask for a whole AssistantInput.
+    stream = assistant.astream(  # type: ignore[call-overload]
         _payload(message, generation_id),
         _config(conversation_id),
         context=context,
@@ -488,7 +495,7 @@ async def stream_turn(
 
 
 async def run_turn(
-    assistant: CompiledStateGraph,
+    assistant: AssistantGraph,
     *,
     conversation_id: str,
     message: str,

@@ -11,20 +11,22 @@ import dataclasses
 import inspect
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, Field, model_validator
 
+from imageforge.agents.heuristics import MAX_SCENES
 from imageforge.agents.schemas import StoryboardPlan
 from imageforge.graph.builder import builder, graph
 from imageforge.graph.cancel import RunCancelled
 from imageforge.graph.context import Context
-from imageforge.graph.state import InputState
+from imageforge.graph.state import InputState, OutputState, State
 from imageforge.tools.schemas import ReferenceImage
 from imageforge.traces.reader import TraceNotFoundError, read_summary
 from imageforge.traces.schemas import RunStatus, RunSummary
@@ -41,14 +43,14 @@ class StoryboardRequest(BaseModel):
     generation_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
     concept: str = Field(min_length=1, max_length=4000)
     target_duration_s: float | None = Field(None, gt=0, le=600)
-    num_scenes: int | None = Field(None, ge=1, le=24)
-    scenes: list[str] | None = Field(None, min_length=1, max_length=24)
+    num_scenes: int | None = Field(None, ge=1, le=MAX_SCENES)
+    scenes: list[str] | None = Field(None, min_length=1, max_length=MAX_SCENES)
     reference_path: str | None = None
     plan: StoryboardPlan | None = Field(None, description="An explicit plan; skips the planner.")
     reuse_from: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_.-]+$", description="Generation whose first scenes are kept."
     )
-    keep_scenes: int = Field(0, ge=0, le=24, description="How many leading scenes of `reuse_from` to keep.")
+    keep_scenes: int = Field(0, ge=0, le=MAX_SCENES, description="How many leading scenes of `reuse_from` to keep.")
     character_references: dict[str, list[ReferenceImage]] = Field(
         default_factory=dict, description="Character id -> references; scenes whose plan names the id use them."
     )
@@ -100,10 +102,12 @@ def _finalize(context: Context, request: StoryboardRequest, status: RunStatus, e
     return summary
 
 
-_compiled_by_saver: weakref.WeakKeyDictionary[BaseCheckpointSaver, CompiledStateGraph] = weakref.WeakKeyDictionary()
+StoryboardGraph = CompiledStateGraph[State, Context, InputState, OutputState]
+
+_compiled_by_saver: weakref.WeakKeyDictionary[BaseCheckpointSaver, StoryboardGraph] = weakref.WeakKeyDictionary()
 
 
-def _compiled(checkpointer: BaseCheckpointSaver | None) -> CompiledStateGraph:
+def _compiled(checkpointer: BaseCheckpointSaver | None) -> StoryboardGraph:
     """The storyboard graph bound to a checkpointer, compiled once per checkpointer."""
     if checkpointer is None:
         return graph
@@ -131,7 +135,7 @@ async def run_storyboard(
         raise ValueError("`resume` needs a `checkpointer` that holds the run's earlier steps")
     context = dataclasses.replace(context, should_stop=should_stop)
     compiled = _compiled(checkpointer)
-    config = {"configurable": {"thread_id": request.generation_id}, "recursion_limit": 1000}
+    config: RunnableConfig = {"configurable": {"thread_id": request.generation_id}, "recursion_limit": 1000}
     payload: InputState | None = InputState(**{name: getattr(request, name) for name in type(request).model_fields})
     if resume:
         snapshot = await compiled.aget_state(config)
@@ -140,9 +144,18 @@ async def run_storyboard(
     try:
         # durability="sync": a step's checkpoint is written before the next step starts, so a
         # process killed right after a scene never generates that scene again on resume.
-        durable = {"durability": "sync"} if checkpointer is not None else {}
-        stream = compiled.astream(
-            payload, config, context=context, stream_mode=["custom", "updates"], subgraphs=True, **durable
+        # durability=None is LangGraph's default ("async"). With subgraphs and several modes,
+        # astream is an async generator of (namespace, mode, chunk); its stubs say an iterator of dicts.
+        stream = cast(
+            AsyncGenerator[tuple[tuple[str, ...], str, Any], None],
+            compiled.astream(
+                payload,
+                config,
+                context=context,
+                stream_mode=["custom", "updates"],
+                subgraphs=True,
+                durability="sync" if checkpointer is not None else None,
+            ),
         )
         async with aclosing(stream):
             async for _namespace, mode, chunk in stream:

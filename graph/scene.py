@@ -269,6 +269,8 @@ async def select(state: SceneState, runtime: Runtime[Context]) -> dict:
             missing.setdefault(info.slot, f"{info.name} failed at run time")
     warnings = [w for a in state.attempts for w in a.warnings]
     if status == "accepted_with_warning":
+        if winner is None:
+            raise RuntimeError(f"scene {scene}: choose_winner accepted with a warning but kept no attempt")
         warnings.append(
             f"scene {scene}: no attempt passed validation after {len(state.attempts)} attempt(s); "
             f"kept attempt {winner.attempt} ({winner.reason})"

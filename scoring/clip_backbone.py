@@ -12,6 +12,7 @@ depend on whether torchvision happens to be installed.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections import OrderedDict
@@ -22,8 +23,8 @@ from typing import Any, Literal
 import torch
 from PIL import Image
 
-from imageforge.tools.model_cache import ModelCache, model_cache, resolve_weights
 from imageforge.tools.devices import default_dtype, dtype_name, resolve_device
+from imageforge.tools.model_cache import ModelCache, model_cache, resolve_weights
 
 __all__ = [
     "ClipBackbone",
@@ -187,7 +188,7 @@ class ImageEmbeddingCache:
             with self._lock:
                 for image, row in zip(missing, fresh, strict=True):
                     key = id(image)
-                    ref = weakref.ref(image, lambda r, key=key: self._forget(key, r))
+                    ref = weakref.ref(image, functools.partial(self._forget, key))
                     self._entries[key] = (ref, row)
                     found[key] = row
                 while len(self._entries) > self._capacity:
@@ -299,7 +300,8 @@ def load_clip_backbone(
         source, local_only = resolve_weights(model, allow_download=allow_download)
         proc_source, proc_local = resolve_weights(processor, allow_download=allow_download, kind="processor")
         clip = CLIPModel.from_pretrained(source, local_files_only=local_only, **torch_dtype_kwargs(dtype))
-        clip = clip.to(device).eval()
+        # transformers declares `to` through @wraps(Module.to), which hides the bound self from mypy.
+        clip = clip.to(device).eval()  # type: ignore[arg-type]
         tokenizer = AutoTokenizer.from_pretrained(proc_source, local_files_only=proc_local)
         image_processor = AutoImageProcessor.from_pretrained(
             proc_source, local_files_only=proc_local, **pil_backend_kwargs()

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from imageforge.scoring.base import ConsistencyScorer, Scorer
 from imageforge.scoring.consistency import HistogramConsistencyScorer
 from imageforge.scoring.ensemble import ensemble_report
-from imageforge.tools.model_cache import ModelNotAvailableError
-from imageforge.scoring.settings import ScorerSettings
 from imageforge.scoring.schemas import BASE_WEIGHTS, EnsembleReport, ScorerInfo
+from imageforge.scoring.settings import ScorerSettings
 from imageforge.scoring.technical import TechnicalQualityScorer
+from imageforge.tools.model_cache import ModelNotAvailableError
+
+if TYPE_CHECKING:  # the module imports torch; the factories load it only when called
+    from imageforge.scoring.embedding_consistency import EmbeddingKind
 
 __all__ = [
     "CONSISTENCY_FACTORIES",
@@ -74,7 +78,7 @@ def _vqascore(settings: ScorerSettings, device: str) -> Scorer:
     return load_vqa_scorer(model=settings.vqa_model or DEFAULT_VQA_MODEL, device=device)
 
 
-def _embedding_consistency(kind: str) -> ConsistencyFactory:
+def _embedding_consistency(kind: EmbeddingKind) -> ConsistencyFactory:
     def build(settings: ScorerSettings, device: str) -> ConsistencyScorer:
         from imageforge.scoring.embedding_consistency import (
             DEFAULT_CONSISTENCY_MODEL,

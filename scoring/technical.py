@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from imageforge.scoring.schemas import Slot
+
 __all__ = [
     "ANALYSIS_SIZE",
     "COMPONENT_WEIGHTS",
@@ -141,7 +143,7 @@ class TechnicalQualityScorer:
     """
 
     name = "technical-quality"
-    slot = "aesthetic"
+    slot: Slot = "aesthetic"
     model = ""
     stand_in = True
 

@@ -30,7 +30,7 @@ old torch/transformers, so it lives in its own environment and is never required
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -45,10 +45,10 @@ from imageforge.scoring.clip_backbone import (
     scorer_dtype,
     torch_dtype_kwargs,
 )
-from imageforge.tools.model_cache import ModelCache, model_cache, resolve_weights
 from imageforge.scoring.normalise import probability_to_100
 from imageforge.scoring.schemas import Slot
 from imageforge.tools.devices import dtype_name, resolve_device
+from imageforge.tools.model_cache import ModelCache, model_cache, resolve_weights
 
 __all__ = [
     "DEFAULT_VQA_MODEL",
@@ -226,17 +226,17 @@ def load_vqa_model(
 
     def load() -> VQAModel:
         import transformers
-        from transformers import AutoConfig, AutoProcessor
+        from transformers import AutoConfig, AutoProcessor, PreTrainedModel
 
         source, local_only = resolve_weights(model, allow_download=allow_download)
         config = AutoConfig.from_pretrained(source, local_files_only=local_only)
         family = _family(config.model_type)
-        model_class = {
-            "blip-2": transformers.Blip2ForConditionalGeneration,
-            "instructblip": transformers.InstructBlipForConditionalGeneration,
-            "chat": transformers.AutoModelForImageTextToText,
-        }[family]
-        vlm = model_class.from_pretrained(source, local_files_only=local_only, **torch_dtype_kwargs(dtype))
+        from_pretrained: dict[str, Callable[..., PreTrainedModel]] = {
+            "blip-2": transformers.Blip2ForConditionalGeneration.from_pretrained,
+            "instructblip": transformers.InstructBlipForConditionalGeneration.from_pretrained,
+            "chat": transformers.AutoModelForImageTextToText.from_pretrained,
+        }
+        vlm = from_pretrained[family](source, local_files_only=local_only, **torch_dtype_kwargs(dtype))
         processor = AutoProcessor.from_pretrained(source, local_files_only=local_only, **pil_backend_kwargs())
         if family == "chat" and not getattr(processor, "chat_template", None):
             raise ValueError(
@@ -244,7 +244,8 @@ def load_vqa_model(
                 "processor has no chat template, so there is no way to ask it the question."
             )
         return VQAModel(
-            model=vlm.to(device).eval(),
+            # transformers declares `to` through @wraps(Module.to), which hides the bound self from mypy.
+            model=vlm.to(device).eval(),  # type: ignore[arg-type]
             processor=processor,
             family=family,
             name=model,

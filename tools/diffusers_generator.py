@@ -365,6 +365,8 @@ class DiffusersGenerator:
 
         generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
         pipeline = self.img2img if mode == "img2img" else self.text2img
+        if pipeline is None:
+            raise RuntimeError("mode 'img2img' needs an image-to-image pipeline, and none is loaded")
         parameters = self._img2img_parameters if mode == "img2img" else self._text2img_parameters
         kwargs: dict[str, Any] = {
             "prompt": prompt,
@@ -504,8 +506,8 @@ def load_diffusers_generator(
     'REPO_OR_FOLDER:SUBFOLDER/WEIGHTS' (its image encoder in SUBFOLDER/image_encoder), also
     read from disk only. ``steps``/``guidance_scale`` default to the model family's values.
     """
-    from imageforge.tools.model_cache import model_cache
     from imageforge.tools import model_store
+    from imageforge.tools.model_cache import model_cache
 
     if not 0 < img2img_strength <= 1:
         raise ValueError(f"`img2img_strength` must be in (0, 1], got {img2img_strength!r}.")

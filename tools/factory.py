@@ -4,10 +4,16 @@ Each backend registers a factory that builds its generator and a one-line descri
 what runs and how to switch; ``auto`` resolves to a concrete backend without downloading
 anything. Adding a backend means adding a factory to ``GENERATOR_FACTORIES`` and, if it
 should win under ``auto``, teaching ``resolve_auto`` when it is usable.
+
+A deployment can also plug in its own generator without touching this module: set
+``GeneratorSettings.backend`` to the import path ``"package.module:factory"`` of a
+``GeneratorFactory`` (``IMAGEFORGE_GENERATOR__BACKEND=mypackage.generators:build`` for the
+service). ``build_generator`` imports it and calls it like a built-in factory.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -19,7 +25,7 @@ from imageforge.tools.sketch import SketchGenerator
 if TYPE_CHECKING:
     from imageforge.tools.generation_cache import GenerationCache
 
-__all__ = ["GENERATOR_FACTORIES", "GeneratorFactory", "build_generator", "resolve_auto"]
+__all__ = ["GENERATOR_FACTORIES", "GeneratorFactory", "build_generator", "load_factory", "resolve_auto"]
 
 GeneratorFactory = Callable[[GeneratorSettings, str], tuple[ImageGenerator, str]]
 """(generator settings, device) -> (the generator, one line saying what runs and how to switch)."""
@@ -104,9 +110,32 @@ def resolve_auto(settings: GeneratorSettings) -> str:
     return "sketch"
 
 
+def load_factory(path: str) -> GeneratorFactory:
+    """The user-supplied factory at ``"package.module:attribute"``; a ``ValueError`` naming the
+    setting when it does not import or is not callable."""
+    module_name, _, attribute = path.partition(":")
+    where = f"`generator.backend` {path!r} (IMAGEFORGE_GENERATOR__BACKEND)"
+    if not module_name or not attribute:
+        raise ValueError(f"{where} must be a factory's import path 'package.module:factory'.")
+    try:
+        target: object = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"{where}: cannot import module {module_name!r}: {exc}") from exc
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError as exc:
+            raise ValueError(f"{where}: module {module_name!r} has no attribute {attribute!r}.") from exc
+    if not callable(target):
+        raise ValueError(f"{where}: {attribute!r} is not callable, got {type(target).__name__}.")
+    return target
+
+
 def build_generator(settings: GeneratorSettings, device: str = "auto") -> tuple[ImageGenerator, str]:
     """Build the configured generator and say in one line which runs and how to switch."""
     name = resolve_auto(settings) if settings.backend == "auto" else settings.backend
+    if ":" in name:
+        return load_factory(name)(settings, device)
     factory = GENERATOR_FACTORIES.get(name)
     if factory is None:
         available = [*sorted(GENERATOR_FACTORIES), "auto"]

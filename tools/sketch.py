@@ -361,7 +361,11 @@ def dominant_colors(image: Image.Image, count: int = 4) -> list[tuple[RGB, float
     flat = quantized.getpalette() or []
     colours = quantized.getcolors(maxcolors=256) or []
     total = float(sum(n for n, _ in colours))
-    found = [((flat[3 * i], flat[3 * i + 1], flat[3 * i + 2]), n / total) for n, i in colours]
+    found: list[tuple[RGB, float]] = []
+    for n, i in colours:
+        if not isinstance(i, int):  # a "P" image counts palette indices
+            raise TypeError(f"expected a palette index from the quantized image, got {i!r}")
+        found.append(((flat[3 * i], flat[3 * i + 1], flat[3 * i + 2]), n / total))
     return sorted(found, key=lambda item: (-item[1], item[0]))
 
 
@@ -605,13 +609,13 @@ def _draw_overlay(
                 float(rng.uniform(0, width - w)),
                 float(rng.uniform(0, max(1.0, 0.6 * height - h))),
             )
-            fill = colours.light if i == 0 else accent
-            shapes.append(("rect", (x, y, x + w, y + h), _rgb(fill), int(rng.integers(60, 130))))
+            tint = colours.light if i == 0 else accent
+            shapes.append(("rect", (x, y, x + w, y + h), _rgb(tint), int(rng.integers(60, 130))))
         else:
             r = float(rng.uniform(0.02, 0.09)) * short
             x, y = float(rng.uniform(0, width)), float(rng.uniform(0, height))
-            fill = _mix(accent, colours.light, float(rng.uniform(0.0, 0.6)))
-            shapes.append(("ellipse", (x - r, y - r, x + r, y + r), _rgb(fill), int(rng.integers(50, 120))))
+            tint = _mix(accent, colours.light, float(rng.uniform(0.0, 0.6)))
+            shapes.append(("ellipse", (x - r, y - r, x + r, y + r), _rgb(tint), int(rng.integers(50, 120))))
     if "symmetry" in spec.composition:
         shapes += [(k, (width - b[2], b[1], width - b[0], b[3]), c, a) for k, b, c, a in shapes]
     for kind, box, colour, alpha in shapes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -26,7 +27,10 @@ class TraceDocument(BaseModel):
     files: list[str] = Field(default_factory=list, description="Paths relative to the generation folder.")
 
 
-def _load(path: Path, model: type[BaseModel]) -> BaseModel:
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _load(path: Path, model: type[ModelT]) -> ModelT:
     try:
         return model.model_validate_json(path.read_bytes())
     except (ValidationError, ValueError) as exc:
@@ -37,7 +41,7 @@ def read_summary(root: str | Path, generation_id: str) -> RunSummary:
     path = layout.generation_dir(root, generation_id) / layout.SUMMARY
     if not path.is_file():
         raise TraceNotFoundError(f"no trace for generation {generation_id!r} under {root}")
-    return _load(path, RunSummary)  # type: ignore[return-value]
+    return _load(path, RunSummary)
 
 
 def read_trace(root: str | Path, generation_id: str) -> TraceDocument:
@@ -53,10 +57,10 @@ def read_trace(root: str | Path, generation_id: str) -> TraceDocument:
     for scene_folder in sorted(folder.glob("scene_*")):
         if (path := scene_folder / layout.SCENE_RESULT).is_file():
             result = _load(path, SceneResult)
-            scenes.setdefault(result.scene_number, result)  # type: ignore[union-attr]
+            scenes.setdefault(result.scene_number, result)
         if (path := scene_folder / layout.PROMPT_SUMMARY).is_file():
             enhancement = _load(path, EnhancementResult)
-            enhancements.setdefault(enhancement.scene_number, enhancement)  # type: ignore[union-attr]
+            enhancements.setdefault(enhancement.scene_number, enhancement)
     summary = summary.model_copy(
         update={
             "scenes": [scenes[k] for k in sorted(scenes)],

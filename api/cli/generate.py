@@ -1,6 +1,6 @@
-"""The `imageforge` command line.
+"""`imageforge generate`: one storyboard in-process.
 
-`imageforge generate` runs one storyboard in-process with live progress and prints a table
+It runs one storyboard in-process with live progress and prints a table
 per scene; `--json` prints the result document instead. Bad input (out-of-range settings,
 an unreadable reference image, an unwritable output folder) gets one error line and exit
 code 2 before any work starts, so nothing is half-written.
@@ -20,13 +20,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-app = typer.Typer(
-    name="imageforge",
-    help="Turn a concept into a storyboard of scored reference images.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+__all__ = ["OPTION_NAMES", "UsageError", "backends_from", "describe_validation_error", "fail", "generate"]
 
 #: GenerationSettings / BackendSettings field (dotted when nested) -> the CLI option that sets it, for error lines.
 OPTION_NAMES = {
@@ -108,19 +102,6 @@ def check_reference(path: Path) -> str:
     return str(path.resolve())
 
 
-@app.callback()
-def _root() -> None:
-    """Turn a concept into a storyboard of scored reference images."""
-
-
-from imageforge.api.cli_models import models_app
-from imageforge.api.cli_service import register as register_service_commands
-
-app.add_typer(models_app, name="models")
-register_service_commands(app)  # serve, token, users create
-
-
-@app.command()
 def generate(
     concept: Annotated[str, typer.Argument(help="What the storyboard is about.")],
     duration: Annotated[
@@ -188,9 +169,7 @@ def generate(
         str | None, typer.Option("--clip-model", help="CLIP for CLIP-score, aesthetic and consistency.")
     ] = None,
     vqa_model: Annotated[str | None, typer.Option("--vqa-model", help="Vision-language model for VQAScore.")] = None,
-    consistency: Annotated[
-        str | None, typer.Option("--consistency", help="auto, clip, dinov2 or histogram.")
-    ] = None,
+    consistency: Annotated[str | None, typer.Option("--consistency", help="auto, clip, dinov2 or histogram.")] = None,
     consistency_model: Annotated[
         str | None, typer.Option("--consistency-model", help="Model for the consistency scorer.")
     ] = None,
@@ -265,7 +244,7 @@ def generate(
     context = Context(settings=settings, backends=backends, trace_root=str(trace_root), services=services)
     summary = asyncio.run(_run_with_progress(request, context, console))
 
-    from imageforge.api.cli_render import render_summary
+    from imageforge.api.cli.render import render_summary
 
     if as_json:
         sys.stdout.write(summary.model_dump_json(indent=2) + "\n")
@@ -276,7 +255,7 @@ def generate(
 
 
 async def _run_with_progress(request: Any, context: Any, console: Console):
-    from imageforge.api.cli_render import LiveProgress
+    from imageforge.api.cli.render import LiveProgress
     from imageforge.graph.run import run_storyboard
 
     with LiveProgress(console, context.settings) as progress:
@@ -286,7 +265,7 @@ async def _run_with_progress(request: Any, context: Any, console: Console):
 def backends_from(flags: dict[str, Any], *, default_cache_dir: Path) -> Any:
     """The environment's backends (the same settings tree the service reads: IMAGEFORGE_LLM__BASE_URL,
     IMAGEFORGE_GENERATOR__MODEL, ...) with the flags the user gave on top; None means "not given"."""
-    from imageforge.api.settings import Settings
+    from imageforge.api.core.config import Settings
     from imageforge.graph.context import BackendSettings
 
     def given(values: Any) -> Any:
@@ -307,15 +286,7 @@ def backends_from(flags: dict[str, Any], *, default_cache_dir: Path) -> Any:
 
 
 def _openai_api_key() -> str | None:
-    from imageforge.api.settings import Settings
+    from imageforge.api.core.config import Settings
 
     key = Settings().openai_api_key
     return key.get_secret_value() if key is not None else None
-
-
-def main() -> None:  # pragma: no cover - console entry point convenience
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -3,7 +3,7 @@
 `list` reads only the local disk. `pull NAME` lists what it would fetch and its size from the
 hub first, asks before downloading (unless --yes), then shows byte progress. An unknown name
 or an unreachable hub is one error line and exit code 2; declining the download is exit 1.
-Mounted in api/cli.py with ``app.add_typer(models_app, name="models")``.
+Mounted in ``api/cli/__init__.py`` with ``app.add_typer(models_app, name="models")``.
 """
 
 from __future__ import annotations

@@ -1,25 +1,25 @@
 """The service's commands: ``imageforge serve``, ``imageforge users create``, ``imageforge token``.
 
-``register(app)`` mounts them on the main typer app (api/cli.py). Settings come from the
+``register(app)`` mounts them on the main typer app (``api/cli/__init__.py``). Settings come from the
 environment and ``.env`` like the server's, so a user created here is a user of the server
 that uses the same database.
 """
 
 from __future__ import annotations
 
-import copy
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from imageforge.api import crud
-from imageforge.api.auth import create_access_token
-from imageforge.api.db import create_db_engine, init_db
-from imageforge.api.models import UserCreate
-from imageforge.api.settings import Settings, get_settings
+from imageforge.api.core.config import Settings, get_settings
+from imageforge.api.core.db import create_db_engine, init_db
+from imageforge.api.core.logging import log_config
+from imageforge.api.core.security import create_access_token
+from imageforge.api.crud import user as crud
+from imageforge.api.models.user import UserCreate
 
 __all__ = ["register", "serve", "token", "users_app"]
 
@@ -72,20 +72,6 @@ def serve(
         log_level=log_level,
         log_config=log_config(log_level),
     )
-
-
-#: Loggers of this project, shown beside uvicorn's (start-up notes, job failures).
-PROJECT_LOGGERS = ("imageforge", "api", "graph", "agents", "tools", "scoring", "traces")
-
-
-def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging configuration plus the project's loggers on its default handler."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    for name in PROJECT_LOGGERS:
-        config["loggers"][name] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
-    return config
 
 
 @users_app.command("create")

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-from imageforge.api.settings import Settings
+from imageforge.api.core.config import Settings
 from imageforge.graph.checkpoint import serializer
 
 __all__ = ["checkpoint_serializer", "open_checkpointer"]
@@ -46,6 +46,6 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
     import aiosqlite
 
     async with aiosqlite.connect(str(settings.checkpoint_path)) as connection:
-        saver = AsyncSqliteSaver(connection, serde=checkpoint_serializer())
-        await saver.setup()
-        yield saver
+        sqlite_saver = AsyncSqliteSaver(connection, serde=checkpoint_serializer())
+        await sqlite_saver.setup()
+        yield sqlite_saver

@@ -1,4 +1,5 @@
-"""Deployment settings of the service: one object, read from the environment and ``.env``.
+"""Deployment settings of the service, read from the environment and ``.env``: ``Settings``
+(``IMAGEFORGE_*``) and the OpenAI-images endpoints' own ``OpenAIImagesSettings``.
 
 Only ``api/`` reads these. The graph gets what it needs as ``Context`` (per-run settings,
 backend choices) and the built services; secrets stop here.
@@ -18,7 +19,7 @@ from imageforge.graph.context import BackendSettings
 from imageforge.scoring.settings import ScorerSettings
 from imageforge.tools.settings import GeneratorSettings
 
-__all__ = ["PLACEHOLDER_SECRET", "Settings", "get_settings"]
+__all__ = ["PLACEHOLDER_SECRET", "OpenAIImagesSettings", "Settings", "get_settings"]
 
 PLACEHOLDER_SECRET = "changethis"
 """The shipped JWT secret; refused outside dev mode so nobody deploys it by accident."""
@@ -42,7 +43,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="SQLite files, checkpoints and uploads live here.")
     database_url: str | None = Field(
         None,
-        description="SQLAlchemy URL; default sqlite:///<data_dir>/imageforge.db. postgresql://... switches to PostgreSQL.",
+        description=(
+            "SQLAlchemy URL; default sqlite:///<data_dir>/imageforge.db. postgresql://... switches to PostgreSQL."
+        ),
     )
     trace_root: Path = Field(Path("output/reference_image_traces"), description="One trace folder per generation.")
 
@@ -110,13 +113,6 @@ class Settings(BaseSettings):
 
     # Health and metrics ----------------------------------------------------------------------
     slo_p95_s: float = Field(30.0, gt=0, description="Seed 002: P95 image-generation time target.")
-
-    # Tests only ------------------------------------------------------------------------------
-    test_generator_delay_s: float = Field(
-        0.0,
-        ge=0,
-        description="Sleep before every generator call. Lets the restart test kill the server mid-scene; leave 0.",
-    )
 
     @field_validator("llm", "generator", mode="before")
     @classmethod
@@ -186,3 +182,34 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, read once. Tests build their own ``Settings`` and pass it to ``create_app``."""
     return Settings()
+
+
+class OpenAIImagesSettings(BaseSettings):
+    """Deployment knobs of the /v1/images endpoints (``IMAGEFORGE_OPENAI_IMAGES_<NAME>``); read at
+    start-up into ``app.state.openai_images_settings`` (a test may set that attribute instead)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="IMAGEFORGE_OPENAI_IMAGES_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    variations: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Variations scored per request; unset: max(4, n). A request's n may not exceed it.",
+    )
+    timeout_s: float = Field(
+        600.0,
+        gt=0,
+        le=86_400,
+        description="How long a request waits for its generation; then it is cancelled (504).",
+    )
+    max_resolution: int = Field(
+        2048,
+        ge=64,
+        le=2048,
+        description="Cap on the long edge a size asks for (tests use a small one for speed).",
+    )

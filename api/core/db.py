@@ -10,8 +10,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine, text
 
-from imageforge.api import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from imageforge.api.settings import Settings
+from imageforge.api.core.config import Settings
+from imageforge.api.models import character, conversation, generation, preset, user  # noqa: F401  (registers the tables)
 
 __all__ = ["create_db_engine", "init_db", "ping", "session_scope", "sqlalchemy_url"]
 

@@ -6,7 +6,7 @@ P95 is compared with seed 002's SLO (P95 < 30 s per generation call).
 
 from __future__ import annotations
 
-import math
+import statistics
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -24,14 +24,17 @@ _RUN_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 3600)
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:
-    """Nearest-rank percentile (``q`` in 0-100); ``None`` for no values."""
-    if not 0 <= q <= 100:
-        raise ValueError(f"`q` must be within 0-100, got {q!r}.")
-    ordered = sorted(values)
-    if not ordered:
+    """The ``q``-th percentile (a whole number 0-100) by ``statistics.quantiles`` with the
+    inclusive method: interpolated between the two nearest values, never outside their range.
+    ``None`` for no values."""
+    if not 0 <= q <= 100 or q != int(q):
+        raise ValueError(f"`q` must be a whole number within 0-100, got {q!r}.")
+    data = [float(v) for v in values]
+    if not data:
         return None
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
+    if len(data) == 1 or q in (0, 100):
+        return min(data) if q == 0 else max(data)
+    return statistics.quantiles(data, n=100, method="inclusive")[int(q) - 1]
 
 
 class _StatusCollector(Collector):

@@ -1,7 +1,8 @@
-"""Database operations shared by the routes, the job runner, the CLI and the tests.
+"""Generations and their scenes, attempts and variations: data access only.
 
 Every function takes the session as a keyword argument and commits its own unit of work, so
-a caller never sees half of a change.
+a caller never sees half of a change. The job runner, the routes, the assistant's tools and
+the smart image all store generations through these.
 """
 
 from __future__ import annotations
@@ -13,85 +14,33 @@ from typing import Any
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
-from imageforge.api.auth import hash_password, verify_password
-from imageforge.api.models import (
+from imageforge.api.models import utcnow
+from imageforge.api.models.generation import (
     TERMINAL_STATUSES,
     AttemptRecord,
     Generation,
     Scene,
-    User,
-    UserCreate,
     Variation,
-    utcnow,
 )
-from imageforge.traces.schemas import SceneResult
+from imageforge.traces.schemas import RunSummary, SceneResult
 
 __all__ = [
-    "DEV_USER_EMAIL",
-    "authenticate",
     "count_by_status",
+    "create_finished_generation",
     "create_generation",
-    "create_user",
     "finish_generation",
     "get_generation",
-    "get_or_create_dev_user",
-    "get_user",
-    "get_user_by_email",
     "list_generations",
     "load_scenes",
     "mark_cancelled",
     "record_scene",
+    "record_scene_progress",
     "recoverable_generations",
     "relative_to",
     "request_cancel",
     "set_plan",
     "start_generation",
 ]
-
-DEV_USER_EMAIL = "dev@localhost"
-
-
-# Users -------------------------------------------------------------------------------------
-def create_user(*, session: Session, user_create: UserCreate) -> User:
-    if get_user_by_email(session=session, email=user_create.email) is not None:
-        raise ValueError(f"`email` {user_create.email!r} is already registered.")
-    user = User(
-        email=user_create.email,
-        is_active=user_create.is_active,
-        hashed_password=hash_password(user_create.password),
-    )
-    session.add(user)
-    session.commit()
-    session.refresh(user)
-    return user
-
-
-def get_user(*, session: Session, user_id: int) -> User | None:
-    return session.get(User, user_id)
-
-
-def get_user_by_email(*, session: Session, email: str) -> User | None:
-    """E-mail addresses are stored lower-case, so the lookup ignores case."""
-    return session.exec(select(User).where(User.email == email.strip().lower())).first()
-
-
-def authenticate(*, session: Session, email: str, password: str) -> User | None:
-    user = get_user_by_email(session=session, email=email)
-    if user is None or not verify_password(password, user.hashed_password):
-        return None
-    return user
-
-
-def get_or_create_dev_user(*, session: Session) -> User:
-    """The single user of dev mode; it has no usable password."""
-    user = get_user_by_email(session=session, email=DEV_USER_EMAIL)
-    if user is not None:
-        return user
-    user = User(email=DEV_USER_EMAIL, hashed_password="!")
-    session.add(user)
-    session.commit()
-    session.refresh(user)
-    return user
 
 
 # Generations -------------------------------------------------------------------------------
@@ -100,6 +49,36 @@ def create_generation(
 ) -> Generation:
     generation = Generation(
         id=generation_id, user_id=user_id, concept=concept, request=request, status="queued", current_step="queued"
+    )
+    session.add(generation)
+    session.commit()
+    session.refresh(generation)
+    return generation
+
+
+def create_finished_generation(
+    *, session: Session, generation_id: str, user_id: int, request: dict[str, Any], summary: RunSummary
+) -> Generation:
+    """A generation that ran outside the job queue (a smart image), stored as finished from its
+    run summary; its scenes are recorded with :func:`record_scene`."""
+    status = summary.status if summary.status in ("completed", "failed") else "failed"
+    generation = Generation(
+        id=generation_id,
+        user_id=user_id,
+        concept=summary.concept,
+        status=status,
+        progress=100,
+        current_step="completed" if status == "completed" else "failed validation",
+        request=request,
+        plan=None if summary.plan is None else summary.plan.model_dump(mode="json"),
+        backends=summary.backends,
+        warnings=list(summary.warnings),
+        error=summary.error,
+        runs=1,
+        created_at=summary.started_at,
+        started_at=summary.started_at,
+        finished_at=summary.finished_at,
+        elapsed_s=summary.elapsed_s,
     )
     session.add(generation)
     session.commit()
@@ -268,7 +247,7 @@ def record_scene(*, session: Session, generation_id: str, result: SceneResult, t
     if existing is not None:
         attempt_ids = select(AttemptRecord.id).where(AttemptRecord.scene_id == existing.id)
         session.execute(delete(Variation).where(col(Variation.attempt_id).in_(attempt_ids)))
-        session.execute(delete(AttemptRecord).where(AttemptRecord.scene_id == existing.id))
+        session.execute(delete(AttemptRecord).where(col(AttemptRecord.scene_id) == existing.id))
         session.delete(existing)
         session.flush()
     winner = result.winner
@@ -290,6 +269,7 @@ def record_scene(*, session: Session, generation_id: str, result: SceneResult, t
     )
     session.add(scene)
     session.flush()
+    assert scene.id is not None, "a flushed row has its id"
     for attempt in result.attempts:
         record = AttemptRecord(
             scene_id=scene.id,
@@ -312,6 +292,7 @@ def record_scene(*, session: Session, generation_id: str, result: SceneResult, t
         )
         session.add(record)
         session.flush()
+        assert record.id is not None, "a flushed row has its id"
         for variation in attempt.variations:
             session.add(
                 Variation(
@@ -328,6 +309,19 @@ def record_scene(*, session: Session, generation_id: str, result: SceneResult, t
     session.commit()
     session.refresh(scene)
     return scene
+
+
+def record_scene_progress(
+    *, session: Session, generation_id: str, result: SceneResult, trace_dir: Path, progress: int, step: str
+) -> None:
+    """A scene a running job just finished, with the job's progress after it."""
+    record_scene(session=session, generation_id=generation_id, result=result, trace_dir=trace_dir)
+    generation = get_generation(session=session, generation_id=generation_id, user_id=None)
+    if generation is not None and generation.status == "running":
+        generation.progress = max(generation.progress, progress)
+        generation.current_step = step
+        session.add(generation)
+        session.commit()
 
 
 def load_scenes(

@@ -1,21 +1,25 @@
-"""Database tables and API shapes, one SQLModel family per resource.
+"""Generations: a storyboard request, its stored job, its scenes with their attempts and
+variations, and the status document (seed 004) that shows them.
 
-Only the table classes know about foreign keys and timestamps; the ``*Public`` classes are
-what the API returns. Request bodies reuse the graph's ``GenerationSettings`` so the API and
-the CLI enforce the same ranges.
+Request bodies reuse the graph's ``GenerationSettings`` so the API and the CLI enforce the
+same ranges. ``JobSpec`` is what ``Generation.request`` holds: everything a worker needs to
+start or resume the run.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator, model_validator
+from pydantic import Field as PydanticField
 from sqlmodel import JSON, Column, Field, SQLModel, UniqueConstraint
 
+from imageforge.agents.schemas import StoryboardPlan
 from imageforge.agents.settings import LLMBackend
-from imageforge.graph.context import GenerationSettings
+from imageforge.api.models import utcnow
+from imageforge.graph.context import BackendSettings, GenerationSettings
+from imageforge.tools.schemas import ReferenceImage
 from imageforge.tools.settings import GeneratorBackend
 
 __all__ = [
@@ -23,11 +27,7 @@ __all__ = [
     "AttemptPublic",
     "AttemptRecord",
     "BackendChoice",
-    "BatchItemResult",
-    "BatchPublic",
-    "BatchRequest",
     "CancelPublic",
-    "EstimatePublic",
     "Generation",
     "GenerationAccepted",
     "GenerationBase",
@@ -37,66 +37,16 @@ __all__ = [
     "GenerationStatus",
     "GenerationStatusDocument",
     "GenerationsPublic",
-    "HealthPublic",
-    "Message",
+    "JobSpec",
     "Scene",
     "ScenePublic",
     "StoryboardPlanPublic",
-    "Token",
-    "User",
-    "UserBase",
-    "UserCreate",
-    "UserPublic",
     "Variation",
     "VariationPublic",
 ]
 
 GenerationStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
-
-_EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,190}$"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-# Users -------------------------------------------------------------------------------------
-class UserBase(SQLModel):
-    email: str = Field(unique=True, index=True, max_length=255)
-    is_active: bool = True
-
-    @field_validator("email")
-    @classmethod
-    def _email_shape(cls, value: str) -> str:
-        cleaned = value.strip().lower()
-        if not re.fullmatch(_EMAIL_PATTERN, cleaned):
-            raise ValueError(f"`email` must look like name@domain, got {value!r}.")
-        return cleaned
-
-
-class UserCreate(UserBase):
-    password: str = Field(min_length=8, max_length=128)
-
-
-class User(UserBase, table=True):
-    id: int | None = Field(default=None, primary_key=True)
-    hashed_password: str
-    created_at: datetime = Field(default_factory=utcnow)
-
-
-class UserPublic(UserBase):
-    id: int
-    created_at: datetime
-
-
-class Token(SQLModel):
-    access_token: str
-    token_type: str = "bearer"
-
-
-class Message(SQLModel):
-    message: str
 
 
 # Generation requests -----------------------------------------------------------------------
@@ -121,7 +71,7 @@ class GenerationOptions(GenerationSettings):
 
 
 CharacterRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
-"""A character id (api.models_characters) named by a generate request."""
+"""A character id (``api.models.character``) named by a generate request."""
 
 
 class GenerationCreate(BaseModel):
@@ -201,28 +151,30 @@ class GenerationAccepted(BaseModel):
     events_url: str
 
 
-class BatchRequest(BaseModel):
-    """Items are validated one by one, so one bad storyboard does not reject the others."""
+class JobSpec(BaseModel):
+    """A generation's stored request (``Generation.request``): everything needed to start (or
+    resume) its run."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
-    items: list[dict[str, Any]] = Field(min_length=1, description="GenerationCreate objects.")
-
-
-class BatchItemResult(BaseModel):
-    index: int
-    accepted: bool
-    generation_id: str | None = None
-    status_url: str | None = None
-    events_url: str | None = None
-    reason: str | None = None
-    errors: list[dict[str, Any]] = Field(default_factory=list)
-
-
-class BatchPublic(BaseModel):
-    results: list[BatchItemResult]
-    accepted: int
-    rejected: int
+    concept: str
+    target_duration_s: float | None = None
+    num_scenes: int | None = None
+    scenes: list[str] | None = None
+    reference_path: str | None = None
+    settings: GenerationSettings
+    backends: BackendSettings
+    preset: str | None = None
+    characters: list[str] = PydanticField(default_factory=list, description="Character ids shown in every scene.")
+    scene_characters: list[list[str]] | None = PydanticField(None, description="Character ids per explicit scene.")
+    character_references: dict[str, list[ReferenceImage]] = PydanticField(
+        default_factory=dict, description="Character id -> its references, resolved when the request was accepted."
+    )
+    plan: StoryboardPlan | None = PydanticField(
+        None, description="An explicit plan (the assistant's refine); skips the planner."
+    )
+    reuse_from: str | None = PydanticField(None, description="Generation whose first `keep_scenes` scenes are kept.")
+    keep_scenes: int = PydanticField(0, ge=0, description="How many leading scenes of `reuse_from` to keep.")
 
 
 # Generations (tables) ----------------------------------------------------------------------
@@ -396,33 +348,3 @@ class CancelPublic(BaseModel):
     status: GenerationStatus
     cancel_requested: bool
     message: str
-
-
-# Estimate and health -----------------------------------------------------------------------
-class EstimatePublic(BaseModel):
-    scenes: int
-    images: int = Field(description="Images when every scene passes on its first attempt.")
-    images_max: int = Field(description="Images when every scene uses all its retries.")
-    time_s_low: float
-    time_s_high: float
-    time_s_max: float = Field(description="Upper bound with every retry used.")
-    cost_usd: float
-    cost_usd_max: float
-    generator: str
-    llm: str
-    assumptions: list[str]
-
-
-class HealthPublic(BaseModel):
-    status: Literal["healthy", "degraded", "unhealthy"]
-    dev_mode: bool
-    database: str
-    workers: int
-    busy_workers: int
-    queue_depth: int
-    queue_size: int
-    backends: dict[str, Any]
-    loaded_models: list[dict[str, Any]]
-    generator_p95_s: float | None
-    slo_p95_s: float
-    issues: list[str]

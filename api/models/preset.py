@@ -13,7 +13,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator, model_validator
 from sqlmodel import JSON, Column, Field, SQLModel, UniqueConstraint
 
-from imageforge.api.models import GenerationOptions, utcnow
+from imageforge.api.models import utcnow
+from imageforge.api.models.generation import GenerationOptions
 
 __all__ = ["Preset", "PresetCreate", "PresetPublic", "PresetUpdate", "PresetsPublic", "preset_key"]
 

@@ -17,12 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session
 from sse_starlette import EventSourceResponse
 
-from imageforge.graph.settings_change import effective_settings
-from imageforge.api import crud
-from imageforge.api.assistant import (
-    AssistantHub,
-    ServiceTools,
-    conversation_messages,
+from imageforge.api.crud import generation as generation_crud
+from imageforge.api.crud.conversation import (
     create_conversation,
     delete_conversation,
     get_conversation,
@@ -31,7 +27,7 @@ from imageforge.api.assistant import (
     touch_conversation,
 )
 from imageforge.api.deps import CurrentUser, RunnerDep, SessionDep, SettingsDep
-from imageforge.api.models_assistant import (
+from imageforge.api.models.conversation import (
     AssistantAction,
     AssistantMessageCreate,
     AssistantReply,
@@ -40,12 +36,15 @@ from imageforge.api.models_assistant import (
     ConversationPublic,
     ConversationsPublic,
 )
+from imageforge.api.routes import Responses
+from imageforge.api.services.assistant import AssistantHub, ServiceTools, conversation_messages
 from imageforge.graph.assistant import AssistantContext, TurnResult, run_turn, stream_turn, turn_result
+from imageforge.graph.settings_change import effective_settings
 
 router = APIRouter(prefix="/api/assistant", tags=["assistant"])
 
 ConversationId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-_NOT_FOUND = {404: {"description": "No such conversation (or generation) for this user."}}
+_NOT_FOUND: Responses = {404: {"description": "No such conversation (or generation) for this user."}}
 
 
 def _hub(request: Request) -> AssistantHub:
@@ -54,8 +53,7 @@ def _hub(request: Request) -> AssistantHub:
 
 def _llm(request: Request) -> Any:
     """The app's configured chat model; None (the intent parser answers) when there is none."""
-    services = getattr(request.app.state, "services", None)
-    return getattr(services, "llm", None)
+    return getattr(request.app.state.backends.services, "llm", None)
 
 
 def _prepare(engine: Any, user_id: int, body: AssistantMessageCreate) -> str:
@@ -65,7 +63,8 @@ def _prepare(engine: Any, user_id: int, body: AssistantMessageCreate) -> str:
     with Session(engine) as session:
         if (
             body.generation_id is not None
-            and crud.get_generation(session=session, generation_id=body.generation_id, user_id=user_id) is None
+            and generation_crud.get_generation(session=session, generation_id=body.generation_id, user_id=user_id)
+            is None
         ):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"Generation {body.generation_id!r} not found.")
         if body.conversation_id is not None:

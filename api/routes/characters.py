@@ -1,36 +1,23 @@
-"""Characters (seed 003): CRUD, reference uploads, the gallery, and the smart-image endpoint."""
+"""Characters (seed 003): CRUD, reference uploads, the gallery, and the smart-image endpoint.
+
+The smart-image endpoint answers errors in seed 003's shape: the service raises
+``SmartImageFailure`` and the app's exception handlers (``api.main``) also give request
+validation errors of this route that shape."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Callable, Coroutine
 from pathlib import Path as FilePath
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import (
-    APIRouter,
-    File,
-    Form,
-    HTTPException,
-    Path,
-    Query,
-    Request,
-    Response,
-    UploadFile,
-    status,
-)
-from fastapi.encoders import jsonable_encoder
+from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, UploadFile, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
-from fastapi.routing import APIRoute
-from sqlmodel import Session, col, select
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi.responses import FileResponse
+from sqlmodel import Session
 
-from imageforge.api import characters as service
-from imageforge.api.deps import CurrentUser, SessionDep, SettingsDep, StreamUser
-from imageforge.api.models import Message
-from imageforge.api.models_characters import (
+from imageforge.api.crud import character as crud
+from imageforge.api.deps import BackendsDep, CurrentUser, SessionDep, SettingsDep, StreamUser
+from imageforge.api.models.character import (
     Character,
     CharacterCreate,
     CharacterPublic,
@@ -43,31 +30,33 @@ from imageforge.api.models_characters import (
     ReferencePublic,
     ReferenceRole,
     ReferencesPublic,
-    SmartImageData,
     SmartImageError,
-    SmartImageErrorDetails,
     SmartImageRequest,
     SmartImageSuccess,
     TurnaroundAngle,
     clean_tags,
 )
-from imageforge.api.settings import Settings
-from imageforge.api.uploads import receive_image
+from imageforge.api.models.operations import Message
+from imageforge.api.routes import Responses
+from imageforge.api.services import characters as files
+from imageforge.api.services import smart_images
+from imageforge.api.services.uploads import receive_image
 
-__all__ = ["router"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["generate_smart_image", "router"]
 
 router = APIRouter(prefix="/api/v1/characters", tags=["characters"])
 
 CharacterId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 ItemId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
-_NOT_FOUND = {404: {"description": "No such character (or item) for this user."}}
-_UPLOAD_REFUSED = {
+_NOT_FOUND: Responses = {404: {"description": "No such character (or item) for this user."}}
+_UPLOAD_REFUSED: Responses = {
     413: {"description": "The upload is too large (bytes or pixels)."},
     415: {"description": "The upload is not a PNG, JPEG or WebP image."},
 }
-_IMAGE = {200: {"content": {"image/png": {}}, "description": "The PNG image."}, **_NOT_FOUND}
+_IMAGE: Responses = {
+    200: {"content": {"image/png": {}}, "description": "The PNG image."},
+    **_NOT_FOUND,
+}
 
 
 # Shapes ------------------------------------------------------------------------------------
@@ -78,8 +67,8 @@ def _root(request: Request) -> str:
 def _reference_public(base: str, reference: CharacterReference) -> ReferencePublic:
     return ReferencePublic(
         id=reference.id,
-        kind=reference.kind,  # type: ignore[arg-type]
-        angle=reference.angle,  # type: ignore[arg-type]
+        kind=reference.kind,
+        angle=reference.angle,
         shot_type=reference.shot_type,
         keywords=list(reference.keywords),
         width=reference.width,
@@ -101,7 +90,7 @@ def _gallery_public(base: str, image: GalleryImage) -> GalleryImagePublic:
         quality_score=image.quality_score,
         consistency_score=image.consistency_score,
         reference_id=image.reference_id,
-        reference_type=image.reference_type,  # type: ignore[arg-type]
+        reference_type=image.reference_type,
         generation_id=image.generation_id,
         trace_url=f"{base}/traces/{image.generation_id}",
         attempts=image.attempts,
@@ -132,15 +121,15 @@ def _character_public(
 
 
 def _owned(session: Session, character_id: str, user_id: int) -> Character:
-    character = service.get_character(session=session, character_id=character_id, user_id=user_id)
+    character = crud.get_character(session=session, character_id=character_id, user_id=user_id)
     if character is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Character {character_id!r} not found.")
     return character
 
 
 def _detail(session: Session, base: str, character: Character) -> CharacterPublic:
-    references = service.list_references(session=session, character_id=character.id)
-    gallery = service.list_gallery(session=session, character_id=character.id)
+    references = crud.list_references(session=session, character_id=character.id)
+    gallery = crud.list_gallery(session=session, character_id=character.id)
     return _character_public(base, character, references, gallery, len(gallery))
 
 
@@ -154,21 +143,10 @@ def list_characters(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CharactersPublic:
     """The caller's characters, newest first, with their references (galleries by count)."""
-    rows, count = service.list_characters(session=session, user_id=user.id, skip=skip, limit=limit)  # type: ignore[arg-type]
+    rows, count = crud.list_characters(session=session, user_id=user.id, skip=skip, limit=limit)  # type: ignore[arg-type]
     ids = [c.id for c in rows]
-    references: dict[str, list[CharacterReference]] = {cid: [] for cid in ids}
-    counts: dict[str, int] = {}
-    if ids:
-        for reference in session.exec(
-            select(CharacterReference)
-            .where(col(CharacterReference.character_id).in_(ids))
-            .order_by(col(CharacterReference.created_at), col(CharacterReference.id))
-        ).all():
-            references[reference.character_id].append(reference)
-        for image in session.exec(
-            select(GalleryImage.character_id).where(col(GalleryImage.character_id).in_(ids))
-        ).all():
-            counts[image] = counts.get(image, 0) + 1
+    references = crud.references_of(session=session, character_ids=ids)
+    counts = crud.count_gallery(session=session, character_ids=ids)
     base = _root(request)
     return CharactersPublic(
         data=[_character_public(base, c, references[c.id], [], counts.get(c.id, 0)) for c in rows],
@@ -181,7 +159,7 @@ def create_character(
     body: CharacterCreate, request: Request, session: SessionDep, user: CurrentUser
 ) -> CharacterPublic:
     """A new character without images; upload its master and core references next."""
-    character = service.create_character(session=session, user_id=user.id, create=body)  # type: ignore[arg-type]
+    character = crud.create_character(session=session, user_id=user.id, create=body)  # type: ignore[arg-type]
     return _character_public(_root(request), character, [], [], 0)
 
 
@@ -203,7 +181,7 @@ def update_character(
 ) -> CharacterPublic:
     """Change the name, description or tags; fields not sent stay as they are."""
     character = _owned(session, character_id, user.id)  # type: ignore[arg-type]
-    character = service.update_character(session=session, character=character, update=body)
+    character = crud.update_character(session=session, character=character, update=body)
     return _detail(session, _root(request), character)
 
 
@@ -213,7 +191,7 @@ def delete_character(
 ) -> Message:
     """The character, its references and its gallery files. Traces of its runs stay."""
     character = _owned(session, character_id, user.id)  # type: ignore[arg-type]
-    service.delete_character(session=session, character=character, data_dir=settings.data_dir)
+    files.delete_character(session=session, character=character, data_dir=settings.data_dir)
     return Message(message=f"Character {character_id!r} deleted.")
 
 
@@ -272,7 +250,7 @@ async def upload_reference(
     def store() -> ReferencePublic:
         with Session(engine) as session:
             character = _owned(session, character_id, user.id)  # type: ignore[arg-type]
-            reference = service.add_reference(
+            reference = files.add_reference(
                 session=session,
                 character=character,
                 image=picture,
@@ -293,15 +271,15 @@ def list_references(
 ) -> ReferencesPublic:
     """Master first, then the core references in upload order."""
     _owned(session, character_id, user.id)  # type: ignore[arg-type]
-    rows = service.list_references(session=session, character_id=character_id)
+    rows = crud.list_references(session=session, character_id=character_id)
     base = _root(request)
     return ReferencesPublic(data=[_reference_public(base, r) for r in rows], count=len(rows))
 
 
 def _owned_reference(session: Session, character_id: str, reference_id: str, user_id: int) -> CharacterReference:
     _owned(session, character_id, user_id)
-    reference = session.get(CharacterReference, reference_id)
-    if reference is None or reference.character_id != character_id:
+    reference = crud.get_reference(session=session, character_id=character_id, reference_id=reference_id)
+    if reference is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Reference {reference_id!r} not found.")
     return reference
 
@@ -315,7 +293,7 @@ def reference_image(
     settings: SettingsDep,
 ) -> FileResponse:
     reference = _owned_reference(session, character_id, reference_id, user.id)  # type: ignore[arg-type]
-    return _file(service.reference_path(settings.data_dir, reference))
+    return _file(files.reference_path(settings.data_dir, reference))
 
 
 @router.delete("/{character_id}/references/{reference_id}", response_model=Message, responses=_NOT_FOUND)
@@ -327,7 +305,7 @@ def delete_reference(
     settings: SettingsDep,
 ) -> Message:
     reference = _owned_reference(session, character_id, reference_id, user.id)  # type: ignore[arg-type]
-    service.delete_reference(session=session, reference=reference, data_dir=settings.data_dir)
+    files.delete_reference(session=session, reference=reference, data_dir=settings.data_dir)
     return Message(message=f"Reference {reference_id!r} deleted.")
 
 
@@ -336,15 +314,15 @@ def delete_reference(
 def list_gallery(character_id: CharacterId, request: Request, session: SessionDep, user: CurrentUser) -> GalleryPublic:
     """Smart images that passed validation, newest first, with their scores."""
     _owned(session, character_id, user.id)  # type: ignore[arg-type]
-    rows = service.list_gallery(session=session, character_id=character_id)
+    rows = crud.list_gallery(session=session, character_id=character_id)
     base = _root(request)
     return GalleryPublic(data=[_gallery_public(base, g) for g in rows], count=len(rows))
 
 
 def _owned_image(session: Session, character_id: str, image_id: str, user_id: int) -> GalleryImage:
     _owned(session, character_id, user_id)
-    image = session.get(GalleryImage, image_id)
-    if image is None or image.character_id != character_id:
+    image = crud.get_gallery_image(session=session, character_id=character_id, image_id=image_id)
+    if image is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Gallery image {image_id!r} not found.")
     return image
 
@@ -358,7 +336,7 @@ def gallery_image(
     settings: SettingsDep,
 ) -> FileResponse:
     image = _owned_image(session, character_id, image_id, user.id)  # type: ignore[arg-type]
-    return _file(service.gallery_path(settings.data_dir, image))
+    return _file(files.gallery_path(settings.data_dir, image))
 
 
 @router.delete("/{character_id}/gallery/{image_id}", response_model=Message, responses=_NOT_FOUND)
@@ -370,7 +348,7 @@ def delete_gallery_image(
     settings: SettingsDep,
 ) -> Message:
     image = _owned_image(session, character_id, image_id, user.id)  # type: ignore[arg-type]
-    service.delete_gallery_image(session=session, image=image, data_dir=settings.data_dir)
+    files.delete_gallery_image(session=session, image=image, data_dir=settings.data_dir)
     return Message(message=f"Gallery image {image_id!r} deleted.")
 
 
@@ -381,209 +359,9 @@ def _file(path: FilePath) -> FileResponse:
 
 
 # Smart image (seed 003) --------------------------------------------------------------------
-def _seed_error(
-    status_code: int, error: str, details: SmartImageErrorDetails | None = None, detail: Any = None
-) -> JSONResponse:
-    body = jsonable_encoder(SmartImageError(error=error, details=details or SmartImageErrorDetails(), detail=detail))
-    if detail is None:
-        body.pop("detail", None)
-    return JSONResponse(body, status_code=status_code)
-
-
-def _validation_message(errors: list[dict[str, Any]]) -> str:
-    parts = []
-    for error in errors:
-        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {error.get('msg', '')}")
-    return "Invalid Parameters: " + "; ".join(parts)
-
-
-class SeedErrorRoute(APIRoute):
-    """Answers a request that fails validation (or whose body does not parse) with seed 003's
-    error body; a 422 still carries FastAPI's ``detail`` list, so clients of the other
-    endpoints read it the same way."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                errors = jsonable_encoder(exc.errors())
-                reasons = sorted({str(e.get("loc", ["body"])[-1]) for e in errors})
-                details = SmartImageErrorDetails(failureReasons=[f"Invalid parameter: {r}" for r in reasons])
-                return _seed_error(422, _validation_message(errors), details, errors)
-            except StarletteHTTPException as exc:  # FastAPI's answer to a body that does not parse
-                if exc.status_code != status.HTTP_400_BAD_REQUEST:  # 401 keeps its usual shape
-                    raise
-                return _seed_error(400, f"Invalid Parameters: {exc.detail}")
-
-        return route
-
-
-def _services(app: Any, settings: Settings) -> Any:
-    """The app's default backends; built here (once per process) when the app was started
-    with an injected pipeline and so built none."""
-    if app.state.services is not None:
-        return app.state.services
-    if getattr(app.state, "services_error", None):
-        raise RuntimeError(f"the default backends failed to build: {app.state.services_error}")
-    from imageforge.graph.services import build_services
-
-    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    return build_services(settings.default_backends(), api_key=api_key)
-
-
-def _attempt_details(outcome: service.SmartImageOutcome) -> SmartImageErrorDetails:
-    error = outcome.result.error or {}
-    return SmartImageErrorDetails.model_validate(error.get("details") or {})
-
-
-def _validation_notes(quality: float, consistency: float | None, attempts: int) -> str:
-    grade = "High" if quality >= 85 else "Good" if quality >= 70 else "Acceptable"
-    if consistency is None:
-        match = "no reference to check consistency against"
-    elif consistency >= 90:
-        match = "excellent consistency"
-    elif consistency >= 80:
-        match = "strong consistency"
-    else:
-        match = "acceptable consistency"
-    retries = "" if attempts == 1 else f" after {attempts - 1} retr{'y' if attempts == 2 else 'ies'}"
-    return f"{grade} quality generation with {match}{retries}"
-
-
-async def generate_smart_image(
-    character_id: CharacterId,
-    body: SmartImageRequest,
-    request: Request,
-    user: CurrentUser,
-    settings: SettingsDep,
-) -> Response:
-    """Seed 003: analyse the prompt, rank the character's references, generate, validate,
-    retry with the next reference, and add the image that passes to the gallery."""
-    app = request.app
-    engine = app.state.engine
-    user_id: int = user.id  # type: ignore[assignment]
-
-    def load() -> tuple[Character, list[Any]] | None:
-        with Session(engine) as session:
-            character = service.get_character(session=session, character_id=character_id, user_id=user_id)
-            if character is None:
-                return None
-            candidates = service.reference_candidates(
-                service.list_references(session=session, character_id=character_id),
-                service.list_gallery(session=session, character_id=character_id, limit=service.GALLERY_CANDIDATES),
-                settings.data_dir,
-            )
-            return character, candidates
-
-    loaded = await asyncio.to_thread(load)
-    if loaded is None:
-        return _seed_error(404, f"Character {character_id!r} not found")
-    character, candidates = loaded
-    if not candidates:
-        return _seed_error(
-            400,
-            "No Reference Images: the character has no master reference, core references or gallery images; "
-            f"upload one to /api/v1/characters/{character_id}/references",
-            SmartImageErrorDetails(failureReasons=["No Reference Images"]),
-        )
-    name = body.characterName or character.name
-    run_settings = service.smart_settings(
-        max_retries=body.maxRetries,
-        quality_threshold=body.qualityThreshold,
-        consistency_threshold=body.consistencyThreshold,
-        num_variations=body.numVariations,
-        seed=body.seed,
-    )
-    backends = settings.default_backends()
-    generation_id = service.smart_generation_id(character_id)
-    try:
-        services = await asyncio.to_thread(_services, app, settings)
-        # On this loop, not a fresh one per request: cached async clients (an LLM's HTTP pool)
-        # are bound to the loop that opened them. The graph's nodes run every model call and
-        # image write in worker threads, so the loop only does the bookkeeping of one scene.
-        outcome = await service.run_smart_image(
-            generation_id=generation_id,
-            character_name=name,
-            description=character.description,
-            prompt=body.prompt,
-            style=body.style,
-            candidates=candidates,
-            settings=run_settings,
-            backends=backends,
-            services=services,
-            trace_root=settings.trace_root,
-        )
-    except Exception as exc:  # a backend is down or broke: seed 003's "Service Unavailable"
-        logger.exception("smart image %s failed", generation_id)
-        return _seed_error(503, f"Service Unavailable: {type(exc).__name__}: {exc}")
-
-    record = service.smart_request_record(
-        character_id=character_id,
-        body=body.model_dump(mode="json"),
-        settings=run_settings,
-        backends=backends,
-    )
-
-    def store() -> Any:
-        with Session(engine) as session:
-            return service.record_smart_image(
-                session=session,
-                user_id=user_id,
-                character_id=character_id,
-                outcome=outcome,
-                request=record,
-                style=body.style,
-                tags=body.tag_list(),
-                prompt=body.prompt,
-                character_name=name,
-                data_dir=settings.data_dir,
-                trace_dir=settings.trace_root / generation_id,
-            )
-
-    try:
-        image = await asyncio.to_thread(store)
-    except service.CharacterNotFoundError:
-        return _seed_error(404, f"Character {character_id!r} not found (deleted during generation)")
-    if image is None:
-        details = _attempt_details(outcome)
-        return _seed_error(
-            400,
-            f"All Attempts Failed: {(outcome.result.error or {}).get('error', '')}".rstrip(": "),
-            details,
-        )
-    winner = outcome.result.winner
-    assert winner is not None, "a passed run has a winner"
-    attempts = len(outcome.result.attempts)
-    data = SmartImageData(
-        characterId=character_id,
-        characterName=name,
-        imageId=image.id,
-        publicUrl=f"{_root(request)}/api/v1/characters/{character_id}/gallery/{image.id}/image",
-        selectedReferenceId=image.reference_id,
-        selectedReferenceType=image.reference_type,  # type: ignore[arg-type]
-        qualityScore=winner.overall,
-        consistencyScore=winner.consistency,
-        attempts=attempts,
-        generationTime=outcome.elapsed_ms,
-        validationNotes=_validation_notes(winner.overall, winner.consistency, attempts),
-        filename=image.filename,
-        generationId=generation_id,
-        promptAnalysis=outcome.analysis.model_dump(),
-    )
-    message = f"Smart image generated successfully in {attempts} attempt{'s' if attempts > 1 else ''}"
-    return JSONResponse(jsonable_encoder(SmartImageSuccess(message=message, data=data)))
-
-
-router.add_api_route(
+@router.post(
     "/{character_id}/generate-smart-image",
-    generate_smart_image,
-    methods=["POST"],
     response_model=SmartImageSuccess,
-    route_class_override=SeedErrorRoute,
     summary="Generate a smart image for a character (seed 003)",
     responses={
         400: {
@@ -598,3 +376,22 @@ router.add_api_route(
         503: {"model": SmartImageError, "description": "Service Unavailable: a backend failed."},
     },
 )
+async def generate_smart_image(
+    character_id: CharacterId,
+    body: SmartImageRequest,
+    request: Request,
+    user: CurrentUser,
+    settings: SettingsDep,
+    backends: BackendsDep,
+) -> SmartImageSuccess:
+    """Seed 003: analyse the prompt, rank the character's references, generate, validate,
+    retry with the next reference, and add the image that passes to the gallery."""
+    return await smart_images.generate_smart_image(
+        engine=request.app.state.engine,
+        settings=settings,
+        backends=backends,
+        user_id=user.id,  # type: ignore[arg-type]
+        character_id=character_id,
+        body=body,
+        base_url=_root(request),
+    )

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from imageforge.api.deps import SettingsDep
-from imageforge.api.estimate import EstimateQuery, estimate
-from imageforge.api.models import EstimatePublic
+from imageforge.api.models.operations import EstimatePublic
+from imageforge.api.services.estimate import EstimateQuery, estimate
 
 router = APIRouter(prefix="/api", tags=["estimate"])
 

@@ -9,14 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from imageforge.api.deps import CurrentUser, RunnerDep, SettingsDep
-from imageforge.api.models import GenerationAccepted, GenerationCreate
-from imageforge.api.submission import submit
-from imageforge.api.uploads import receive_image
+from imageforge.api.models.generation import GenerationAccepted, GenerationCreate
+from imageforge.api.routes import Responses
+from imageforge.api.services.submission import submit
+from imageforge.api.services.uploads import receive_image
 from imageforge.graph.context import AspectRatio
 
 router = APIRouter(prefix="/api", tags=["generate"])
 
-_ACCEPTED = {
+_ACCEPTED: Responses = {
     status.HTTP_413_CONTENT_TOO_LARGE: {"description": "The upload is too large (bytes or pixels)."},
     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: {"description": "The upload is not a PNG, JPEG or WebP image."},
     status.HTTP_429_TOO_MANY_REQUESTS: {"description": "The queue is full; see Retry-After."},

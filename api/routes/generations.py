@@ -23,7 +23,7 @@ from sqlmodel import Session
 from sse_starlette import EventSourceResponse
 from starlette.requests import HTTPConnection
 
-from imageforge.api import crud
+from imageforge.api.crud import generation as crud
 from imageforge.api.deps import (
     CurrentUser,
     RunnerDep,
@@ -35,8 +35,7 @@ from imageforge.api.deps import (
     user_from_token,
     websocket_token,
 )
-from imageforge.api.jobs import JobRunner
-from imageforge.api.models import (
+from imageforge.api.models.generation import (
     TERMINAL_STATUSES,
     CancelPublic,
     Generation,
@@ -44,12 +43,14 @@ from imageforge.api.models import (
     GenerationStatus,
     GenerationStatusDocument,
 )
-from imageforge.api.status import apply_live, build_status_document, recorded_scenes, to_public
+from imageforge.api.routes import Responses
+from imageforge.api.services.jobs import JobRunner
+from imageforge.api.services.status import apply_live, owned_document, to_public
 
 router = APIRouter(prefix="/api/generations", tags=["generations"])
 
 GenerationId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-_NOT_FOUND = {404: {"description": "No such generation for this user."}}
+_NOT_FOUND: Responses = {404: {"description": "No such generation for this user."}}
 
 
 def owned_generation(session: Session, generation_id: str, user_id: int) -> Generation:
@@ -60,27 +61,16 @@ def owned_generation(session: Session, generation_id: str, user_id: int) -> Gene
     return generation
 
 
-def stored_document(app: Any, generation_id: str, base_url: str) -> tuple[int, GenerationStatusDocument]:
-    """(owner id, document without live progress), from the cache or the database (blocking)."""
-
-    def load() -> tuple[int, GenerationStatusDocument]:
-        with Session(app.state.engine) as session:
-            generation = crud.get_generation(session=session, generation_id=generation_id, user_id=None)
-            if generation is None:
-                raise HTTPException(status.HTTP_404_NOT_FOUND, f"Generation {generation_id!r} not found.")
-            rows = crud.load_scenes(session=session, generation_id=generation_id)
-            scenes = recorded_scenes(generation_id, rows, base_url=base_url)
-            return generation.user_id, build_status_document(generation, scenes, base_url=base_url)
-
-    return app.state.documents.get(generation_id, base_url, load)
-
-
-def owned_document(app: Any, generation_id: str, user_id: int, base_url: str) -> GenerationStatusDocument:
-    """The user's status document with live progress, or 404 (also for another user's)."""
-    owner, document = stored_document(app, generation_id, base_url)
-    if owner != user_id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Generation {generation_id!r} not found.")
-    return apply_live(document, app.state.runner.live(generation_id))
+def _owned_document(app: Any, generation_id: str, user_id: int, base_url: str) -> GenerationStatusDocument:
+    """The user's status document with live progress, or 404 (blocking)."""
+    return owned_document(
+        engine=app.state.engine,
+        documents=app.state.documents,
+        live=app.state.runner.live,
+        generation_id=generation_id,
+        user_id=user_id,
+        base_url=base_url,
+    )
 
 
 @router.get("", response_model=GenerationsPublic)
@@ -116,7 +106,7 @@ async def get_generation(generation_id: GenerationId, token: TokenDep, request: 
 
         def load() -> GenerationStatusDocument:
             user = load_user(app, token)
-            return owned_document(app, generation_id, user.id, base_url)  # type: ignore[arg-type]
+            return _owned_document(app, generation_id, user.id, base_url)  # type: ignore[arg-type]
 
         document = await run_in_threadpool(load)
     else:
@@ -133,11 +123,11 @@ async def cancel_generation(
 ) -> CancelPublic:
     """Cancel this job only. A queued job is cancelled at once; a running one stops at its next
     node boundary and keeps the scenes it finished. Cancelling again changes nothing."""
-    generation = await run_in_threadpool(owned_generation, session, generation_id, user.id)
+    generation = await run_in_threadpool(owned_generation, session, generation_id, user.id)  # type: ignore[arg-type]
     if generation.status in TERMINAL_STATUSES:
         return CancelPublic(
             generation_id=generation_id,
-            status=generation.status,  # type: ignore[arg-type]
+            status=generation.status,
             cancel_requested=generation.cancel_requested,
             message=f"already {generation.status}",
         )
@@ -149,10 +139,10 @@ async def cancel_generation(
         "unknown": "not found",
     }
     session.expire_all()
-    refreshed = await run_in_threadpool(owned_generation, session, generation_id, user.id)
+    refreshed = await run_in_threadpool(owned_generation, session, generation_id, user.id)  # type: ignore[arg-type]
     return CancelPublic(
         generation_id=generation_id,
-        status=refreshed.status,  # type: ignore[arg-type]
+        status=refreshed.status,
         cancel_requested=refreshed.cancel_requested,
         message=messages[outcome],
     )
@@ -174,7 +164,7 @@ async def _event_stream(
     try:
 
         def snapshot() -> GenerationStatusDocument:
-            return owned_document(connection.app, generation_id, user_id, base_url)
+            return _owned_document(connection.app, generation_id, user_id, base_url)
 
         document = await run_in_threadpool(snapshot)
         yield "state", document.model_dump(mode="json")
@@ -201,7 +191,7 @@ async def generation_events(
 ) -> EventSourceResponse:
     """Server-sent events: a ``state`` event with the status document, then the pipeline's
     progress events and ``status`` events, ending after the final status."""
-    await run_in_threadpool(owned_generation, session, generation_id, user.id)
+    await run_in_threadpool(owned_generation, session, generation_id, user.id)  # type: ignore[arg-type]
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         async for kind, payload in _event_stream(request, runner, generation_id, user.id):  # type: ignore[arg-type]

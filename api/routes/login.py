@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from imageforge.api import crud
-from imageforge.api.auth import create_access_token
-from imageforge.api.deps import CurrentUser, SessionDep, SettingsDep
-from imageforge.api.models import Token, UserPublic
+from imageforge.api.core.security import create_access_token
+from imageforge.api.crud import user as crud
+from imageforge.api.deps import SessionDep, SettingsDep
+from imageforge.api.models.user import Token
 
 router = APIRouter(prefix="/api", tags=["login"])
 
@@ -26,8 +26,3 @@ def login_access_token(
     if not user.is_active:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "Inactive user.")
     return Token(access_token=create_access_token(user.id, settings))  # type: ignore[arg-type]
-
-
-@router.get("/users/me", response_model=UserPublic, tags=["users"])
-def read_user_me(user: CurrentUser) -> UserPublic:
-    return UserPublic.model_validate(user, from_attributes=True)

@@ -1,45 +1,36 @@
 """OpenAI's images API on ImageForge: /v1/images/generations and /v1/images/edits.
 
 Point the official client here: ``OpenAI(base_url="http://host:8000/v1", api_key=<token>)``.
-The mapping of OpenAI's fields and the error shape are described in ``api.openai_compat``.
+The mapping of OpenAI's fields and the error shape are described in ``api.services.openai_compat``;
+errors are answered in OpenAI's shape by the app's exception handlers (``api.main``).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from pydantic import ValidationError
 
-from imageforge.api.deps import CurrentUser, RunnerDep, SettingsDep
-from imageforge.api.openai_compat import (
+from imageforge.api.deps import CurrentUser, ImagesSettingsDep, RunnerDep, SettingsDep
+from imageforge.api.routes import Responses
+from imageforge.api.services.openai_compat import (
     ImageEditRequest,
     ImageGenerationRequest,
     ImagesResponse,
     OpenAIError,
     OpenAIErrorResponse,
-    OpenAIImagesSettings,
-    OpenAIRoute,
     Quality,
     ResponseFormat,
     Style,
-    images_lifespan,
-    images_settings,
     run_images,
     validation_error,
 )
-from imageforge.api.uploads import UploadError, receive_image
+from imageforge.api.services.uploads import UploadError, receive_image
 
-router = APIRouter(prefix="/v1/images", tags=["openai"], route_class=OpenAIRoute, lifespan=images_lifespan)
+router = APIRouter(prefix="/v1/images", tags=["openai"])
 
-
-async def get_images_settings(request: Request) -> OpenAIImagesSettings:
-    return images_settings(request.app)
-
-
-ImagesSettingsDep = Annotated[OpenAIImagesSettings, Depends(get_images_settings)]
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
+_ERRORS: Responses = {
     400: {
         "model": OpenAIErrorResponse,
         "description": "Invalid input; `error.param` names the field.",

@@ -9,28 +9,35 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from imageforge.api import crud, presets
+from imageforge.api.crud import generation as generation_crud
+from imageforge.api.crud import preset as crud
 from imageforge.api.deps import CurrentUser, SessionDep
-from imageforge.api.models import Message
-from imageforge.api.models_presets import Preset, PresetCreate, PresetPublic, PresetsPublic, PresetUpdate
+from imageforge.api.models.operations import Message
+from imageforge.api.models.preset import Preset, PresetCreate, PresetPublic, PresetsPublic, PresetUpdate
+from imageforge.api.routes import Responses
+from imageforge.api.services import presets
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/presets", tags=["presets"])
 
 PresetId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-_NOT_FOUND = {404: {"description": "No such preset (or source generation) for this user."}}
-_CONFLICT = {409: {"description": "The user already has a preset of that name (names ignore case)."}}
+_NOT_FOUND: Responses = {404: {"description": "No such preset (or source generation) for this user."}}
+_CONFLICT: Responses = {409: {"description": "The user already has a preset of that name (names ignore case)."}}
 
 
 def _owned(session: Session, preset_id: int, user_id: int) -> Preset:
-    preset = presets.get_preset(session=session, preset_id=preset_id, user_id=user_id)
+    preset = crud.get_preset(session=session, preset_id=preset_id, user_id=user_id)
     if preset is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Preset {preset_id} not found.")
     return preset
 
 
-def _conflict(exc: presets.DuplicatePresetError) -> HTTPException:
+def _public(preset: Preset) -> PresetPublic:
+    return PresetPublic.model_validate(preset, from_attributes=True)
+
+
+def _conflict(exc: crud.DuplicatePresetError) -> HTTPException:
     return HTTPException(
         status.HTTP_409_CONFLICT,
         [{"loc": ["body", "name"], "msg": str(exc), "type": "duplicate_name"}],
@@ -45,8 +52,8 @@ def list_presets(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> PresetsPublic:
     """The caller's presets by name, with how often each was used."""
-    rows, count = presets.list_presets(session=session, user_id=user.id, skip=skip, limit=limit)  # type: ignore[arg-type]
-    return PresetsPublic(data=[presets.preset_public(p) for p in rows], count=count)
+    rows, count = crud.list_presets(session=session, user_id=user.id, skip=skip, limit=limit)  # type: ignore[arg-type]
+    return PresetsPublic(data=[_public(p) for p in rows], count=count)
 
 
 @router.post(
@@ -60,7 +67,9 @@ def create_preset(body: PresetCreate, session: SessionDep, user: CurrentUser) ->
     if body.settings is not None:
         settings = presets.generation_options(body.settings)
     else:
-        generation = crud.get_generation(session=session, generation_id=body.generation_id or "", user_id=user.id)
+        generation = generation_crud.get_generation(
+            session=session, generation_id=body.generation_id or "", user_id=user.id
+        )
         if generation is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"Generation {body.generation_id!r} not found.")
         try:
@@ -77,15 +86,15 @@ def create_preset(body: PresetCreate, session: SessionDep, user: CurrentUser) ->
                 ],
             ) from exc
     try:
-        preset = presets.create_preset(session=session, user_id=user.id, create=body, settings=settings)  # type: ignore[arg-type]
-    except presets.DuplicatePresetError as exc:
+        preset = crud.create_preset(session=session, user_id=user.id, create=body, settings=settings)  # type: ignore[arg-type]
+    except crud.DuplicatePresetError as exc:
         raise _conflict(exc) from exc
-    return presets.preset_public(preset)
+    return _public(preset)
 
 
 @router.get("/{preset_id}", response_model=PresetPublic, responses=_NOT_FOUND)
 def get_preset(preset_id: PresetId, session: SessionDep, user: CurrentUser) -> PresetPublic:
-    return presets.preset_public(_owned(session, preset_id, user.id))  # type: ignore[arg-type]
+    return _public(_owned(session, preset_id, user.id))  # type: ignore[arg-type]
 
 
 @router.patch("/{preset_id}", response_model=PresetPublic, responses={**_NOT_FOUND, **_CONFLICT})
@@ -93,14 +102,14 @@ def update_preset(preset_id: PresetId, body: PresetUpdate, session: SessionDep, 
     """Rename, re-describe, or replace the settings; fields not sent stay as they are."""
     preset = _owned(session, preset_id, user.id)  # type: ignore[arg-type]
     try:
-        preset = presets.update_preset(session=session, preset=preset, update=body)
-    except presets.DuplicatePresetError as exc:
+        preset = crud.update_preset(session=session, preset=preset, update=body)
+    except crud.DuplicatePresetError as exc:
         raise _conflict(exc) from exc
-    return presets.preset_public(preset)
+    return _public(preset)
 
 
 @router.delete("/{preset_id}", response_model=Message, responses=_NOT_FOUND)
 def delete_preset(preset_id: PresetId, session: SessionDep, user: CurrentUser) -> Message:
     preset = _owned(session, preset_id, user.id)  # type: ignore[arg-type]
-    presets.delete_preset(session=session, preset=preset)
+    crud.delete_preset(session=session, preset=preset)
     return Message(message=f"Preset {preset.name!r} deleted.")

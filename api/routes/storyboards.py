@@ -10,9 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from imageforge.api.deps import CurrentUser, RunnerDep, SettingsDep
-from imageforge.api.jobs import QueueFullError
-from imageforge.api.models import BatchItemResult, BatchPublic, BatchRequest, GenerationCreate
-from imageforge.api.submission import submit
+from imageforge.api.models.generation import GenerationCreate
+from imageforge.api.models.operations import BatchItemResult, BatchPublic, BatchRequest
+from imageforge.api.services.jobs import QueueFullError
+from imageforge.api.services.submission import submit
 
 router = APIRouter(prefix="/api/storyboards", tags=["storyboards"])
 

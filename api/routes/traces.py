@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, status
 from fastapi.responses import FileResponse
 
 from imageforge.api.deps import CurrentUser, SessionDep, SettingsDep, StreamUser
+from imageforge.api.routes import Responses
 from imageforge.api.routes.generations import GenerationId, owned_generation
 from imageforge.traces.reader import (
     CorruptTraceError,
@@ -21,7 +22,7 @@ from imageforge.traces.reader import (
 router = APIRouter(prefix="/api/generations", tags=["traces"])
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
-_FILE_RESPONSES = {
+_FILE_RESPONSES: Responses = {
     200: {"content": {"application/octet-stream": {}}, "description": "The file."},
     400: {"description": "The path leaves the trace folder or is malformed."},
     404: {"description": "No such generation or file."},

@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from imageforge.api.db import ping
-from imageforge.api.deps import MetricsDep, RunnerDep, SettingsDep
-from imageforge.api.models import HealthPublic
+from imageforge.api.core.db import ping
+from imageforge.api.deps import BackendsDep, MetricsDep, RunnerDep, SettingsDep
+from imageforge.api.models.operations import HealthPublic
 
 router = APIRouter(tags=["utils"])
 
@@ -30,7 +30,12 @@ def _loaded_models() -> list[dict[str, Any]]:
     "/health", response_model=HealthPublic, responses={503: {"model": HealthPublic, "description": "Unhealthy."}}
 )
 def health(
-    request: Request, response: Response, settings: SettingsDep, runner: RunnerDep, metrics: MetricsDep
+    request: Request,
+    response: Response,
+    settings: SettingsDep,
+    runner: RunnerDep,
+    metrics: MetricsDep,
+    default_backends: BackendsDep,
 ) -> HealthPublic:
     """healthy, degraded (queue nearly full, SLO missed, backends not built) or unhealthy
     (database unreachable, no live worker; answered with 503 for load balancers)."""
@@ -50,11 +55,11 @@ def health(
         "configured": settings.default_backends().model_dump(mode="json"),
         "openai_api_key": settings.openai_api_key is not None,
     }
-    services = getattr(request.app.state, "services", None)
+    services = default_backends.services
     if services is not None:
         backends["active"] = services.describe()
         backends["notes"] = list(services.notes)
-    services_error = getattr(request.app.state, "services_error", None)
+    services_error = default_backends.error
     if services_error:
         issues.append(f"default backends failed to build: {services_error}")
         backends["error"] = services_error

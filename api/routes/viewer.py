@@ -6,74 +6,25 @@ the same reader the JSON API uses, so what an engineer sees is exactly what was 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any, get_args
+from typing import get_args
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from imageforge.api import crud
+from imageforge.api.crud import generation as crud
 from imageforge.api.deps import SESSION_COOKIE, SessionDep, SettingsDep, StreamUser
 from imageforge.api.routes.generations import GenerationId, owned_generation
+from imageforge.api.services.trace_view import DIMENSIONS, scene_views
 from imageforge.graph.events import EventType
 from imageforge.traces import layout
-from imageforge.traces.reader import CorruptTraceError, TraceDocument, TraceNotFoundError, read_trace
+from imageforge.traces.reader import CorruptTraceError, TraceNotFoundError, read_trace
 
 router = APIRouter(prefix="/traces", tags=["viewer"], include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
+templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "web" / "templates")
 
-DIMENSIONS = ("completeness", "specificity", "professionalism", "cinematography", "brand_alignment")
 LIVE_STATUSES = frozenset({"queued", "running"})
-
-
-def _relative(path: str | None, folder: Path) -> str | None:
-    """A recorded path as the trace-file URL suffix, or None when it lies outside the trace."""
-    if not path:
-        return None
-    relative = os.path.relpath(Path(path).resolve(), folder.resolve())
-    return None if relative.startswith("..") else relative.replace(os.sep, "/")
-
-
-def scene_views(document: TraceDocument, folder: Path) -> list[dict[str, Any]]:
-    """Everything a scene section shows, joined by scene number: plan, loop, attempts."""
-    summary = document.summary
-    planned = {s.scene_number: s for s in (summary.plan.scenes if summary.plan else [])}
-    enhancements = {e.scene_number: e for e in summary.enhancements}
-    results = {r.scene_number: r for r in summary.scenes}
-    views = []
-    for number in sorted(set(planned) | set(enhancements) | set(results)):
-        result = results.get(number)
-        attempts = []
-        for attempt in result.attempts if result else []:
-            attempts.append(
-                {
-                    "attempt": attempt,
-                    "reference_url": _relative(attempt.reference.path if attempt.reference else None, folder),
-                    "variations": [
-                        {
-                            "score": v,
-                            "url": _relative(v.path, folder),
-                            "winner": result.winner_attempt == attempt.attempt
-                            and result.winner is not None
-                            and v.index == result.winner.index,
-                        }
-                        for v in sorted(attempt.variations, key=lambda v: v.index)
-                    ],
-                }
-            )
-        views.append(
-            {
-                "number": number,
-                "plan": planned.get(number),
-                "enhancement": enhancements.get(number),
-                "result": result,
-                "attempts": attempts,
-                "winner_url": _relative(result.winner_path, folder) if result else None,
-            }
-        )
-    return views
 
 
 def _login_redirect(request: Request) -> RedirectResponse | None:
@@ -94,7 +45,7 @@ def list_page(request: Request, session: SessionDep, user: StreamUser) -> HTMLRe
     """The caller's generations, newest first, each linking to its trace page."""
     if (redirect := _login_redirect(request)) is not None:
         return redirect  # type: ignore[return-value]
-    generations, _ = crud.list_generations(session=session, user_id=user.id, status=None, skip=0, limit=200)
+    generations, _ = crud.list_generations(session=session, user_id=user.id, status=None, skip=0, limit=200)  # type: ignore[arg-type]
     return templates.TemplateResponse(request, "traces.html", {"generations": generations})
 
 

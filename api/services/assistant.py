@@ -1,5 +1,6 @@
-"""The assistant panel on the service side: the tools' implementations over the jobs API, the
-conversations' ownership records, and the assistant graph bound to the durable checkpointer.
+"""The assistant panel on the service side: the tools' implementations over the jobs API and
+the assistant graph bound to the durable checkpointer (the conversations' ownership records
+are ``api.crud.conversation``'s).
 
 ``ServiceTools`` is what the assistant graph's tools call (``graph.assistant.AssistantService``):
 one instance per request, bound to the caller, so every tool acts for that user only (another
@@ -11,7 +12,6 @@ out of range) is a refused outcome whose reply says why, never an exception.
 from __future__ import annotations
 
 import asyncio
-import uuid
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -23,9 +23,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import ValidationError
-from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from imageforge.agents.assistant import (
     ExplainWinnerArgs,
@@ -35,26 +34,25 @@ from imageforge.agents.assistant import (
     amend_prompt,
 )
 from imageforge.agents.schemas import ConsistencyMarkers, ScenePlan, StoryboardPlan
-from imageforge.api import crud
-from imageforge.graph.settings_change import describe_settings
-from imageforge.api.checkpoints import open_checkpointer
-from imageforge.api.jobs import JobRunner, QueueFullError
-from imageforge.api.models import (
+from imageforge.api.core.checkpoints import open_checkpointer
+from imageforge.api.core.config import Settings
+from imageforge.api.crud import generation as crud
+from imageforge.api.models.conversation import AssistantAction, ConversationMessage
+from imageforge.api.models.generation import (
     TERMINAL_STATUSES,
     Generation,
     GenerationCreate,
     GenerationOptions,
     GenerationStatusDocument,
-    utcnow,
+    JobSpec,
 )
-from imageforge.api.models_assistant import AssistantAction, Conversation, ConversationMessage
-from imageforge.api.pipeline import JobSpec
-from imageforge.api.settings import Settings
-from imageforge.api.status import apply_live, build_status_document, generation_links, recorded_scenes
-from imageforge.api.submission import submit
-from imageforge.graph.assistant import compile_assistant
+from imageforge.api.services.jobs import JobRunner, QueueFullError
+from imageforge.api.services.status import apply_live, build_status_document, generation_links, recorded_scenes
+from imageforge.api.services.submission import submit
+from imageforge.graph.assistant import AssistantContext, AssistantInput, AssistantState, compile_assistant
 from imageforge.graph.context import GenerationSettings
 from imageforge.graph.selection import deciding_component
+from imageforge.graph.settings_change import describe_settings
 from imageforge.traces.reader import CorruptTraceError, TraceNotFoundError, read_trace
 from imageforge.traces.schemas import RunSummary, SceneResult
 
@@ -62,16 +60,10 @@ __all__ = [
     "AssistantHub",
     "ServiceTools",
     "conversation_messages",
-    "create_conversation",
-    "delete_conversation",
     "explain_scene",
-    "get_conversation",
-    "list_conversations",
-    "new_conversation_id",
     "open_assistant",
     "source_plan",
     "status_reply",
-    "touch_conversation",
 ]
 
 START_EXAMPLE = '"make a 15 second storyboard about artisan coffee"'
@@ -86,7 +78,7 @@ class AssistantHub:
     from the same checkpoint and one would lose the other's changes.
     """
 
-    graph: CompiledStateGraph
+    graph: CompiledStateGraph[AssistantState, AssistantContext, AssistantInput, AssistantState]
     checkpointer: BaseCheckpointSaver
     _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
 
@@ -106,54 +98,7 @@ async def open_assistant(settings: Settings) -> AsyncIterator[AssistantHub]:
         yield AssistantHub(graph=compile_assistant(saver), checkpointer=saver)
 
 
-# Conversations ----------------------------------------------------------------------------
-def new_conversation_id() -> str:
-    return uuid.uuid4().hex
-
-
-def create_conversation(*, session: Session, conversation_id: str, user_id: int, title: str) -> Conversation:
-    conversation = Conversation(id=conversation_id, user_id=user_id, title=title[:120])
-    session.add(conversation)
-    session.commit()
-    session.refresh(conversation)
-    return conversation
-
-
-def get_conversation(*, session: Session, conversation_id: str, user_id: int) -> Conversation | None:
-    """The conversation if it exists and belongs to ``user_id``."""
-    conversation = session.get(Conversation, conversation_id)
-    if conversation is None or conversation.user_id != user_id:
-        return None
-    return conversation
-
-
-def list_conversations(*, session: Session, user_id: int, skip: int, limit: int) -> tuple[Sequence[Conversation], int]:
-    query = (
-        select(Conversation)
-        .where(Conversation.user_id == user_id)
-        .order_by(col(Conversation.updated_at).desc(), col(Conversation.id))
-        .offset(skip)
-        .limit(limit)
-    )
-    count = session.exec(select(func.count()).select_from(Conversation).where(Conversation.user_id == user_id)).one()
-    return session.exec(query).all(), int(count)
-
-
-def touch_conversation(*, session: Session, conversation_id: str) -> None:
-    conversation = session.get(Conversation, conversation_id)
-    if conversation is not None:
-        conversation.updated_at = utcnow()
-        session.add(conversation)
-        session.commit()
-
-
-def delete_conversation(*, session: Session, conversation_id: str) -> None:
-    conversation = session.get(Conversation, conversation_id)
-    if conversation is not None:
-        session.delete(conversation)
-        session.commit()
-
-
+# Conversations as the API shows them --------------------------------------------------
 def _text(message: BaseMessage) -> str:
     content = message.content
     if isinstance(content, str):
@@ -240,7 +185,8 @@ def explain_scene(result: SceneResult, image: int | None = None) -> tuple[str, d
         details.update(margin=round(winner.overall - asked.overall, 1), deciding_component=slot)
         return text, details
     parts = [
-        f"Image {winner.index} won scene {k} with an overall score of {winner.overall:.1f}/100 ({_weighted(winner.components, weights)})."
+        f"Image {winner.index} won scene {k} with an overall score of {winner.overall:.1f}/100 "
+        f"({_weighted(winner.components, weights)})."
     ]
     runner = next((v for v in ranked if v.index != winner.index), None)
     if runner is not None:
@@ -402,7 +348,10 @@ class ServiceTools:
         plan = source_plan(source, summary)
         if plan is None:
             return ToolOutcome(
-                reply=f"Storyboard {generation_id} has no plan yet (it is {source.status}); ask again once it has started.",
+                reply=(
+                    f"Storyboard {generation_id} has no plan yet (it is {source.status}); "
+                    "ask again once it has started."
+                ),
                 refused=True,
             )
         k, total = args.scene, len(plan.scenes)
@@ -423,7 +372,8 @@ class ServiceTools:
                 why = f"it is {source.status} with {done} of {total} scenes finished"
             return ToolOutcome(
                 reply=(
-                    f"I can't refine scene {k} of storyboard {generation_id} yet: the scenes before it are kept as they "
+                    f"I can't refine scene {k} of storyboard {generation_id} yet: "
+                    "the scenes before it are kept as they "
                     f"are, and scene {missing[0]} has not finished ({why}). Ask again once scene {k - 1} is done."
                 ),
                 refused=True,
@@ -487,7 +437,10 @@ class ServiceTools:
             return ToolOutcome(reply=_trace_gone(generation_id, "explain it"), refused=True)
         if not scenes:
             return ToolOutcome(
-                reply=f"No scene of storyboard {generation_id} has finished yet (it is {source.status}), so there is no winner to explain.",
+                reply=(
+                    f"No scene of storyboard {generation_id} has finished yet (it is {source.status}), "
+                    "so there is no winner to explain."
+                ),
                 refused=True,
             )
         if args.scene is not None:

@@ -13,9 +13,9 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from imageforge.api.models import EstimatePublic
-from imageforge.api.settings import Settings
 from imageforge.agents.settings import LLMBackend
+from imageforge.api.core.config import Settings
+from imageforge.api.models.operations import EstimatePublic
 from imageforge.tools.settings import GeneratorBackend
 
 __all__ = ["EstimateQuery", "estimate", "resolve_generator", "resolve_llm", "scenes_for_duration"]

@@ -8,6 +8,7 @@ here runs on the event loop's thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from typing import Any
 
@@ -43,9 +44,7 @@ class EventHub:
         message = {**event, "seq": next(self._sequence)}
         for queue in list(self._subscribers.get(generation_id, ())):
             if queue.full():
-                try:
+                with contextlib.suppress(asyncio.QueueEmpty):  # single-threaded: cannot race
                     queue.get_nowait()
-                except asyncio.QueueEmpty:  # pragma: no cover - single-threaded, cannot race
-                    pass
             queue.put_nowait(message)
         return message

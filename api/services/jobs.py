@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -30,11 +31,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from imageforge.api import crud
-from imageforge.api.hub import EventHub
-from imageforge.api.metrics import ServiceMetrics
-from imageforge.api.models import TERMINAL_STATUSES
-from imageforge.api.pipeline import JobSpec, Pipeline
+from imageforge.api.core.metrics import ServiceMetrics
+from imageforge.api.crud import generation as crud
+from imageforge.api.models.generation import TERMINAL_STATUSES, JobSpec
+from imageforge.api.services.event_hub import EventHub
+from imageforge.api.services.pipeline import Pipeline
 from imageforge.graph.progress import ProgressTracker
 from imageforge.traces import layout
 from imageforge.traces.schemas import RunSummary, SceneResult
@@ -46,6 +47,14 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 CancelOutcome = Literal["cancelled", "cancelling", "finished", "unknown"]
 CheckpointerFactory = Callable[[], AbstractAsyncContextManager[BaseCheckpointSaver | None]]
+
+
+def _mark_cancelled(session: Session, *, generation_id: str, step: str) -> object:
+    return crud.mark_cancelled(session=session, generation_id=generation_id, step=step)
+
+
+def _record_scene(session: Session, *, generation_id: str, result: SceneResult, trace_dir: Path) -> object:
+    return crud.record_scene(session=session, generation_id=generation_id, result=result, trace_dir=trace_dir)
 
 
 class QueueFullError(RuntimeError):
@@ -136,8 +145,7 @@ class JobRunner:
         for generation_id, cancel_requested in recovered:
             if cancel_requested:
                 await self._db(
-                    lambda s, g=generation_id: crud.mark_cancelled(session=s, generation_id=g, step="cancelled"),
-                    changes=generation_id,
+                    partial(_mark_cancelled, generation_id=generation_id, step="cancelled"), changes=generation_id
                 )
                 continue
             with self._lock:
@@ -323,9 +331,7 @@ class JobRunner:
             missing = [s for s in summary.scenes if s.scene_number not in job.recorded]
             for scene in missing:
                 await self._db(
-                    lambda s, r=scene: crud.record_scene(
-                        session=s, generation_id=generation_id, result=r, trace_dir=trace_dir
-                    ),
+                    partial(_record_scene, generation_id=generation_id, result=scene, trace_dir=trace_dir),
                     changes=generation_id,
                 )
         step = {"completed": "done", "cancelled": "cancelled", "failed": "failed"}.get(status, status)
@@ -380,7 +386,15 @@ class JobRunner:
                 result = SceneResult.model_validate(data["result"])
                 trace_dir = layout.generation_dir(self.trace_root, generation_id)
                 await self._db(
-                    lambda s: self._record(s, generation_id, result, trace_dir, progress, step), changes=generation_id
+                    lambda s: crud.record_scene_progress(
+                        session=s,
+                        generation_id=generation_id,
+                        result=result,
+                        trace_dir=trace_dir,
+                        progress=progress,
+                        step=step,
+                    ),
+                    changes=generation_id,
                 )
                 job.recorded.add(result.scene_number)
                 self.metrics.observe_scene(result)
@@ -389,18 +403,6 @@ class JobRunner:
         self._publish(
             generation_id, {**event, "generation_id": generation_id, "progress": progress, "current_step": step}
         )
-
-    @staticmethod
-    def _record(
-        session: Session, generation_id: str, result: SceneResult, trace_dir: Path, progress: int, step: str
-    ) -> None:
-        crud.record_scene(session=session, generation_id=generation_id, result=result, trace_dir=trace_dir)
-        generation = crud.get_generation(session=session, generation_id=generation_id, user_id=None)
-        if generation is not None and generation.status == "running":
-            generation.progress = max(generation.progress, progress)
-            generation.current_step = step
-            session.add(generation)
-            session.commit()
 
     # Helpers -----------------------------------------------------------------------------------
     def _publish(self, generation_id: str, event: dict[str, Any]) -> None:

@@ -31,7 +31,8 @@ How OpenAI's fields map (the decisions are in the constants and functions below)
   reference for the whole frame, not an inpainting canvas. ``output_format`` may only be
   ``png`` and ``stream`` only false. Other fields are a 400 ``unknown_parameter``.
 
-Errors use OpenAI's ``{"error": {message, type, param, code}}`` with the status codes the
+The endpoints' deployment settings are ``api.core.config.OpenAIImagesSettings``. Errors use
+OpenAI's ``{"error": {message, type, param, code}}`` with the status codes the
 client maps to its exceptions: 400 invalid input (``param`` names the field), 401 bad key,
 429 full queue (with Retry-After), 500 a failed generation, 504 a generation that outlived
 ``IMAGEFORGE_OPENAI_IMAGES_TIMEOUT_S`` (it is cancelled). The last two carry
@@ -45,24 +46,20 @@ import base64
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from fastapi import FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import Request
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
 
-from imageforge.api import crud
-from imageforge.api.jobs import JobRunner, QueueFullError
-from imageforge.api.models import (
+from imageforge.api.core.config import OpenAIImagesSettings, Settings
+from imageforge.api.crud import generation as crud
+from imageforge.api.models.generation import (
     TERMINAL_STATUSES,
     AttemptRecord,
     GenerationCreate,
@@ -70,9 +67,9 @@ from imageforge.api.models import (
     Scene,
     Variation,
 )
-from imageforge.api.settings import Settings
-from imageforge.api.status import image_url
-from imageforge.api.submission import submit
+from imageforge.api.services.jobs import JobRunner, QueueFullError
+from imageforge.api.services.status import image_url
+from imageforge.api.services.submission import submit
 from imageforge.graph.context import AspectRatio
 from imageforge.tools.sizes import ASPECT_RATIOS
 from imageforge.traces.reader import TraceNotFoundError, resolve_trace_file
@@ -90,8 +87,6 @@ __all__ = [
     "OpenAIError",
     "OpenAIErrorDetail",
     "OpenAIErrorResponse",
-    "OpenAIImagesSettings",
-    "OpenAIRoute",
     "Quality",
     "ResponseFormat",
     "Style",
@@ -99,11 +94,11 @@ __all__ = [
     "closest_aspect_ratio",
     "frame_for",
     "generation_create",
-    "images_lifespan",
-    "images_settings",
+    "http_error",
     "parse_size",
     "run_images",
     "styled_prompt",
+    "validation_error",
     "variation_count",
 ]
 
@@ -141,53 +136,6 @@ ResponseFormat = Literal["url", "b64_json"]
 _SIZE_PATTERN = re.compile(r"^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$")
 
 
-# Settings ----------------------------------------------------------------------------------
-class OpenAIImagesSettings(BaseSettings):
-    """Deployment knobs of the /v1/images endpoints (``IMAGEFORGE_OPENAI_IMAGES_<NAME>``)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="IMAGEFORGE_OPENAI_IMAGES_",
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-    )
-
-    variations: int | None = Field(
-        None,
-        ge=1,
-        le=16,
-        description="Variations scored per request; unset: max(4, n). A request's n may not exceed it.",
-    )
-    timeout_s: float = Field(
-        600.0,
-        gt=0,
-        le=86_400,
-        description="How long a request waits for its generation; then it is cancelled (504).",
-    )
-    max_resolution: int = Field(
-        2048,
-        ge=64,
-        le=2048,
-        description="Cap on the long edge a size asks for (tests use a small one for speed).",
-    )
-
-
-def images_settings(app: FastAPI) -> OpenAIImagesSettings:
-    """The app's settings for these endpoints (set at start-up by :func:`images_lifespan`)."""
-    settings = getattr(app.state, "openai_images_settings", None)
-    if settings is None:
-        settings = app.state.openai_images_settings = OpenAIImagesSettings()
-    return settings
-
-
-@asynccontextmanager
-async def images_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Reads the settings at start-up, so a bad value stops the server rather than a request.
-    A test may set ``app.state.openai_images_settings`` before starting the app instead."""
-    images_settings(app)
-    yield
-
-
 # Errors ------------------------------------------------------------------------------------
 class OpenAIErrorDetail(BaseModel):
     message: str
@@ -203,7 +151,9 @@ class OpenAIErrorResponse(BaseModel):
 
 
 class OpenAIError(Exception):
-    """An answer in OpenAI's error shape; raised anywhere under the /v1 routes."""
+    """An answer in OpenAI's error shape; raised anywhere under the /v1 routes. The app answers
+    it, and any other error of those routes (request validation, authentication, body
+    parsing), through :func:`validation_error` and :func:`http_error` (``api.main``)."""
 
     def __init__(
         self,
@@ -278,27 +228,6 @@ def http_error(exc: HTTPException) -> OpenAIError:
         return OpenAIError(401, message, code="invalid_api_key", headers=headers)
     kind = "server_error" if exc.status_code >= 500 else "invalid_request_error"
     return OpenAIError(exc.status_code, message, type=kind, headers=headers)
-
-
-class OpenAIRoute(APIRoute):
-    """Answers every error of a /v1 route in OpenAI's shape, whatever raised it (an auth
-    dependency, FastAPI's request validation, the handler), without touching the rest of
-    the app's error handling."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except OpenAIError as exc:
-                return exc.response()
-            except RequestValidationError as exc:
-                return validation_error(exc.errors()).response()
-            except HTTPException as exc:
-                return http_error(exc).response()
-
-        return route
 
 
 # Requests and responses --------------------------------------------------------------------

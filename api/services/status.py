@@ -1,11 +1,31 @@
-"""The seed-004 status document, built from stored rows: a pure function, no I/O."""
+"""The seed-004 status document: built from stored rows (pure functions), cached between
+polls, and read for a caller with the runner's live progress on top.
+
+Clients poll GET /api/generations/{id} many times per scene, while a generation's document
+changes only when the job runner writes to it (start, plan, scene, finish, cancel) and the
+runner says so. So a poll is usually answered from memory, on the event loop, without a
+database query or a trip to the thread pool; only the live progress is added per request.
+
+``StatusDocumentCache`` is versioned against a race: the runner invalidates after it commits;
+a reader that loaded before that commit but stores after the invalidation would otherwise
+keep a stale entry, so a load is stored only if the version it started from is still current.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
-from imageforge.api.models import (
+from cachetools import LRUCache
+from fastapi import HTTPException, status
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from imageforge.api.crud import generation as crud
+from imageforge.api.models.generation import (
     AttemptPublic,
     AttemptRecord,
     Generation,
@@ -20,13 +40,18 @@ from imageforge.api.models import (
 
 __all__ = [
     "LiveState",
+    "StatusDocumentCache",
     "apply_live",
     "build_status_document",
     "generation_links",
     "image_url",
+    "owned_document",
     "recorded_scenes",
+    "stored_document",
     "to_public",
 ]
+
+V = TypeVar("V")
 
 LiveState = dict[str, Any]
 """What the runner knows beyond the database while a job runs: progress, current_step, scene."""
@@ -137,7 +162,7 @@ def build_status_document(
 
     document = GenerationStatusDocument(
         generation_id=generation.id,
-        status=generation.status,  # type: ignore[arg-type]
+        status=generation.status,
         progress=generation.progress,
         current_step=generation.current_step,
         created_at=generation.created_at,
@@ -177,3 +202,100 @@ def apply_live(document: GenerationStatusDocument, live: LiveState | None) -> Ge
             "storyboard_plan": document.storyboard_plan.model_copy(update={"scenes": scenes}),
         }
     )
+
+
+# Cached documents --------------------------------------------------------------------------
+class StatusDocumentCache(Generic[V]):
+    """Values derived from one generation's stored rows (its status documents), per sub-key
+    (the base URL), least recently used evicted first (a cachetools ``LRUCache``)."""
+
+    def __init__(self, *, max_entries: int = 4096) -> None:
+        if max_entries < 1:
+            raise ValueError(f"`max_entries` must be at least 1, got {max_entries!r}.")
+        self._max_entries = max_entries
+        self._lock = threading.Lock()  # cachetools caches are not thread-safe
+        self._counter = itertools.count(1)
+        self._epoch = 0  # the version of every generation not in ``_versions``
+        self._versions: dict[str, int] = {}
+        # generation id -> (version, {sub-key -> value})
+        self._entries: LRUCache[str, tuple[int, dict[str, V]]] = LRUCache(maxsize=max_entries)
+
+    def _version(self, generation_id: str) -> int:
+        return self._versions.get(generation_id, self._epoch)
+
+    def _current(self, generation_id: str, key: str) -> tuple[bool, V | None]:
+        entry = self._entries.get(generation_id)  # a hit counts as a use
+        if entry is None or entry[0] != self._version(generation_id) or key not in entry[1]:
+            return False, None
+        return True, entry[1][key]
+
+    def peek(self, generation_id: str, key: str) -> V | None:
+        with self._lock:
+            return self._current(generation_id, key)[1]
+
+    def get(self, generation_id: str, key: str, load: Callable[[], V]) -> V:
+        """The cached value, or ``load()``'s (stored when no change raced with it). A load
+        that raises stores nothing."""
+        with self._lock:
+            version = self._version(generation_id)
+            found, value = self._current(generation_id, key)
+            if found:
+                return value  # type: ignore[return-value]
+        value = load()
+        with self._lock:
+            if self._version(generation_id) == version:
+                entry = self._entries.get(generation_id)
+                values = entry[1] if entry is not None and entry[0] == version else {}
+                values[key] = value
+                self._entries[generation_id] = (version, values)
+        return value
+
+    def invalidate(self, generation_id: str) -> None:
+        with self._lock:
+            self._versions[generation_id] = next(self._counter)
+            self._entries.pop(generation_id, None)
+            if len(self._versions) > 4 * self._max_entries:
+                # Forget old versions; a new epoch makes every load in flight miss instead
+                # of storing what it read under a version that is no longer tracked.
+                self._versions.clear()
+                self._epoch = next(self._counter)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+
+def stored_document(
+    *, engine: Engine, documents: StatusDocumentCache[Any], generation_id: str, base_url: str
+) -> tuple[int, GenerationStatusDocument]:
+    """(owner id, document without live progress), from the cache or the database (blocking);
+    404 when there is no such generation."""
+
+    def load() -> tuple[int, GenerationStatusDocument]:
+        with Session(engine) as session:
+            generation = crud.get_generation(session=session, generation_id=generation_id, user_id=None)
+            if generation is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"Generation {generation_id!r} not found.")
+            rows = crud.load_scenes(session=session, generation_id=generation_id)
+            scenes = recorded_scenes(generation_id, rows, base_url=base_url)
+            return generation.user_id, build_status_document(generation, scenes, base_url=base_url)
+
+    return documents.get(generation_id, base_url, load)
+
+
+def owned_document(
+    *,
+    engine: Engine,
+    documents: StatusDocumentCache[Any],
+    live: Callable[[str], LiveState | None],
+    generation_id: str,
+    user_id: int,
+    base_url: str,
+) -> GenerationStatusDocument:
+    """The user's status document with live progress, or 404 (also for another user's)."""
+    owner, document = stored_document(
+        engine=engine, documents=documents, generation_id=generation_id, base_url=base_url
+    )
+    if owner != user_id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Generation {generation_id!r} not found.")
+    return apply_live(document, live(generation_id))

@@ -16,13 +16,14 @@ from PIL import Image
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from imageforge.api import characters, crud, presets
-from imageforge.api.jobs import JobRunner
-from imageforge.api.models import GenerationAccepted, GenerationCreate
-from imageforge.api.pipeline import JobSpec
-from imageforge.api.settings import Settings
-from imageforge.api.status import generation_links
-from imageforge.api.uploads import discard_upload, store_reference
+from imageforge.api.core.config import Settings
+from imageforge.api.crud import generation as crud
+from imageforge.api.crud import preset as preset_crud
+from imageforge.api.models.generation import GenerationAccepted, GenerationCreate, JobSpec
+from imageforge.api.services import characters, presets
+from imageforge.api.services.jobs import JobRunner
+from imageforge.api.services.status import generation_links
+from imageforge.api.services.uploads import discard_upload, store_reference
 from imageforge.graph.context import BackendSettings
 from imageforge.tools.schemas import ReferenceImage
 
@@ -84,7 +85,9 @@ def resolve_names(
             create, preset_id = presets.apply_preset(session=session, user_id=user_id, create=create)
         except (presets.PresetNotFoundError, ValueError) as exc:
             errors.append({"loc": ["body", "preset"], "msg": str(exc), "type": "unknown_preset"})
-        named = [("characters", i, None, cid) for i, cid in enumerate(create.characters or [])]
+        named: list[tuple[str, int, int | None, str]] = [
+            ("characters", i, None, cid) for i, cid in enumerate(create.characters or [])
+        ]
         named += [
             ("scene_characters", i, j, cid)
             for i, ids in enumerate(create.scene_characters or [])
@@ -149,7 +152,7 @@ async def submit(
                     request=spec.model_dump(mode="json"),
                 )
                 if preset_id is not None:
-                    presets.record_use(session=session, preset_id=preset_id)
+                    preset_crud.record_use(session=session, preset_id=preset_id)
 
         await asyncio.to_thread(store)
     except BaseException:

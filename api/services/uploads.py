@@ -106,7 +106,8 @@ async def receive_image(
         raise UploadError(
             415,
             field,
-            f"`{field}` must be an image/png, image/jpeg or image/webp upload, got {content_type or 'no content type'!r}.",
+            f"`{field}` must be an image/png, image/jpeg or image/webp upload, "
+            f"got {content_type or 'no content type'!r}.",
             "unsupported_type",
         )
     path = await _spool(upload, field=field, max_bytes=max_bytes, folder=spool_dir)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from imageforge.api.core.config import Settings
 from imageforge.api.main import create_app
-from imageforge.api.settings import Settings
 from tests.api.support import FakePipeline, add_user, make_settings
 
 

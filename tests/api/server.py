@@ -16,14 +16,19 @@ from typing import Any
 import httpx
 from sqlmodel import Session
 
-from imageforge.api import crud
-from imageforge.api.auth import create_access_token
-from imageforge.api.db import create_db_engine, init_db
-from imageforge.api.models import UserCreate
-from imageforge.api.settings import Settings
+from imageforge.api.core.config import Settings
+from imageforge.api.core.db import create_db_engine, init_db
+from imageforge.api.core.security import create_access_token
+from imageforge.api.crud import user as crud
+from imageforge.api.models.user import UserCreate
 
 REPO = Path(__file__).resolve().parents[2]
+TESTS = REPO / "tests"
 SECRET = "server-tier-secret-" + "z" * 40
+
+#: The sketch generator behind a sleep of ``SLOW_GENERATOR_DELAY_S`` seconds per call
+#: (tests/slow_generator.py), configured as a deployment configures its own generator factory.
+SLOW_GENERATOR_ENV = {"IMAGEFORGE_GENERATOR__BACKEND": "slow_generator:build"}
 
 #: Offline backends and a small storyboard, so a run takes about a second on one core.
 OFFLINE_ENV = {
@@ -63,7 +68,7 @@ class Server:
                 "IMAGEFORGE_DATA_DIR": str(self.root / "data"),
                 "IMAGEFORGE_TRACE_ROOT": str(self.root / "traces"),
                 "IMAGEFORGE_JWT_SECRET": SECRET,
-                "PYTHONPATH": str(REPO),
+                "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)]),  # tests/: slow_generator
                 "OMP_NUM_THREADS": "1",
                 **OFFLINE_ENV,
                 **self.env_overrides,

@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlmodel import Session
 
-from imageforge.api import crud
-from imageforge.api.auth import create_access_token
-from imageforge.api.models import UserCreate
-from imageforge.api.pipeline import JobSpec
-from imageforge.api.settings import Settings
+from imageforge.api.core.config import Settings
+from imageforge.api.core.security import create_access_token
+from imageforge.api.crud import user as crud
+from imageforge.api.models.generation import JobSpec
+from imageforge.api.models.user import UserCreate
 from imageforge.scoring.schemas import EnsembleReport, ScorerInfo, VariationScore
 from imageforge.tools.storage import save_png
 from imageforge.traces import layout

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from langchain_core.messages import AIMessage
 from sqlmodel import Session
 
-from imageforge.api import crud
+from imageforge.api.crud import generation as crud
 from imageforge.api.main import create_app
 from imageforge.traces.reader import read_trace
 from tests.api.support import add_user, make_settings, wait_for_status
@@ -159,7 +159,7 @@ def test_conversations_and_generations_belong_to_their_user(client, alice, bob):
     assert client.delete(f"/api/assistant/conversations/{conversation}", headers=bob).status_code == 404
     assert client.get("/api/assistant/conversations", headers=bob).json()["count"] == 0  # nothing stored for bob
     # Bob's own conversation cannot reach Alice's storyboard by naming it to a tool either.
-    client.app.state.services = SimpleNamespace(  # type: ignore[attr-defined]
+    client.app.state.backends.services = SimpleNamespace(  # type: ignore[attr-defined]
         llm=ScriptedChatModel.from_replies(
             [
                 tool_call_message({"generation_id": generation_id}, name="report_status"),
@@ -222,7 +222,7 @@ def test_with_a_configured_chat_model_the_model_chooses_the_tools(client, alice)
             AIMessage(content="Your one-scene coffee storyboard is on its way."),
         ]
     )
-    client.app.state.services = SimpleNamespace(llm=llm)  # type: ignore[attr-defined]
+    client.app.state.backends.services = SimpleNamespace(llm=llm)  # type: ignore[attr-defined]
     answer = say(client, alice, "Could you storyboard my coffee brand? Just one scene.")
     assert answer["reply"] == "Your one-scene coffee storyboard is on its way."
     assert answer["actions"][0]["type"] == "storyboard_started"

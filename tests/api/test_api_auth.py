@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,17 +13,19 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
-from pydantic import ValidationError
+from sqlmodel import Session, select
 
-from imageforge.api.auth import (
+from imageforge.api.core.config import Settings
+from imageforge.api.core.security import (
     InvalidTokenError,
     create_access_token,
     decode_access_token,
     hash_password,
+    verify_and_update,
     verify_password,
 )
 from imageforge.api.main import create_app
-from imageforge.api.settings import Settings
+from imageforge.api.models.user import User
 from tests.api.support import SECRET, FakePipeline, add_user, make_settings
 
 
@@ -56,12 +61,47 @@ def test_settings_read_the_environment_and_the_unprefixed_openai_key(
 
 def test_passwords_are_salted_and_verified() -> None:
     first, second = hash_password("correct horse"), hash_password("correct horse")
-    assert first != second and first.startswith("scrypt$")
+    assert first != second and first.startswith("$argon2id$")
     assert verify_password("correct horse", first) and verify_password("correct horse", second)
     assert not verify_password("wrong horse", first)
     assert not verify_password("correct horse", "garbage")
     with pytest.raises(ValueError, match="password"):
         hash_password("")
+
+
+def legacy_scrypt_hash(password: str) -> str:
+    """How earlier versions hashed passwords (api/auth.py before pwdlib), copied to make one."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    encode = lambda data: base64.b64encode(data).decode("ascii")  # noqa: E731
+    return f"scrypt${2**14}$8$1${encode(salt)}${encode(digest)}"
+
+
+def test_legacy_scrypt_hashes_still_verify_and_are_upgraded_at_login(client: TestClient) -> None:
+    legacy = legacy_scrypt_hash("old-pass-123")
+    assert verify_password("old-pass-123", legacy) and not verify_password("wrong-pass", legacy)
+    assert verify_and_update("wrong-pass", legacy) == (False, None)
+    valid, upgraded = verify_and_update("old-pass-123", legacy)
+    assert valid and upgraded is not None and upgraded.startswith("$argon2id$")
+    assert verify_and_update("old-pass-123", upgraded) == (True, None)  # current: nothing to upgrade
+
+    add_user(client, "olga@example.com", "placeholder-1")
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        user = session.exec(select(User).where(User.email == "olga@example.com")).one()
+        user.hashed_password = legacy  # a user stored by an earlier version
+        session.add(user)
+        session.commit()
+    wrong = client.post("/api/login/access-token", data={"username": "olga@example.com", "password": "nope-nope"})
+    assert wrong.status_code == 400
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        assert session.exec(select(User).where(User.email == "olga@example.com")).one().hashed_password == legacy
+    login = client.post("/api/login/access-token", data={"username": "olga@example.com", "password": "old-pass-123"})
+    assert login.status_code == 200 and login.json()["token_type"] == "bearer"
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        stored = session.exec(select(User).where(User.email == "olga@example.com")).one().hashed_password
+    assert stored.startswith("$argon2id$") and verify_password("old-pass-123", stored)
+    again = client.post("/api/login/access-token", data={"username": "olga@example.com", "password": "old-pass-123"})
+    assert again.status_code == 200
 
 
 def test_hs256_tokens_round_trip_and_reject_tampering_and_expiry(tmp_path: Path) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from imageforge.api.caches import GenerationCache, UserCache
+from imageforge.api.core.security import UserCache
+from imageforge.api.services.status import StatusDocumentCache
 
 
-def test_generation_cache_hits_until_invalidated() -> None:
-    cache: GenerationCache[str] = GenerationCache(max_entries=4)
+def test_status_document_cache_hits_until_invalidated() -> None:
+    cache: StatusDocumentCache[str] = StatusDocumentCache(max_entries=4)
     loads: list[str] = []
 
     def load(value: str):
@@ -30,7 +31,7 @@ def test_generation_cache_hits_until_invalidated() -> None:
 
 
 def test_a_load_that_raced_with_an_invalidation_is_not_stored() -> None:
-    cache: GenerationCache[str] = GenerationCache()
+    cache: StatusDocumentCache[str] = StatusDocumentCache()
 
     def stale_load() -> str:
         cache.invalidate("g1")  # the runner commits a change while this load runs
@@ -43,7 +44,7 @@ def test_a_load_that_raced_with_an_invalidation_is_not_stored() -> None:
 
 
 def test_a_failed_load_stores_nothing_and_the_cache_is_bounded() -> None:
-    cache: GenerationCache[int] = GenerationCache(max_entries=2)
+    cache: StatusDocumentCache[int] = StatusDocumentCache(max_entries=2)
 
     def boom() -> int:
         raise LookupError("no such generation")
@@ -55,11 +56,11 @@ def test_a_failed_load_stores_nothing_and_the_cache_is_bounded() -> None:
         cache.get(f"g{n}", "k", lambda n=n: n)
     assert len(cache) == 2 and cache.peek("g0", "k") is None and cache.peek("g2", "k") == 2
     with pytest.raises(ValueError, match="max_entries"):
-        GenerationCache(max_entries=0)
+        StatusDocumentCache(max_entries=0)
 
 
 def test_forgetting_versions_never_resurrects_a_stale_load() -> None:
-    cache: GenerationCache[str] = GenerationCache(max_entries=1)
+    cache: StatusDocumentCache[str] = StatusDocumentCache(max_entries=1)
 
     def load_then_churn() -> str:
         for n in range(10):  # enough invalidations to make the cache forget its versions

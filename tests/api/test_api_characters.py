@@ -14,9 +14,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlmodel import Session, select
 
+from imageforge.agents.schemas import StoryboardPlan
+from imageforge.api.core.config import Settings
 from imageforge.api.main import create_app
-from imageforge.api.models import Generation
-from imageforge.api.settings import Settings
+from imageforge.api.models.generation import Generation
 from tests.api.support import add_user, make_settings, wait_for_status
 
 BASE = "/api/v1/characters"
@@ -282,6 +283,10 @@ def test_smart_image_passes_adds_to_the_gallery_and_leaves_a_trace(
     assert trace["summary"]["status"] == "completed"
     assert "scene_1/final_enhanced_prompt.txt" in trace["files"] and "smart_image.json" in trace["files"]
     assert "Maya" in trace["summary"]["scenes"][0]["enhanced_prompt"]  # the character is a consistency marker
+    # It ran as a one-scene storyboard with an explicit plan (no planner), through graph.run.
+    plan = trace["summary"]["plan"]
+    assert [s["prompt"] for s in plan["scenes"]] == [PROMPT] and plan["markers"]["characters"][0].startswith("Maya")
+    assert plan["source"] == StoryboardPlan.model_fields["source"].default
     document = client.get(f"/api/generations/{generation_id}", headers=alice).json()
     assert document["storyboard_plan"]["scenes"][0]["attempts"][0]["reference_id"] == master_id
     assert client.get(f"/traces/{generation_id}", headers=alice).status_code == 200
@@ -341,7 +346,7 @@ def test_smart_image_without_references_is_refused(client: TestClient, alice: di
 def test_smart_image_when_the_backends_are_down(client: TestClient, alice: dict[str, str]) -> None:
     cid = new_character(client, alice)["id"]
     upload(client, alice, cid, png())
-    client.app.state.services_error = "OSError: no weights"  # type: ignore[attr-defined]
+    client.app.state.backends.error = "OSError: no weights"  # type: ignore[attr-defined]
     response = smart(client, alice, cid)
     assert response.status_code == 503
     assert response.json()["success"] is False

@@ -8,9 +8,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from imageforge.api.auth import decode_access_token
-from imageforge.api.cli_service import register
-from imageforge.api.settings import Settings, get_settings
+from imageforge.api.cli.service import register
+from imageforge.api.core.config import Settings, get_settings
+from imageforge.api.core.security import decode_access_token
 from tests.api.support import SECRET
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from sqlmodel import Session, func, select
 
 from imageforge.api.main import create_app
-from imageforge.api.models import Generation
+from imageforge.api.models.generation import Generation
 from tests.api.support import FakePipeline, add_user, make_settings, wait_for_status
 
 

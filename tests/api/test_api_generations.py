@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from imageforge.api.main import create_app
-from imageforge.api.models import Generation
+from imageforge.api.models.generation import Generation
 from tests.api.support import FakePipeline, add_user, make_settings, wait_for_status
 
 SMALL = {"num_variations": 2, "max_enhancement_iterations": 1}

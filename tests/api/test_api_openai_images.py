@@ -21,23 +21,22 @@ from openai import OpenAI
 from PIL import Image
 from sqlmodel import Session, select
 
+from imageforge.api.core.config import OpenAIImagesSettings, Settings
 from imageforge.api.main import create_app
-from imageforge.api.models import Generation, Variation
-from imageforge.api.openai_compat import (
+from imageforge.api.models.generation import Generation, Variation
+from imageforge.api.services.openai_compat import (
     PROMPT_MAX_LENGTH,
     STYLE_PHRASES,
     ImageGenerationRequest,
-    OpenAIImagesSettings,
     best_variations,
     frame_for,
     generation_create,
     variation_count,
 )
-from imageforge.api.settings import Settings
 from imageforge.tools.sizes import size_for
 from imageforge.traces import layout
-from tests.api.server import Server, wait_until
-from tests.api.support import FakePipeline, add_user, make_settings
+from tests.api.server import SLOW_GENERATOR_ENV, Server, wait_until
+from tests.api.support import FakePipeline, add_user, make_settings, wait_for_status
 
 #: Small frames keep the live runs around a second: sizes map to presets at this long edge.
 CAP = 96
@@ -186,7 +185,8 @@ def test_a_client_that_gives_up_cancels_its_generation(tmp_path: Path) -> None:
     server = Server(
         tmp_path,
         {
-            "IMAGEFORGE_TEST_GENERATOR_DELAY_S": "2",
+            **SLOW_GENERATOR_ENV,
+            "SLOW_GENERATOR_DELAY_S": "2",
             "IMAGEFORGE_OPENAI_IMAGES_MAX_RESOLUTION": str(CAP),
         },
     )
@@ -410,8 +410,12 @@ def test_a_full_queue_is_429_with_retry_after(tmp_path: Path, images: OpenAIImag
     with TestClient(app) as client:
         headers = add_user(client, "dave@example.com")
         try:
-            for _ in range(2):  # one running (held), one waiting: the queue is full
-                assert client.post("/api/generate", json={"prompt": "held"}, headers=headers).status_code == 202
+            # one running (held), one waiting: the queue is full. The second is submitted once the
+            # worker has taken the first, or it would find the one-slot queue still occupied.
+            first = client.post("/api/generate", json={"prompt": "held"}, headers=headers)
+            assert first.status_code == 202
+            wait_for_status(client, first.json()["generation_id"], headers, {"running"})
+            assert client.post("/api/generate", json={"prompt": "held"}, headers=headers).status_code == 202
             response = client.post("/v1/images/generations", json={"prompt": "a cat"}, headers=headers)
             assert response.status_code == 429
             assert response.headers["Retry-After"] == "7"

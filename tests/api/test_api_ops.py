@@ -8,10 +8,10 @@ import importlib.util
 import pytest
 from fastapi.testclient import TestClient
 
-from imageforge.api.checkpoints import checkpoint_serializer, open_checkpointer
-from imageforge.api.db import create_db_engine, sqlalchemy_url
-from imageforge.api.estimate import EstimateQuery, estimate, scenes_for_duration
-from imageforge.api.metrics import percentile
+from imageforge.api.core.checkpoints import checkpoint_serializer, open_checkpointer
+from imageforge.api.core.db import create_db_engine, sqlalchemy_url
+from imageforge.api.core.metrics import percentile
+from imageforge.api.services.estimate import EstimateQuery, estimate, scenes_for_duration
 from imageforge.graph.checkpoint import state_types
 from imageforge.traces.schemas import SceneResult
 from tests.api.support import make_settings, wait_for_status
@@ -88,11 +88,14 @@ def test_metrics_count_generations_and_expose_the_slo(client: TestClient, alice:
     assert "imageforge_generation_duration_seconds_count" in text
 
 
-def test_percentile_is_nearest_rank() -> None:
+def test_percentile_interpolates_like_statistics_quantiles() -> None:
     assert percentile([], 95) is None
     assert percentile([3.0], 95) == 3.0
-    assert percentile(range(1, 101), 95) == 95
+    assert percentile(range(1, 101), 95) == pytest.approx(95.05)  # between the 95th and 96th values
     assert percentile([5, 1, 4, 2, 3], 50) == 3
+    assert percentile([1, 2], 0) == 1 and percentile([1, 2], 100) == 2
+    with pytest.raises(ValueError, match="q"):
+        percentile([1, 2], 95.5)
 
 
 def test_postgres_without_the_extra_fails_with_a_clear_message(tmp_path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.server import Server, wait_until
+from tests.api.server import SLOW_GENERATOR_ENV, Server, wait_until
 from tests.api.test_api_server import FINAL, _scene_files, assert_images_served, submit
 
 POSTGRES_URL = os.environ.get("IMAGEFORGE_TEST_POSTGRES_URL")
@@ -29,7 +29,8 @@ pytestmark = [
 
 def test_jobs_persist_and_resume_after_sigkill_on_postgres(tmp_path: Path) -> None:
     server = Server(
-        tmp_path, {"IMAGEFORGE_DATABASE_URL": str(POSTGRES_URL), "IMAGEFORGE_TEST_GENERATOR_DELAY_S": "1.5"}
+        tmp_path,
+        {"IMAGEFORGE_DATABASE_URL": str(POSTGRES_URL), **SLOW_GENERATOR_ENV, "SLOW_GENERATOR_DELAY_S": "1.5"},
     )
     server.start()
     user = server.add_user(f"pg-{uuid.uuid4().hex[:8]}@example.com")
@@ -48,7 +49,7 @@ def test_jobs_persist_and_resume_after_sigkill_on_postgres(tmp_path: Path) -> No
         trace_dir = tmp_path / "traces" / job
         before = _scene_files(trace_dir, 1)
 
-        server.start(IMAGEFORGE_TEST_GENERATOR_DELAY_S="0")
+        server.start(SLOW_GENERATOR_DELAY_S="0")
         with httpx.Client(base_url=server.base_url, timeout=30.0) as client:
             done = wait_until(client, f"/api/generations/{job}", user, lambda d: d["status"] in FINAL)
             assert done["status"] == "completed", server.log()

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlmodel import Session, select
 
-from imageforge.api.models import Generation
+from imageforge.api.models.generation import Generation
 from tests.api.support import wait_for_status
 
 BASE = "/api/presets"
@@ -151,7 +151,9 @@ def test_apply_a_preset_with_overrides_and_count_its_use(client: TestClient, ali
     assert request["settings"]["num_variations"] == 2  # the request's explicit value wins
     assert request["settings"]["max_retries"] == 4  # the preset's value is the base
     assert request["settings"]["quality_threshold"] == 30  # neither says: the default
-    assert request["backends"]["generator"]["backend"] == "sketch" and request["backends"]["llm"]["backend"] == "heuristic"
+    assert (
+        request["backends"]["generator"]["backend"] == "sketch" and request["backends"]["llm"]["backend"] == "heuristic"
+    )
     assert request["preset"] == "FAST DRAFT"
     assert usage(client, alice, preset["id"]) == 1
 

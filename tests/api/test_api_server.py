@@ -16,7 +16,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.api.server import Server, read_sse, wait_until
+from tests.api.server import SLOW_GENERATOR_ENV, Server, read_sse, wait_until
 
 SMALL = {"num_variations": 2, "max_enhancement_iterations": 1, "max_retries": 0, "resolution": 128}
 FINAL = {"completed", "failed", "cancelled"}
@@ -52,7 +52,7 @@ def assert_images_served(client: httpx.Client, document: dict[str, Any], headers
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     # A small generator delay keeps jobs running long enough to be cancelled mid-run.
-    instance = Server(tmp_path, {"IMAGEFORGE_WORKERS": "2", "IMAGEFORGE_TEST_GENERATOR_DELAY_S": "0.4"})
+    instance = Server(tmp_path, {"IMAGEFORGE_WORKERS": "2", **SLOW_GENERATOR_ENV, "SLOW_GENERATOR_DELAY_S": "0.4"})
     instance.start()
     try:
         yield instance
@@ -140,7 +140,8 @@ def test_full_queue_then_sigkill_mid_job_and_resume(tmp_path: Path) -> None:
             "IMAGEFORGE_WORKERS": "1",
             "IMAGEFORGE_QUEUE_SIZE": "1",
             "IMAGEFORGE_RETRY_AFTER_S": "5",
-            "IMAGEFORGE_TEST_GENERATOR_DELAY_S": "1.5",
+            **SLOW_GENERATOR_ENV,
+            "SLOW_GENERATOR_DELAY_S": "1.5",
         },
     )
     server.start()
@@ -169,7 +170,7 @@ def test_full_queue_then_sigkill_mid_job_and_resume(tmp_path: Path) -> None:
         assert "scene_1/scene_result.json" in before and "scene_1/image_1.png" in before
         assert not (trace_dir / "scene_2" / "scene_result.json").exists()
 
-        server.start(IMAGEFORGE_TEST_GENERATOR_DELAY_S="0")
+        server.start(SLOW_GENERATOR_DELAY_S="0")
         with httpx.Client(base_url=server.base_url, timeout=30.0) as client:
             resumed = wait_until(client, f"/api/generations/{first}", alice, lambda d: d["status"] in FINAL)
             queued = wait_until(client, f"/api/generations/{second}", alice, lambda d: d["status"] in FINAL)

@@ -13,14 +13,16 @@ import httpx
 import pytest
 from PIL import Image, ImageStat
 
-from tests.api.server import Server, wait_until
+from tests.api.server import SLOW_GENERATOR_ENV, Server, wait_until
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
-    reason="headless browser test needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+    reason=(
+        "headless browser test needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+    ),
 )
 
 SMALL = {"num_variations": 2, "max_enhancement_iterations": 1, "max_retries": 0, "resolution": 128}
@@ -39,7 +41,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
 @pytest.fixture
 def slow_server(tmp_path: Path) -> Iterator[Server]:
     """Each generator call waits 2 s, so the job is still running when the page opens."""
-    instance = Server(tmp_path, {"IMAGEFORGE_TEST_GENERATOR_DELAY_S": "2.0"})
+    instance = Server(tmp_path, {**SLOW_GENERATOR_ENV, "SLOW_GENERATOR_DELAY_S": "2.0"})
     instance.start()
     try:
         yield instance

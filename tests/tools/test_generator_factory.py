@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from imageforge.tools.settings import GeneratorSettings
 from imageforge.tools import factory
 from imageforge.tools.factory import build_generator
+from imageforge.tools.settings import GeneratorSettings
 from imageforge.tools.sketch import SketchGenerator
 
 
@@ -44,3 +44,38 @@ def test_registered_backend_is_used(monkeypatch):
     _, line = build_generator(GeneratorSettings(backend="diffusers", model="/models/tiny"))
     assert line == "Generator: test"
     assert made == ["/models/tiny"]
+
+
+def user_factory(settings, device):
+    """A user-supplied GeneratorFactory, importable as ``test_generator_factory:user_factory``."""
+    return SketchGenerator(), f"Generator: user factory ({settings.model}, {device})"
+
+
+NOT_CALLABLE = 42
+
+
+def test_an_import_path_names_a_user_supplied_factory():
+    settings = GeneratorSettings(backend=f"{__name__}:user_factory", model="tiny")
+    generator, line = build_generator(settings, "cpu")
+    assert isinstance(generator, SketchGenerator)
+    assert line == "Generator: user factory (tiny, cpu)"
+
+
+@pytest.mark.parametrize(
+    ("backend", "message"),
+    [
+        ("no_such_module_here:build", "cannot import module 'no_such_module_here'"),
+        (f"{__name__}:missing", "has no attribute 'missing'"),
+        (f"{__name__}:NOT_CALLABLE", "is not callable"),
+    ],
+)
+def test_a_bad_import_path_is_a_clear_error_naming_the_setting(backend, message):
+    with pytest.raises(ValueError, match=r"generator\.backend") as caught:
+        build_generator(GeneratorSettings(backend=backend))
+    assert message in str(caught.value) and "IMAGEFORGE_GENERATOR__BACKEND" in str(caught.value)
+
+
+@pytest.mark.parametrize("backend", ["nope", "module.only", ":build", "a b:c", "pkg:"])
+def test_backend_is_a_name_or_an_import_path(backend):
+    with pytest.raises(ValueError, match=r"generator\.backend"):
+        GeneratorSettings(backend=backend)

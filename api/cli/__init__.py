@@ -1,0 +1,38 @@
+"""The `imageforge` command line (the console script ``imageforge = imageforge.api.cli:app``).
+
+One module per command group: ``generate`` (a storyboard in-process), ``service`` (``serve``,
+``users``, ``token``), ``models`` (the ML model weights on disk), and ``render`` (rich
+progress bars and result tables). Heavy imports wait until a command runs.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from imageforge.api.cli.generate import generate
+from imageforge.api.cli.models import models_app
+from imageforge.api.cli.service import register as register_service_commands
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="imageforge",
+    help="Turn a concept into a storyboard of scored reference images.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Turn a concept into a storyboard of scored reference images."""
+
+
+app.command()(generate)
+app.add_typer(models_app, name="models")
+register_service_commands(app)  # serve, token, users create
+
+
+def main() -> None:  # pragma: no cover - console entry point convenience
+    app()

@@ -1,0 +1,70 @@
+"""Shapes of the service's operations that belong to no table: the health report, the cost
+estimate, a batch of storyboards and a plain message."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import SQLModel
+
+__all__ = ["BatchItemResult", "BatchPublic", "BatchRequest", "EstimatePublic", "HealthPublic", "Message"]
+
+
+class Message(SQLModel):
+    message: str
+
+
+# Batch -------------------------------------------------------------------------------------
+class BatchRequest(BaseModel):
+    """Items are validated one by one, so one bad storyboard does not reject the others."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, Any]] = Field(min_length=1, description="GenerationCreate objects.")
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    accepted: bool
+    generation_id: str | None = None
+    status_url: str | None = None
+    events_url: str | None = None
+    reason: str | None = None
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class BatchPublic(BaseModel):
+    results: list[BatchItemResult]
+    accepted: int
+    rejected: int
+
+
+# Estimate and health -----------------------------------------------------------------------
+class EstimatePublic(BaseModel):
+    scenes: int
+    images: int = Field(description="Images when every scene passes on its first attempt.")
+    images_max: int = Field(description="Images when every scene uses all its retries.")
+    time_s_low: float
+    time_s_high: float
+    time_s_max: float = Field(description="Upper bound with every retry used.")
+    cost_usd: float
+    cost_usd_max: float
+    generator: str
+    llm: str
+    assumptions: list[str]
+
+
+class HealthPublic(BaseModel):
+    status: Literal["healthy", "degraded", "unhealthy"]
+    dev_mode: bool
+    database: str
+    workers: int
+    busy_workers: int
+    queue_depth: int
+    queue_size: int
+    backends: dict[str, Any]
+    loaded_models: list[dict[str, Any]]
+    generator_p95_s: float | None
+    slo_p95_s: float
+    issues: list[str]
