@@ -1,1 +1,1 @@
-"""api"""
+"""The service: the FastAPI app (main.py, deps.py), core, models, crud, routes, services, web and the CLI."""
