@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator, 
 from pydantic import Field as PydanticField
 from sqlmodel import JSON, Column, Field, SQLModel, UniqueConstraint
 
+from imageforge.agents.heuristics import MAX_SCENES
 from imageforge.agents.schemas import StoryboardPlan
 from imageforge.agents.settings import LLMBackend
 from imageforge.api.models import utcnow
@@ -83,9 +84,9 @@ class GenerationCreate(BaseModel):
     target_duration: float | None = Field(
         None, gt=0, le=600, description="Video length in seconds; sets the scene count."
     )
-    num_scenes: int | None = Field(None, ge=1, le=20, description="Scene count, overriding the duration.")
+    num_scenes: int | None = Field(None, ge=1, le=MAX_SCENES, description="Scene count, overriding the duration.")
     scenes: list[str] | None = Field(
-        None, min_length=1, max_length=20, description="Explicit scene prompts instead of the planner."
+        None, min_length=1, max_length=MAX_SCENES, description="Explicit scene prompts instead of the planner."
     )
     settings: GenerationOptions = Field(default_factory=GenerationOptions)
     preset: str | None = Field(
@@ -103,7 +104,7 @@ class GenerationCreate(BaseModel):
     scene_characters: list[list[CharacterRef]] | None = Field(
         None,
         min_length=1,
-        max_length=20,
+        max_length=MAX_SCENES,
         description="Per explicit scene (parallel to `scenes`), the character ids it shows.",
     )
 

@@ -9,39 +9,30 @@ per-call seconds are deployment settings, keyed by backend name.
 
 from __future__ import annotations
 
-import math
-
 from pydantic import BaseModel, ConfigDict, Field
 
+from imageforge.agents.heuristics import DEFAULT_SCENES, MAX_SCENES, SECONDS_PER_SCENE, scenes_for_duration
 from imageforge.agents.settings import LLMBackend
 from imageforge.api.core.config import Settings
 from imageforge.api.models.operations import EstimatePublic
 from imageforge.tools.settings import GeneratorBackend
 
-__all__ = ["EstimateQuery", "estimate", "resolve_generator", "resolve_llm", "scenes_for_duration"]
+__all__ = ["EstimateQuery", "estimate", "resolve_generator", "resolve_llm"]
 
 #: Seed 004's spread: ~60 s at best, ~90 s typically, for the same work.
 HIGH_OVER_LOW = 1.5
-#: Seconds of video per scene when only a duration is given (15 s -> 4 scenes, as in seed 004).
-SECONDS_PER_SCENE = 4.0
 
 
 class EstimateQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    num_scenes: int | None = Field(None, ge=1, le=20, description="Scene count; or give target_duration.")
+    num_scenes: int | None = Field(None, ge=1, le=MAX_SCENES, description="Scene count; or give target_duration.")
     target_duration: float | None = Field(None, gt=0, le=600, description="Video length in seconds.")
     num_variations: int = Field(4, ge=1, le=16)
     max_enhancement_iterations: int = Field(4, ge=1, le=10)
     max_retries: int = Field(2, ge=0, le=5)
     generator: GeneratorBackend | None = Field(None, description="Defaults to the server's generator.")
     llm: LLMBackend | None = Field(None, description="Defaults to the server's LLM backend.")
-
-
-def scenes_for_duration(duration_s: float) -> int:
-    if duration_s <= 0:
-        raise ValueError(f"`duration_s` must be positive, got {duration_s!r}.")
-    return max(1, min(20, math.ceil(duration_s / SECONDS_PER_SCENE)))
 
 
 def resolve_generator(choice: str, settings: Settings) -> str:
@@ -75,12 +66,12 @@ def estimate(query: EstimateQuery, settings: Settings) -> EstimatePublic:
     if query.num_scenes is not None:
         scenes = query.num_scenes
         scene_note = f"{scenes} scene(s) as requested"
-    elif query.target_duration is not None:
+    elif query.target_duration is not None:  # the planner's own rule, so the estimate and the run agree
         scenes = scenes_for_duration(query.target_duration)
         scene_note = f"{scenes} scene(s) for {query.target_duration:g} s at ~{SECONDS_PER_SCENE:g} s per scene"
     else:
-        scenes = 4
-        scene_note = "4 scenes (seed 004's default storyboard); pass num_scenes or target_duration"
+        scenes = scenes_for_duration(None)
+        scene_note = f"{DEFAULT_SCENES} scenes (seed 004's default storyboard); pass num_scenes or target_duration"
     generator = resolve_generator(query.generator or settings.generator.backend, settings)
     llm = resolve_llm(query.llm or settings.llm.backend, settings)
     image_price = _lookup(settings.image_price_usd, generator, "image price")

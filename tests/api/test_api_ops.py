@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from imageforge.api.core.checkpoints import checkpoint_serializer, open_checkpointer
 from imageforge.api.core.db import create_db_engine, sqlalchemy_url
 from imageforge.api.core.metrics import percentile
-from imageforge.api.services.estimate import EstimateQuery, estimate, scenes_for_duration
+from imageforge.api.services.estimate import EstimateQuery, estimate
 from imageforge.graph.checkpoint import state_types
 from imageforge.traces.schemas import SceneResult
 from tests.api.support import make_settings, wait_for_status
@@ -43,7 +43,6 @@ def test_estimate_scales_with_settings_and_backends(tmp_path) -> None:
     assert fewer.cost_usd < base.cost_usd and fewer.time_s_low < base.time_s_low and fewer.images == 8
     offline = estimate(EstimateQuery(num_scenes=4), settings)  # auto, nothing configured: sketch + heuristic
     assert (offline.generator, offline.llm, offline.cost_usd) == ("sketch", "heuristic", 0.0)
-    assert scenes_for_duration(15) == 4 and scenes_for_duration(1) == 1 and scenes_for_duration(600) == 20
     priced = make_settings(tmp_path, image_price_usd={"openai": 0.04, "sketch": 0.0, "diffusers": 0.0})
     assert estimate(EstimateQuery(num_scenes=1, generator="openai", llm="heuristic"), priced).cost_usd == 0.16
 
