@@ -13,7 +13,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -57,6 +57,7 @@ from imageforge.api.services.backends import DefaultBackends
 from imageforge.api.services.event_hub import EventHub
 from imageforge.api.services.jobs import JobRunner, QueueFullError
 from imageforge.api.services.pipeline import Pipeline, make_pipeline
+from imageforge.api.services.retention import sweep_periodically
 from imageforge.api.services.smart_images import SmartImageFailure
 from imageforge.api.services.status import StatusDocumentCache
 from imageforge.api.services.uploads import UploadError
@@ -221,6 +222,7 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
             hub=hub,
             metrics=metrics,
             on_change=documents.invalidate,
+            retention=settings.trace_retention,
         )
 
         def counts() -> dict[str, int]:
@@ -247,9 +249,22 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
         )
         assistant_scope = AsyncExitStack()  # the assistant's checkpointer, on this (the API's) loop
         app.state.assistant = await assistant_scope.enter_async_context(open_assistant(settings))
+        retention = settings.trace_retention
+        sweeper = None
+        if retention.max_age is not None or retention.upload_max_age is not None:
+            sweeper = asyncio.create_task(
+                sweep_periodically(
+                    engine=engine, trace_root=settings.trace_root, upload_dir=settings.upload_dir, policy=retention
+                ),
+                name="retention-sweep",
+            )
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with suppress(asyncio.CancelledError):
+                    await sweeper
             await runner.stop()
             await assistant_scope.aclose()
         engine.dispose()

@@ -11,6 +11,7 @@ import typer
 
 from imageforge.api.cli.generate import generate
 from imageforge.api.cli.models import models_app
+from imageforge.api.cli.traces import traces_app
 from imageforge.api.cli.service import register as register_service_commands
 
 __all__ = ["app", "main"]
@@ -31,6 +32,7 @@ def _root() -> None:
 
 app.command()(generate)
 app.add_typer(models_app, name="models")
+app.add_typer(traces_app, name="traces")
 register_service_commands(app)  # serve, token, users create
 
 

@@ -18,6 +18,7 @@ from imageforge.agents.settings import LLMSettings
 from imageforge.graph.context import BackendSettings
 from imageforge.scoring.settings import ScorerSettings
 from imageforge.tools.settings import GeneratorSettings
+from imageforge.traces.retention import RetentionPolicy
 
 __all__ = ["PLACEHOLDER_SECRET", "OpenAIImagesSettings", "Settings", "get_settings"]
 
@@ -48,6 +49,10 @@ class Settings(BaseSettings):
         ),
     )
     trace_root: Path = Field(Path("output/reference_image_traces"), description="One trace folder per generation.")
+    trace_retention: RetentionPolicy = Field(
+        default_factory=RetentionPolicy,
+        description="How long traces and uploaded references are kept (IMAGEFORGE_TRACE_RETENTION__MODE, ...).",
+    )
 
     # Server ----------------------------------------------------------------------------------
     host: str = "127.0.0.1"

@@ -36,8 +36,10 @@ from imageforge.api.crud import generation as crud
 from imageforge.api.models.generation import TERMINAL_STATUSES, JobSpec
 from imageforge.api.services.event_hub import EventHub
 from imageforge.api.services.pipeline import Pipeline
+from imageforge.api.services.retention import run_after_finish
 from imageforge.graph.progress import ProgressTracker
 from imageforge.traces import layout
+from imageforge.traces.retention import RetentionPolicy
 from imageforge.traces.schemas import RunSummary, SceneResult
 
 __all__ = ["CancelOutcome", "CheckpointerFactory", "JobRunner", "QueueFullError"]
@@ -90,6 +92,7 @@ class JobRunner:
         hub: EventHub,
         metrics: ServiceMetrics,
         on_change: Callable[[str], None] = lambda generation_id: None,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"`workers` must be at least 1, got {workers!r}.")
@@ -106,6 +109,7 @@ class JobRunner:
         self.hub = hub
         self.metrics = metrics
         self.on_change = on_change  # told after every write to a generation (cache invalidation)
+        self.retention = retention  # mode 'delete_on_success' removes a completed run's trace here
         self._lock = threading.Lock()  # guards _pending, _reserved and _jobs across the two loops
         self._pending: deque[str] = deque()
         self._reserved = 0
@@ -356,6 +360,10 @@ class JobRunner:
                 await self.checkpointer.adelete_thread(generation_id)
             except Exception:  # the checkpoint is only a resume aid; keeping it is harmless
                 logger.warning("job %s: could not delete its checkpoints", generation_id, exc_info=True)
+        if self.retention is not None and self.retention.mode == "delete_on_success":
+            await asyncio.to_thread(
+                run_after_finish, self.trace_root, generation_id, status=status, policy=self.retention
+            )
 
     async def _fail(self, job: _Job, error: str) -> None:
         try:
