@@ -39,6 +39,7 @@ TOOL_NAMES: tuple[str, ...] = (
     "report_status",
 )
 
+
 # Tool arguments ------------------------------------------------------------------------------
 class StartStoryboardArgs(BaseModel):
     """Start a new storyboard from a description, with the conversation's settings."""

@@ -168,7 +168,10 @@ def _ref_value(match: re.Match[str]) -> int | None:
 
 
 # Settings -----------------------------------------------------------------------------------
-_LEAD = r"(?:(?:please\s+)?(?:use|with|at\s+most|no\s+more\s+than|not\s+more\s+than|up\s+to|max(?:imum)?(?:\s+of)?|only|just|limit(?:\s+it)?\s+to|set(?:\s+it)?\s+to|try|make\s+it|give\s+me|and|in|at|as)\s+)*"
+_LEAD = (
+    r"(?:(?:please\s+)?(?:use|with|at\s+most|no\s+more\s+than|not\s+more\s+than|up\s+to|max(?:imum)?(?:\s+of)?"
+    r"|only|just|limit(?:\s+it)?\s+to|set(?:\s+it)?\s+to|try|make\s+it|give\s+me|and|in|at|as)\s+)*"
+)
 _SET = r"\s*(?:to|=|:|of|at|at\s+least|above|over|>=|>)?\s*"
 
 SettingsHandler = Callable[[re.Match[str]], dict[str, Any]]
@@ -437,7 +440,9 @@ def _start(text: str) -> ParsedMessage:
     if not description:
         return ParsedMessage(
             kind="clarify",
-            question='What should the storyboard be about? For example: "make a 15 second storyboard about artisan coffee".',
+            question=(
+                'What should the storyboard be about? For example: "make a 15 second storyboard about artisan coffee".'
+            ),
         )
     calls = [ToolRequest(name="change_settings", args=changes)] if changes else []
     calls.append(ToolRequest(name="start_storyboard", args={"description": description, **args}))
@@ -521,8 +526,7 @@ def parse_message(message: str) -> ParsedMessage:
     if _EXPLAIN.search(text) and (
         _WIN.search(text)
         or _IMAGE_REF.search(text)
-        or (re.search(r"\bexplain\b", text, re.IGNORECASE)
-        and _SCENE_REF.search(text))
+        or (re.search(r"\bexplain\b", text, re.IGNORECASE) and _SCENE_REF.search(text))
     ):
         return _explain(text)
     # 2. Refine a scene

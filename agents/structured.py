@@ -58,7 +58,8 @@ def _problem(reply: dict[str, Any], schema: type[BaseModel]) -> str | None:
     if isinstance(raw, AIMessage) and raw.invalid_tool_calls:
         bad = raw.invalid_tool_calls[0]
         return _short(
-            f"the {bad.get('name') or 'tool'} call's arguments are not valid JSON: {bad.get('error') or bad.get('args')}"
+            f"the {bad.get('name') or 'tool'} call's arguments are not valid JSON: "
+            f"{bad.get('error') or bad.get('args')}"
         )
     content = raw.content if isinstance(raw, BaseMessage) else raw
     return _short(f"the reply has no {schema.__name__} tool call (text: {str(content)[:200]!r})")

@@ -150,7 +150,8 @@ async def main() -> None:
     print("## (a) Overhead per scene (offline backends; generator and scorer time excluded)\n")
     print(f"N={args.variations}, {args.scenes} scenes, median of {args.repeats} runs. Columns are ms per scene.\n")
     print(
-        "| resolution | wall s | generator+scorers s | non-model total | PNG encoding | heuristic agents | graph + trace files |"
+        "| resolution | wall s | generator+scorers s | non-model total | PNG encoding | heuristic agents "
+        "| graph + trace files |"
     )
     print("|---|---|---|---|---|---|---|")
     for resolution in dict.fromkeys([args.resolution, 128]):

@@ -47,9 +47,9 @@ from imageforge.scoring.aesthetic import (
 from imageforge.scoring.clip_backbone import ClipBackbone, ImageEmbeddingCache, load_clip_backbone
 from imageforge.scoring.clipscore import ClipScoreScorer
 from imageforge.scoring.embedding_consistency import load_embedding_consistency_scorer
-from imageforge.tools.model_cache import ModelCache
 from imageforge.scoring.pickscore import PickScoreScorer
 from imageforge.tools.diffusers_generator import load_diffusers_generator
+from imageforge.tools.model_cache import ModelCache
 from imageforge.tools.schemas import ImageSize
 
 PROMPT = (

@@ -86,7 +86,8 @@ def explain_winner(attempt: Attempt, weights: Mapping[str, float], status: Scene
     ]
     if winner.consistency is not None:
         lines.append(
-            f"Consistency with reference {attempt.reference.id if attempt.reference else '-'}: {winner.consistency:.1f} / 100"
+            f"Consistency with reference {attempt.reference.id if attempt.reference else '-'}: "
+            f"{winner.consistency:.1f} / 100"
         )
     if len(ranked) > 1:
         runner = ranked[1]

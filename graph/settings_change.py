@@ -46,7 +46,6 @@ SETTING_LABELS: dict[str, str] = {
 }
 
 
-
 class SettingsChangeError(ValueError):
     """A requested setting is out of range or unknown; the message is the reply to the user."""
 
@@ -175,5 +174,3 @@ def describe_settings(settings: GenerationSettings) -> str:
 
 def _count(number: int, singular: str, plural: str | None = None) -> str:
     return f"{number} {singular if number == 1 else plural or singular + 's'}"
-
-

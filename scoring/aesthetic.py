@@ -30,9 +30,9 @@ from imageforge.scoring.clip_backbone import (
     load_clip_backbone,
 )
 from imageforge.scoring.clipscore import CLIPSCORE_MODEL, ClipScoreScorer
-from imageforge.tools.model_cache import ModelNotAvailableError, ModelCache, model_cache
 from imageforge.scoring.normalise import aesthetic_to_100
 from imageforge.scoring.schemas import Slot
+from imageforge.tools.model_cache import ModelCache, ModelNotAvailableError, model_cache
 
 __all__ = [
     "AESTHETIC_CLIP_MODEL",
@@ -100,9 +100,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):  # the file's content is wrong, not an argument's type
-        raise ValueError(
-            f"Aesthetic head {str(path)!r} holds a {type(state).__name__}, not a state dict."
-        )
+        raise ValueError(f"Aesthetic head {str(path)!r} holds a {type(state).__name__}, not a state dict.")
     return state
 
 

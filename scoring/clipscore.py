@@ -15,9 +15,9 @@ import torch
 from PIL import Image
 
 from imageforge.scoring.clip_backbone import ClipBackbone, check_batch_size, load_clip_backbone
-from imageforge.tools.model_cache import ModelCache, model_cache
 from imageforge.scoring.normalise import CLIPSCORE_BAND, clipscore_to_100
 from imageforge.scoring.schemas import Slot
+from imageforge.tools.model_cache import ModelCache, model_cache
 
 __all__ = ["CLIPSCORE_MODEL", "ClipScoreScorer", "clipscore_raw", "load_clipscore_scorer"]
 

@@ -29,9 +29,9 @@ from imageforge.scoring.clip_backbone import (
     scorer_dtype,
     torch_dtype_kwargs,
 )
-from imageforge.tools.model_cache import ModelCache, model_cache, resolve_weights
 from imageforge.scoring.normalise import CONSISTENCY_BANDS, consistency_to_100
 from imageforge.tools.devices import dtype_name, resolve_device
+from imageforge.tools.model_cache import ModelCache, model_cache, resolve_weights
 
 __all__ = [
     "DEFAULT_CONSISTENCY_MODEL",

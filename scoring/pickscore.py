@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 
 from imageforge.scoring.clip_backbone import ClipBackbone, check_batch_size, load_clip_backbone
-from imageforge.tools.model_cache import ModelCache, model_cache
 from imageforge.scoring.normalise import PICKSCORE_BAND, pickscore_to_100
 from imageforge.scoring.schemas import Slot
+from imageforge.tools.model_cache import ModelCache, model_cache
 
 __all__ = [
     "PICKSCORE_MODEL",

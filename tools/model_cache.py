@@ -22,8 +22,8 @@ from imageforge.tools.model_store import FolderKind, hub_cache_dir, local_model_
 
 __all__ = [
     "LoadedModel",
-    "ModelNotAvailableError",
     "ModelCache",
+    "ModelNotAvailableError",
     "model_cache",
     "resolve_weights",
 ]

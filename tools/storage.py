@@ -5,8 +5,9 @@ progress) and a process may die mid-write, so every file is written to a tempora
 and renamed over the target: readers, and a process that restarts after a crash, see the
 old file or the new one, never half of one. ``durable=True`` also fsyncs the file and its
 folder, which survives power loss too but costs milliseconds per file; it is kept for
-stored user input, not for the dozens of trace files each scene writes. Images that come from users are untrusted, so reading validates them and turns
-every way they can be broken into one exception type the API maps to a 4xx.
+stored user input, not for the dozens of trace files each scene writes. Images that come from
+users are untrusted, so reading validates them and turns every way they can be broken into one
+exception type the API maps to a 4xx.
 """
 
 from __future__ import annotations

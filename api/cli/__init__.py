@@ -11,8 +11,8 @@ import typer
 
 from imageforge.api.cli.generate import generate
 from imageforge.api.cli.models import models_app
-from imageforge.api.cli.traces import traces_app
 from imageforge.api.cli.service import register as register_service_commands
+from imageforge.api.cli.traces import traces_app
 
 __all__ = ["app", "main"]
 

@@ -114,7 +114,7 @@ def test_time_and_place_come_from_the_concepts_words():
     ],
 )
 def test_plan_rejects_bad_input_naming_the_argument(concept, duration, num_scenes):
-    with pytest.raises(ValueError, match="concept|target_duration_s|num_scenes"):
+    with pytest.raises(ValueError, match=r"concept|target_duration_s|num_scenes"):
         plan_heuristic(concept, duration, num_scenes)
 
 

@@ -37,13 +37,13 @@ from imageforge.scoring.aesthetic import (
 )
 from imageforge.scoring.clip_backbone import load_clip_backbone, pil_backend_kwargs
 from imageforge.scoring.embedding_consistency import load_embedding_consistency_scorer
-from imageforge.tools.model_cache import ModelCache, model_cache
-from imageforge.scoring.pickscore import PICKSCORE_MODEL, PICKSCORE_PROCESSOR, load_pickscore_scorer
 from imageforge.scoring.factory import ScorerSet
-from imageforge.scoring.settings import ScorerSettings
+from imageforge.scoring.pickscore import PICKSCORE_MODEL, PICKSCORE_PROCESSOR, load_pickscore_scorer
 from imageforge.scoring.schemas import BASE_WEIGHTS
+from imageforge.scoring.settings import ScorerSettings
 from imageforge.scoring.vqascore import DEFAULT_VQA_MODEL, load_vqa_scorer
 from imageforge.tools.diffusers_generator import load_diffusers_generator
+from imageforge.tools.model_cache import ModelCache, model_cache
 from imageforge.tools.storage import load_image
 from imageforge.traces import layout
 
@@ -290,7 +290,9 @@ def tiny_hub(tmp_path, tiny, monkeypatch) -> Path:
 
 
 async def test_auto_backends_find_the_tiny_models_in_the_cache(tmp_path, tiny_hub):
-    backends = BackendSettings(llm="heuristic", generator="auto", scoring=ScorerSettings(scorers=("auto",)), device="cpu")
+    backends = BackendSettings(
+        llm="heuristic", generator="auto", scoring=ScorerSettings(scorers=("auto",)), device="cpu"
+    )
     services = services_module.build_services(backends)
     generator_line, scorer_line = services.notes[1:]
     assert generator_line.startswith("Generator: diffusers stabilityai/sd-turbo on cpu")

@@ -21,8 +21,8 @@ from imageforge.scoring.aesthetic import (
 from imageforge.scoring.base import Scorer
 from imageforge.scoring.clip_backbone import load_clip_backbone
 from imageforge.scoring.clipscore import ClipScoreScorer
-from imageforge.tools.model_cache import ModelNotAvailableError, ModelCache
 from imageforge.scoring.normalise import aesthetic_to_100
+from imageforge.tools.model_cache import ModelCache, ModelNotAvailableError
 from tests.tiny_clip import make_images
 
 PROMPT = "a warm kitchen at dawn"

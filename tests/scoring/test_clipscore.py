@@ -11,8 +11,8 @@ import torch
 from imageforge.scoring.base import Scorer
 from imageforge.scoring.clip_backbone import load_clip_backbone, pooled_embeddings
 from imageforge.scoring.clipscore import ClipScoreScorer, clipscore_raw
-from imageforge.tools.model_cache import ModelNotAvailableError, ModelCache
 from imageforge.scoring.normalise import clipscore_to_100
+from imageforge.tools.model_cache import ModelCache, ModelNotAvailableError
 from tests.tiny_clip import make_images
 
 PROMPT = "a red cat on a sofa"

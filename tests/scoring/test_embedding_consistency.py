@@ -15,8 +15,8 @@ from imageforge.scoring.embedding_consistency import (
     load_dino_backbone,
     load_embedding_consistency_scorer,
 )
-from imageforge.tools.model_cache import ModelCache
 from imageforge.scoring.normalise import CONSISTENCY_BANDS
+from imageforge.tools.model_cache import ModelCache
 from tests.tiny_clip import make_images, save_tiny_dinov2
 
 

@@ -9,7 +9,6 @@ import torch
 
 from imageforge.scoring.base import Scorer
 from imageforge.scoring.clip_backbone import load_clip_backbone
-from imageforge.tools.model_cache import ModelNotAvailableError, ModelCache
 from imageforge.scoring.normalise import pickscore_to_100
 from imageforge.scoring.pickscore import (
     PICKSCORE_MODEL,
@@ -18,6 +17,7 @@ from imageforge.scoring.pickscore import (
     load_pickscore_scorer,
     pickscore_raw,
 )
+from imageforge.tools.model_cache import ModelCache, ModelNotAvailableError
 from tests.tiny_clip import make_images
 
 PROMPT = "a cinematic photo of a coffee cup at sunrise"

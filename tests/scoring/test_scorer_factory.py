@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from imageforge.scoring.settings import ScorerSettings
 from imageforge.scoring import factory
 from imageforge.scoring.consistency import HistogramConsistencyScorer
 from imageforge.scoring.factory import OFFLINE_REASON, ScorerSet, build_scorers
+from imageforge.scoring.settings import ScorerSettings
 from imageforge.scoring.technical import TechnicalQualityScorer
 
 

@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 
 from imageforge.scoring.base import Scorer
-from imageforge.tools.model_cache import ModelCache
 from imageforge.scoring.vqascore import (
     VQA_QUESTION,
     T2VMetricsVQAScorer,
@@ -21,6 +20,7 @@ from imageforge.scoring.vqascore import (
     load_vqa_scorer,
     yes_token_ids,
 )
+from imageforge.tools.model_cache import ModelCache
 from tests.tiny_clip import make_images, save_tiny_blip2, save_tiny_instructblip, save_tiny_llava
 
 PROMPT = "a red cat sleeping on a sofa"

@@ -10,7 +10,6 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image
 from tiny_models import save_tiny_sd_pipeline
 
-from imageforge.tools.model_cache import model_cache
 from imageforge.tools.base import GenerationError, ImageGenerator
 from imageforge.tools.diffusers_generator import (
     DiffusersGenerator,
@@ -19,6 +18,7 @@ from imageforge.tools.diffusers_generator import (
     sampling_defaults,
 )
 from imageforge.tools.generation_cache import GenerationCache
+from imageforge.tools.model_cache import model_cache
 from imageforge.tools.schemas import ImageSize
 
 SIZE = ImageSize(width=32, height=32)

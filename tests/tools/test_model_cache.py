@@ -7,14 +7,14 @@ import threading
 
 import pytest
 
-from imageforge.tools.model_cache import (
-    LoadedModel,
-    ModelNotAvailableError,
-    ModelCache,
-    resolve_weights,
-)
 from imageforge.scoring.pickscore import PICKSCORE_MODEL, PICKSCORE_PROCESSOR
 from imageforge.tools import model_store
+from imageforge.tools.model_cache import (
+    LoadedModel,
+    ModelCache,
+    ModelNotAvailableError,
+    resolve_weights,
+)
 
 
 def test_loads_once_and_lists_what_is_loaded():

@@ -39,6 +39,7 @@ def test_differs_per_scene_attempt_and_base():
     assert base.isdisjoint(derive_seeds(6, 1, 1, 4))
 
 
+@pytest.mark.integration  # starts Python subprocesses
 def test_stable_across_processes_with_different_hash_salt():
     code = "from tools.seeds import derive_seeds; print(derive_seeds(42, 1, 1, 4))"
     outputs = set()
