@@ -8,9 +8,17 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from imageforge.api.core import security
 from imageforge.api.core.config import Settings
 from imageforge.api.main import create_app
-from tests.api.support import FakePipeline, add_user, make_settings
+from tests.api.support import CHEAP_PASSWORD_HASH, FakePipeline, add_user, make_settings
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every API test creates users; hashing at full cost made the fast loop ~15 s slower.
+    test_api_auth.py's default-profile test puts support.DEFAULT_PASSWORD_HASH back for itself."""
+    monkeypatch.setattr(security, "_password_hash", CHEAP_PASSWORD_HASH)
 
 
 @pytest.fixture

@@ -13,8 +13,11 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from PIL import Image
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlmodel import Session
 
+from imageforge.api.core import security
 from imageforge.api.core.config import Settings
 from imageforge.api.core.security import create_access_token
 from imageforge.api.crud import user as crud
@@ -27,6 +30,11 @@ from imageforge.traces.schemas import Attempt, RunSummary, SceneResult
 from imageforge.traces.writer import TraceWriter
 
 SECRET = "test-secret-" + "x" * 40
+
+#: The service's own hasher: argon2id at its default cost (about 0.15-0.4 s a hash).
+DEFAULT_PASSWORD_HASH = security._password_hash
+#: argon2id at its cheapest (about 1 ms a hash), for the many tests that only need users.
+CHEAP_PASSWORD_HASH = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -97,8 +105,11 @@ class FakePipeline:
     """Plays the graph's event sequence and writes a trace, without any model.
 
     ``hold`` (a threading.Event, since the app runs on the TestClient's own loop) keeps each
-    run waiting before its first scene until the test sets it.
+    run waiting before its first scene until the test sets it; a run held longer than
+    ``HOLD_TIMEOUT_S`` fails, naming the hold, instead of hanging the test.
     """
+
+    HOLD_TIMEOUT_S = 60.0
 
     def __init__(self, trace_root: Path, *, scenes: int = 2, variations: int = 2) -> None:
         self.trace_root = trace_root
@@ -149,7 +160,12 @@ class FakePipeline:
         self.started.append(generation_id)
         results: list[SceneResult] = []
         for scene in range(1, count + 1):
+            deadline = time.monotonic() + self.HOLD_TIMEOUT_S
             while not self.hold.is_set():
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"FakePipeline.hold was not set within {self.HOLD_TIMEOUT_S} s: {generation_id} never started"
+                    )
                 await asyncio.sleep(0.01)
             if should_stop():
                 return summary("cancelled", results)

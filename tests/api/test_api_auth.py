@@ -9,12 +9,14 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+import argon2
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from imageforge.api.core import security
 from imageforge.api.core.config import Settings
 from imageforge.api.core.security import (
     InvalidTokenError,
@@ -26,7 +28,14 @@ from imageforge.api.core.security import (
 )
 from imageforge.api.main import create_app
 from imageforge.api.models.user import User
-from tests.api.support import SECRET, FakePipeline, add_user, make_settings
+from tests.api.support import (
+    CHEAP_PASSWORD_HASH,
+    DEFAULT_PASSWORD_HASH,
+    SECRET,
+    FakePipeline,
+    add_user,
+    make_settings,
+)
 
 
 def test_placeholder_or_short_secret_is_refused_outside_dev_mode(tmp_path: Path) -> None:
@@ -59,12 +68,19 @@ def test_settings_read_the_environment_and_the_unprefixed_openai_key(
     assert Settings(_env_file=None, database_url="postgresql://u:p@db/x").is_postgres  # type: ignore[call-arg]
 
 
-def test_passwords_are_salted_and_verified() -> None:
+def test_passwords_are_salted_and_verified_with_the_default_argon2id_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The other API tests hash with a cheap profile (tests/api/conftest.py); this one uses the real one.
+    monkeypatch.setattr(security, "_password_hash", DEFAULT_PASSWORD_HASH)
     first, second = hash_password("correct horse"), hash_password("correct horse")
-    assert first != second and first.startswith("$argon2id$")
+    profile = f"m={argon2.DEFAULT_MEMORY_COST},t={argon2.DEFAULT_TIME_COST},p={argon2.DEFAULT_PARALLELISM}"
+    assert first != second and first.startswith(f"$argon2id$v=19${profile}$")
     assert verify_password("correct horse", first) and verify_password("correct horse", second)
     assert not verify_password("wrong horse", first)
     assert not verify_password("correct horse", "garbage")
+    assert verify_and_update("correct horse", first) == (True, None)  # current: nothing to upgrade
+    weaker = CHEAP_PASSWORD_HASH.hash("correct horse")
+    valid, upgraded = verify_and_update("correct horse", weaker)  # weaker parameters: upgraded at login
+    assert valid and upgraded is not None and upgraded.startswith(f"$argon2id$v=19${profile}$")
     with pytest.raises(ValueError, match="password"):
         hash_password("")
 

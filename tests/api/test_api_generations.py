@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,10 @@ def test_status_document_lists_planned_scenes_while_running(
     pipeline.hold.clear()
     generation_id = submit(client, alice)["generation_id"]
     document = wait_for_status(client, generation_id, alice, {"running"})
+    deadline = time.monotonic() + 20
     while not document["storyboard_plan"]["scenes"]:
+        assert time.monotonic() < deadline, f"the planned scenes never reached the status document: {document}"
+        time.sleep(0.02)
         document = client.get(f"/api/generations/{generation_id}", headers=alice).json()
     assert [s["status"] for s in document["storyboard_plan"]["scenes"]] == ["pending", "pending"]
     assert document["current_step"] == "enhancing prompts"

@@ -77,6 +77,7 @@ def client_for(server: Server, headers: dict[str, str]) -> OpenAI:
     return OpenAI(base_url=f"{server.base_url}/v1", api_key=token, max_retries=0, timeout=120)
 
 
+@pytest.mark.integration
 def test_generate_returns_the_n_best_variations_as_pngs(
     live: tuple[Server, dict[str, str]],
 ) -> None:
@@ -114,6 +115,7 @@ def test_generate_returns_the_n_best_variations_as_pngs(
         assert http.get(f"/traces/{generation_id}").status_code == 200
 
 
+@pytest.mark.integration
 def test_url_format_links_to_images_the_key_can_fetch(live: tuple[Server, dict[str, str]]) -> None:
     server, headers = live
     result = client_for(server, headers).images.generate(
@@ -130,6 +132,7 @@ def test_url_format_links_to_images_the_key_can_fetch(live: tuple[Server, dict[s
         assert http.get(item.url, headers=stranger).status_code == 404
 
 
+@pytest.mark.integration
 def test_edit_uses_the_uploaded_image_as_scene_one_reference(
     live: tuple[Server, dict[str, str]],
 ) -> None:
@@ -151,6 +154,7 @@ def test_edit_uses_the_uploaded_image_as_scene_one_reference(
     assert scene["attempts"][0]["reference_kind"] == "user"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("arguments", "param"),
     [
@@ -170,6 +174,7 @@ def test_client_raises_bad_request_naming_the_field(
     assert caught.value.type == "invalid_request_error"
 
 
+@pytest.mark.integration
 def test_client_raises_authentication_error_for_a_bad_key(
     live: tuple[Server, dict[str, str]],
 ) -> None:
@@ -180,6 +185,7 @@ def test_client_raises_authentication_error_for_a_bad_key(
     assert caught.value.code == "invalid_api_key"
 
 
+@pytest.mark.integration
 def test_a_client_that_gives_up_cancels_its_generation(tmp_path: Path) -> None:
     # The generator sleeps 2 s per call, so the run is still going when the client leaves.
     server = Server(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import sys
 
 import pytest
 from fastapi.testclient import TestClient
@@ -97,21 +97,33 @@ def test_percentile_interpolates_like_statistics_quantiles() -> None:
         percentile([1, 2], 95.5)
 
 
-def test_postgres_without_the_extra_fails_with_a_clear_message(tmp_path) -> None:
+def test_postgres_without_the_extra_fails_with_a_clear_message(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert sqlalchemy_url("postgresql://u:p@db:5432/imageforge") == "postgresql+psycopg://u:p@db:5432/imageforge"
     assert sqlalchemy_url("sqlite:///x.db") == "sqlite:///x.db"
     settings = make_settings(tmp_path, database_url="postgresql://u:p@127.0.0.1:1/imageforge")
-    if importlib.util.find_spec("psycopg") is None:
-        with pytest.raises(RuntimeError, match=r"imageforge\[postgres\]"):
-            create_db_engine(settings)
-    if importlib.util.find_spec("langgraph.checkpoint.postgres") is None:
+    # The extra is installed here (the PostgreSQL tier uses it), so hide it: a ``None`` entry in
+    # sys.modules makes ``import psycopg`` raise ImportError, as on a machine without the extra.
+    for name in ("psycopg", "langgraph.checkpoint.postgres", "langgraph.checkpoint.postgres.aio"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(RuntimeError, match=r"psycopg is not installed.*imageforge\[postgres\]"):
+        create_db_engine(settings)
 
-        async def open_it() -> None:
-            async with open_checkpointer(settings):
-                pass
+    async def open_it() -> None:
+        async with open_checkpointer(settings):
+            pass
 
-        with pytest.raises(RuntimeError, match=r"imageforge\[postgres\]"):
-            asyncio.run(open_it())
+    with pytest.raises(RuntimeError, match=r"postgres extra for checkpoints.*imageforge\[postgres\]"):
+        asyncio.run(open_it())
+
+
+def test_postgres_with_the_extra_builds_a_psycopg_engine_without_connecting(tmp_path) -> None:
+    pytest.importorskip("psycopg", reason="the postgres extra is not installed")
+    engine = create_db_engine(make_settings(tmp_path, database_url="postgresql://u:p@127.0.0.1:1/imageforge"))
+    try:
+        assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
+        assert engine.url.host == "127.0.0.1" and engine.url.database == "imageforge"
+    finally:
+        engine.dispose()
 
 
 def test_checkpoints_deserialise_only_the_projects_state_types() -> None:

@@ -17,6 +17,7 @@ from tests.api.test_api_server import FINAL, _scene_files, assert_images_served,
 
 POSTGRES_URL = os.environ.get("IMAGEFORGE_TEST_POSTGRES_URL")
 pytestmark = [
+    pytest.mark.integration,  # a uvicorn process against PostgreSQL
     pytest.mark.skipif(
         not POSTGRES_URL, reason="IMAGEFORGE_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)"
     ),

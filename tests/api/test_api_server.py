@@ -18,6 +18,8 @@ from websockets.sync.client import connect
 
 from tests.api.server import SLOW_GENERATOR_ENV, Server, read_sse, wait_until
 
+pytestmark = pytest.mark.integration  # every test starts a uvicorn process
+
 SMALL = {"num_variations": 2, "max_enhancement_iterations": 1, "max_retries": 0, "resolution": 128}
 FINAL = {"completed", "failed", "cancelled"}
 

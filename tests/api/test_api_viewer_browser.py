@@ -18,12 +18,16 @@ from tests.api.server import SLOW_GENERATOR_ENV, Server, wait_until
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason=(
-        "headless browser test needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+pytestmark = [
+    pytest.mark.integration,  # a uvicorn process and a headless browser
+    pytest.mark.skipif(
+        not (CHROMIUM and CHROMEDRIVER),
+        reason=(
+            "headless browser test needs Debian's chromium and chromium-driver "
+            "(apt-get install chromium chromium-driver)"
+        ),
     ),
-)
+]
 
 SMALL = {"num_variations": 2, "max_enhancement_iterations": 1, "max_retries": 0, "resolution": 128}
 
