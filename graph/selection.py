@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from imageforge.agents.schemas import Iteration
+from imageforge.scoring.ensemble import deciding_component
 from imageforge.scoring.schemas import VariationScore
 from imageforge.traces.schemas import Attempt, SceneStatus
 
@@ -62,13 +63,6 @@ def choose_winner(attempts: Sequence[Attempt], *, strict: bool) -> tuple[Attempt
     if strict:
         return None, "failed"
     return max(attempts, key=_attempt_key), "accepted_with_warning"
-
-
-def deciding_component(
-    winner: Mapping[str, float], runner_up: Mapping[str, float], weights: Mapping[str, float]
-) -> str:
-    """The slot that contributed most to the winner's lead over the runner-up."""
-    return max(weights, key=lambda slot: weights[slot] * (winner.get(slot, 0.0) - runner_up.get(slot, 0.0)))
 
 
 def explain_winner(attempt: Attempt, weights: Mapping[str, float], status: SceneStatus) -> str:

@@ -51,8 +51,8 @@ from imageforge.api.services.status import apply_live, build_status_document, ge
 from imageforge.api.services.submission import submit
 from imageforge.graph.assistant import AssistantContext, AssistantInput, AssistantState, compile_assistant
 from imageforge.graph.context import GenerationSettings
-from imageforge.graph.selection import deciding_component
 from imageforge.graph.settings_change import describe_settings
+from imageforge.scoring.ensemble import deciding_component
 from imageforge.traces.reader import CorruptTraceError, TraceNotFoundError, read_trace
 from imageforge.traces.schemas import RunSummary, SceneResult
 

@@ -8,11 +8,11 @@ from imageforge.agents.schemas import Critique, DimensionScores, EnhancedPrompt,
 from imageforge.graph.selection import (
     best_iteration,
     choose_winner,
-    deciding_component,
     explain_winner,
     quality_scores_document,
     validate,
 )
+from imageforge.scoring.ensemble import deciding_component
 from imageforge.scoring.schemas import VariationScore
 from imageforge.traces.schemas import Attempt
 
@@ -121,7 +121,7 @@ def test_choose_winner_strict_has_no_winner():
 def test_deciding_component_is_the_largest_weighted_lead():
     winner = {"pickscore": 60, "clip": 90}
     runner = {"pickscore": 58, "clip": 70}
-    assert deciding_component(winner, runner, WEIGHTS) == "clip"  # 0.25*20 > 0.5*2
+    assert deciding_component(winner, runner, {"pickscore": 0.5, "clip": 0.25}) == "clip"  # 0.25*20 > 0.5*2
 
 
 def test_explain_winner_names_margin_and_deciding_component():
