@@ -2,7 +2,9 @@
 
 One typed object for the whole run, passed as LangGraph's run context
 (``graph.ainvoke(input, context=Context(...))``) and read by nodes through
-``runtime.context``. Deployment values (database URL, secrets) stay in ``api.settings``.
+``runtime.context``. Each layer owns its backend settings (``agents.settings``,
+``tools.settings``, ``scoring.settings``); they are composed here into ``BackendSettings``.
+Deployment values (database URL, secrets) stay in ``api.core.config``.
 """
 
 from __future__ import annotations
