@@ -276,7 +276,7 @@ _KELVIN = re.compile(r"(?<![a-z0-9])(\d{4,5})\s?k\b")
 _DEGREES = re.compile(r"(?<![a-z0-9])\d{1,3}(?:\s?|-)(?:degrees?|°)")
 _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”")
 #: A shot at least this large (subject height / frame height) shows only a detail of it.
-_DETAIL_SCALE = 1.5
+_DETAIL_SCALE = 1.25
 _TECHNICAL_NOUNS = (
     "shot", "angle", "lens", "light", "lighting", "aperture", "camera", "temperature", "composition",
     "palette", "colour", "color", "degrees",
