@@ -73,7 +73,7 @@ def images_settings(app: Any) -> OpenAIImagesSettings:
     """The /v1/images settings the lifespan read (or a test set) on ``app.state``."""
     images = getattr(app.state, "openai_images_settings", None)
     if images is None:
-        images = app.state.openai_images_settings = OpenAIImagesSettings()
+        images = app.state.openai_images_settings = app.state.settings.openai_images
     return images
 
 

@@ -194,7 +194,7 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
                 "Never expose this server; unset IMAGEFORGE_DEV_MODE for real use.",
                 user_crud.DEV_USER_EMAIL,
             )
-        images_settings(app)  # a bad IMAGEFORGE_OPENAI_IMAGES_* value stops the start, not a request
+        images_settings(app)  # a bad IMAGEFORGE_OPENAI_IMAGES__* value stops the start, not a request
         engine = create_db_engine(settings)
         await asyncio.to_thread(init_db, engine)
         app.state.dev_user_id = None

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imageforge.agents.settings import LLMSettings
@@ -26,6 +26,32 @@ PLACEHOLDER_SECRET = "changethis"
 """The shipped JWT secret; refused outside dev mode so nobody deploys it by accident."""
 
 _MIN_SECRET_LENGTH = 32
+
+
+class OpenAIImagesSettings(BaseModel):
+    """Deployment knobs of the /v1/images endpoints (``IMAGEFORGE_OPENAI_IMAGES__<NAME>``), a group
+    of ``Settings``; a test may set ``app.state.openai_images_settings`` instead."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    variations: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Variations scored per request; unset: max(4, n). A request's n may not exceed it.",
+    )
+    timeout_s: float = Field(
+        600.0,
+        gt=0,
+        le=86_400,
+        description="How long a request waits for its generation; then it is cancelled (504).",
+    )
+    max_resolution: int = Field(
+        2048,
+        ge=64,
+        le=2048,
+        description="Cap on the long edge a size asks for (tests use a small one for speed).",
+    )
 
 
 class Settings(BaseSettings):
@@ -55,8 +81,8 @@ class Settings(BaseSettings):
     )
 
     # Server ----------------------------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
+    host: str = Field("127.0.0.1", description="Interface `imageforge serve` binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `imageforge serve` listens on.")
     dev_mode: bool = Field(False, description="Disables auth (one local user). Never on a shared host.")
 
     # Jobs ------------------------------------------------------------------------------------
@@ -72,11 +98,13 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(50, ge=1, le=1000, description="Storyboards per batch request.")
 
     # Auth ------------------------------------------------------------------------------------
-    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_algorithm: Literal["HS256", "RS256"] = Field(
+        "HS256", description="Token signature: HS256 (a secret) or RS256 (keys)."
+    )
     jwt_secret: SecretStr = Field(SecretStr(PLACEHOLDER_SECRET), description="HS256 signing secret (32+ characters).")
     jwt_private_key_path: Path | None = Field(None, description="RS256: PEM private key that signs tokens.")
     jwt_public_key_path: Path | None = Field(None, description="RS256: PEM public key that verifies tokens.")
-    access_token_expire_minutes: int = Field(60 * 24, ge=1)
+    access_token_expire_minutes: int = Field(60 * 24, ge=1, description="Lifetime of an access token.")
 
     # Backends: each layer's own settings, nested (IMAGEFORGE_LLM__BASE_URL, IMAGEFORGE_GENERATOR__MODEL,
     # IMAGEFORGE_SCORING__SCORERS, ...). A request may pick among backend names, never URLs or paths.
@@ -84,8 +112,13 @@ class Settings(BaseSettings):
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings, description="The image generator.")
     scoring: ScorerSettings = Field(default_factory=ScorerSettings, description="The scorers and their models.")
     device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', 'mps': where models run.")
+    openai_images: OpenAIImagesSettings = Field(
+        default_factory=OpenAIImagesSettings, description="The OpenAI-compatible /v1/images endpoints."
+    )
     openai_api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("IMAGEFORGE_OPENAI_API_KEY", "OPENAI_API_KEY")
+        None,
+        validation_alias=AliasChoices("IMAGEFORGE_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="Key for OpenAI's chat and image APIs; OPENAI_API_KEY is read too.",
     )
 
     # Estimates (seed 004: ~$0.10 and ~60-90 s per scene at 4 variations x 4 iterations) -----
@@ -189,32 +222,16 @@ def get_settings() -> Settings:
     return Settings()
 
 
-class OpenAIImagesSettings(BaseSettings):
-    """Deployment knobs of the /v1/images endpoints (``IMAGEFORGE_OPENAI_IMAGES_<NAME>``); read at
-    start-up into ``app.state.openai_images_settings`` (a test may set that attribute instead)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="IMAGEFORGE_OPENAI_IMAGES_",
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-    )
-
-    variations: int | None = Field(
-        None,
-        ge=1,
-        le=16,
-        description="Variations scored per request; unset: max(4, n). A request's n may not exceed it.",
-    )
-    timeout_s: float = Field(
-        600.0,
-        gt=0,
-        le=86_400,
-        description="How long a request waits for its generation; then it is cancelled (504).",
-    )
-    max_resolution: int = Field(
-        2048,
-        ge=64,
-        le=2048,
-        description="Cap on the long edge a size asks for (tests use a small one for speed).",
-    )
+def environment_names(model: type[BaseModel] = Settings, prefix: str = "IMAGEFORGE_") -> list[tuple[str, Any, str]]:
+    """Every option of the settings tree as (environment name, default, description), nested
+    groups flattened with ``__``: the source of README's settings table (a test keeps them equal)."""
+    rows: list[tuple[str, Any, str]] = []
+    for name, field in model.model_fields.items():
+        env = prefix + name.upper()
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows.extend(environment_names(annotation, env + "__"))
+            continue
+        default = field.get_default(call_default_factory=True)
+        rows.append((env, "(secret)" if isinstance(default, SecretStr) else default, field.description or ""))
+    return rows

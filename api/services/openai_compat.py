@@ -12,11 +12,11 @@ How OpenAI's fields map (the decisions are in the constants and functions below)
 
 - ``n``: images returned, 1-10: the ``n`` best-ranked variations of the scene's winning
   attempt. The run scores ``max(4, n)`` variations, or the deployment's
-  ``IMAGEFORGE_OPENAI_IMAGES_VARIATIONS`` (then ``n`` above it is a 400 on ``n``).
+  ``IMAGEFORGE_OPENAI_IMAGES__VARIATIONS`` (then ``n`` above it is a 400 on ``n``).
 - ``size``: ``WxH`` (each edge 64-4096) or ``auto`` (= 1024x1024). It picks the aspect-ratio
   preset closest to W/H (by log-ratio: 1024x1024 -> square, 1792x1024 and 1536x1024 -> 16:9,
   1024x1792 and 1024x1536 -> 4:5, 2048x878 -> 21:9) and the long edge as the resolution,
-  capped by ``IMAGEFORGE_OPENAI_IMAGES_MAX_RESOLUTION`` (default 2048). The images returned
+  capped by ``IMAGEFORGE_OPENAI_IMAGES__MAX_RESOLUTION`` (default 2048). The images returned
   are the generated frames, so their size is the preset's at that resolution (1792x1024 comes
   back as 1792x1008), not always W x H exactly.
 - ``quality``: the cap on critique-loop rounds (``max_enhancement_iterations``): low 1,
@@ -35,7 +35,7 @@ The endpoints' deployment settings are ``api.core.config.OpenAIImagesSettings``.
 OpenAI's ``{"error": {message, type, param, code}}`` with the status codes the
 client maps to its exceptions: 400 invalid input (``param`` names the field), 401 bad key,
 429 full queue (with Retry-After), 500 a failed generation, 504 a generation that outlived
-``IMAGEFORGE_OPENAI_IMAGES_TIMEOUT_S`` (it is cancelled). The last two carry
+``IMAGEFORGE_OPENAI_IMAGES__TIMEOUT_S`` (it is cancelled). The last two carry
 ``x-should-retry: false``: the official client would otherwise repeat a long generation.
 """
 

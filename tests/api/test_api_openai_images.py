@@ -61,8 +61,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dic
     server = Server(
         tmp_path_factory.mktemp("openai-images"),
         {
-            "IMAGEFORGE_OPENAI_IMAGES_MAX_RESOLUTION": str(CAP),
-            "IMAGEFORGE_OPENAI_IMAGES_TIMEOUT_S": "120",
+            "IMAGEFORGE_OPENAI_IMAGES__MAX_RESOLUTION": str(CAP),
+            "IMAGEFORGE_OPENAI_IMAGES__TIMEOUT_S": "120",
         },
     )
     server.start()
@@ -193,7 +193,7 @@ def test_a_client_that_gives_up_cancels_its_generation(tmp_path: Path) -> None:
         {
             **SLOW_GENERATOR_ENV,
             "SLOW_GENERATOR_DELAY_S": "2",
-            "IMAGEFORGE_OPENAI_IMAGES_MAX_RESOLUTION": str(CAP),
+            "IMAGEFORGE_OPENAI_IMAGES__MAX_RESOLUTION": str(CAP),
         },
     )
     server.start()
@@ -216,7 +216,7 @@ def test_a_client_that_gives_up_cancels_its_generation(tmp_path: Path) -> None:
 # TestClient tier: mapping and validation details ----------------------------------------------
 @pytest.fixture
 def images() -> OpenAIImagesSettings:
-    return OpenAIImagesSettings(_env_file=None, max_resolution=CAP, timeout_s=30)  # type: ignore[call-arg]
+    return OpenAIImagesSettings(max_resolution=CAP, timeout_s=30)
 
 
 @pytest.fixture
