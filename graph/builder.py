@@ -22,7 +22,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 
 from imageforge.agents import planner
-from imageforge.agents.heuristics import plan_heuristic
+from imageforge.agents.heuristics import MAX_SCENES, plan_heuristic
 from imageforge.agents.schemas import ScenePlan, StoryboardPlan
 from imageforge.graph.cancel import reraise_cancel, stoppable
 from imageforge.graph.context import Context
@@ -66,6 +66,8 @@ def summarize(state: State, context: Context, status: RunStatus) -> RunSummary:
 
 def _explicit_plan(state: State) -> StoryboardPlan:
     """Scenes given by the caller; the markers still come from the concept."""
+    if len(state.scenes or []) > MAX_SCENES:
+        raise ValueError(f"`scenes` may hold at most {MAX_SCENES} prompts, got {len(state.scenes or [])}.")
     markers = plan_heuristic(state.concept, state.target_duration_s, len(state.scenes or [])).markers
     per_scene = state.scene_characters or []
     scenes = [
@@ -148,6 +150,8 @@ async def plan(state: State, runtime: Runtime[Context]) -> dict:
 
 async def plan_fallback(state: State, runtime: Runtime[Context], error: NodeError) -> Command:
     reraise_cancel(error.error)
+    if state.plan is not None or state.scenes:
+        raise error.error  # the caller's own scenes: replacing them with a planned storyboard would hide the error
     storyboard = plan_heuristic(state.concept, state.target_duration_s, state.num_scenes).model_copy(
         update={"source": "fallback"}
     )

@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from factories import make_context
 from langgraph.checkpoint.memory import InMemorySaver
 
+from imageforge.agents.heuristics import MAX_SCENES
+from imageforge.graph.builder import graph
 from imageforge.graph.checkpoint import serializer
 from imageforge.graph.run import StoryboardRequest, run_storyboard
+from imageforge.graph.state import InputState
 from imageforge.tools.storage import save_png
 from imageforge.traces import layout
 from imageforge.traces.reader import read_trace
@@ -177,7 +181,6 @@ async def test_refining_a_scene_keeps_the_scenes_before_it(tmp_path):
 
 
 def test_keep_scenes_needs_a_source_and_a_plan():
-    import pytest
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match="reuse_from"):
@@ -206,3 +209,11 @@ async def test_a_scene_naming_a_character_ranks_its_references(tmp_path):
     ids = [a.reference.id for a in scene2.attempts]
     # previous winner first (chain bonus), then the master, then the rest in rank order
     assert ids[0].startswith("scene_1:") and ids[1] == "char_1:master" and "char_1:core_front" in ids[2:]
+
+
+async def test_explicit_scenes_over_the_limit_fail_instead_of_being_replaced(tmp_path: Path) -> None:
+    """Straight into the compiled graph (as LangGraph Studio calls it), past the request schema."""
+    context = make_context(tmp_path)
+    scenes = [f"Scene {k}: a cup of coffee" for k in range(MAX_SCENES + 1)]
+    with pytest.raises(ValueError, match=f"at most {MAX_SCENES}"):
+        await graph.ainvoke(InputState(generation_id="too-many", concept="coffee", scenes=scenes), context=context)
