@@ -2,21 +2,29 @@
 
 One client class, ``langchain_openai.ChatOpenAI``, covers OpenAI itself and the local
 servers that speak its API (vLLM, Ollama, llama.cpp, LM Studio). ``None`` means the offline
-heuristic agents answer. Retries with backoff and the per-request timeout are the openai
-client's own (``max_retries``, ``timeout``), so the agents never stack a second retry loop
-on top of them.
+heuristic agents answer. ``OpenAICompatibleChat`` adds what differs between those servers:
+the structured-output method, and request shapes all of them accept (an assistant message
+that only calls tools carries ``content: ""``, not ``null``, which llama.cpp's schema
+refuses). The openai client's own retries are off: ``agents.structured`` retries transient
+errors itself, so that a request the server refuses as malformed is recognised and not sent
+again.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import httpx
 from langchain_core.language_models import BaseChatModel
 from langchain_openai import ChatOpenAI
 
+from imageforge.agents.settings import StructuredOutputMethod
+
 __all__ = [
     "DEFAULT_OPENAI_BASE_URL",
     "LLM_BACKENDS",
     "PLACEHOLDER_API_KEY",
+    "OpenAICompatibleChat",
     "describe_llm",
     "load_chat_model",
 ]
@@ -27,6 +35,21 @@ DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 PLACEHOLDER_API_KEY = "not-needed"
 
 
+class OpenAICompatibleChat(ChatOpenAI):
+    """``ChatOpenAI`` with the per-server choices the agents read."""
+
+    structured_output: StructuredOutputMethod = "function_calling"
+    transient_retries: int = 2
+    """Retries of a transient failure, done by ``agents.structured.ask_structured``."""
+
+    def _get_request_payload(self, input_: Any, *, stop: list[str] | None = None, **kwargs: Any) -> dict:
+        payload = super()._get_request_payload(input_, stop=stop, **kwargs)
+        for message in payload.get("messages", []):
+            if message.get("role") == "assistant" and message.get("content") is None:
+                message["content"] = ""  # a string every server's schema takes; null is refused by some
+        return payload
+
+
 def load_chat_model(
     *,
     backend: str,
@@ -35,6 +58,7 @@ def load_chat_model(
     api_key: str | None = None,
     timeout_s: float = 60.0,
     max_retries: int = 2,
+    structured_output: StructuredOutputMethod = "function_calling",
 ) -> BaseChatModel | None:
     """Build the chat model for ``backend``; ``None`` selects the heuristic agents.
 
@@ -68,12 +92,15 @@ def load_chat_model(
     # client: langchain-openai otherwise shares one per process, and an httpx client belongs
     # to the event loop that first used it, while the service runs jobs and API requests on
     # two loops.
-    return ChatOpenAI(
+    return OpenAICompatibleChat(
         model=model,
         base_url=base_url or None,
         api_key=api_key or PLACEHOLDER_API_KEY,
         timeout=timeout_s,
-        max_retries=max_retries,
+        max_retries=0,
+        transient_retries=max_retries,
+        structured_output=structured_output,
+        stream_usage=True,
         http_async_client=httpx.AsyncClient(timeout=timeout_s),
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from langchain_core.language_models import BaseChatModel
 
-from imageforge.agents.errors import LLMParseError
+from imageforge.agents.errors import LLMParseError, LLMRequestError
 from imageforge.agents.heuristics import enhance_heuristic
 from imageforge.agents.messages import user_message
 from imageforge.agents.schemas import AgentEvent, ConsistencyMarkers, Critique, EnhancedPrompt, ScenePlan
@@ -79,7 +79,7 @@ async def enhance(
             user=_user_message(scene, markers, previous, critique, iteration),
             agent=AGENT,
         )
-    except LLMParseError as error:
+    except (LLMParseError, LLMRequestError) as error:
         fallback = enhance_heuristic(scene, markers, previous=previous, critique=critique, iteration=iteration)
         return fallback.model_copy(update={"source": "fallback"}), [
             *error.events,

@@ -6,20 +6,24 @@
     │                         (5xx), after the chat client's own retries: worth retrying
     │                         later, which the graph node's RetryPolicy does before it falls
     │                         back to the heuristic agent itself
+    ├── LLMRequestError       the server refused the request itself: a 400/413/422, or the
+    │                         same server error twice in a row (llama.cpp answers a request
+    │                         that fails its schema with a 500). Sending it again would fail
+    │                         the same way, so the heuristic agent answers that step at once
+    │                         and the trace quotes the server's message
     └── LLMParseError         the reply did not fit the schema even after one corrective
                               retry: the agent answers with its heuristic instead
                               (source="fallback")
 
-Any other exception (a bad request, an authentication error, a bug) propagates unchanged:
-retrying it would fail the same way, and hiding it behind a fallback would hide a
-misconfiguration.
+Any other exception (an authentication error, an unknown model, a bug) propagates unchanged:
+hiding it behind a fallback would hide a misconfiguration.
 """
 
 from __future__ import annotations
 
 from imageforge.agents.schemas import AgentEvent
 
-__all__ = ["LLMError", "LLMParseError", "LLMTransientError"]
+__all__ = ["LLMError", "LLMParseError", "LLMRequestError", "LLMTransientError"]
 
 
 class LLMError(Exception):
@@ -37,3 +41,7 @@ class LLMTransientError(LLMError):
 
 class LLMParseError(LLMError):
     """The endpoint answered, twice, with something that does not fit the schema."""
+
+
+class LLMRequestError(LLMError):
+    """The endpoint refused the request as malformed; retrying it would fail the same way."""

@@ -14,7 +14,7 @@ from functools import cache
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field, create_model, model_validator
 
-from imageforge.agents.errors import LLMParseError
+from imageforge.agents.errors import LLMParseError, LLMRequestError
 from imageforge.agents.heuristics import check_plan_inputs, plan_heuristic, scenes_for_duration
 from imageforge.agents.messages import user_message
 from imageforge.agents.schemas import AgentEvent, ConsistencyMarkers, ScenePlan, StoryboardPlan
@@ -148,7 +148,7 @@ async def plan(
             user=_user_message(concept, target_duration_s, n),
             agent=AGENT,
         )
-    except LLMParseError as error:
+    except (LLMParseError, LLMRequestError) as error:
         fallback = plan_heuristic(concept, target_duration_s, n).model_copy(update={"source": "fallback"})
         return fallback, [
             *error.events,

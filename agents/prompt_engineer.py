@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from langchain_core.language_models import BaseChatModel
 
-from imageforge.agents.errors import LLMParseError
+from imageforge.agents.errors import LLMParseError, LLMRequestError
 from imageforge.agents.heuristics import critique_heuristic
 from imageforge.agents.messages import user_message
 from imageforge.agents.schemas import (
@@ -63,7 +63,7 @@ async def review(
             user=_user_message(enhanced, scene, markers),
             agent=AGENT,
         )
-    except LLMParseError as error:
+    except (LLMParseError, LLMRequestError) as error:
         fallback = critique_heuristic(enhanced, scene, markers)
         return fallback.model_copy(update={"source": "fallback"}), [
             *error.events,

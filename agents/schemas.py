@@ -130,12 +130,27 @@ class Critique(CritiqueDraft):
         return self
 
 
+class LLMUsage(BaseModel):
+    """What one request to the chat model cost, as the server reported it."""
+
+    model: str = Field("", description="The model that answered (the server's name for it).")
+    prompt_tokens: int = Field(0, ge=0)
+    completion_tokens: int = Field(0, ge=0)
+    latency_s: float = Field(0.0, ge=0, description="Wall time of the request, retries included.")
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
 class AgentEvent(BaseModel):
-    """A retry or fallback inside one agent call, kept for the trace."""
+    """What happened inside one agent call, kept for the trace: each LLM request (``llm_call``,
+    with its usage), transient retries, a corrective re-ask, a refused request, a fallback."""
 
     agent: str
-    kind: Literal["retry", "parse_retry", "fallback"]
+    kind: Literal["llm_call", "retry", "parse_retry", "refused", "fallback"]
     detail: str
+    usage: LLMUsage | None = None
 
 
 class Iteration(BaseModel):

@@ -6,9 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["LLMBackend", "LLMSettings"]
+__all__ = ["LLMBackend", "LLMSettings", "StructuredOutputMethod"]
 
 LLMBackend = Literal["auto", "heuristic", "openai"]
+StructuredOutputMethod = Literal["function_calling", "json_schema", "json_mode"]
+"""How an agent asks for a typed reply: a forced tool call (OpenAI, vLLM, Ollama, llama.cpp with a
+function-calling chat format), a JSON-schema response format (OpenAI, vLLM, recent llama.cpp and
+Ollama), or plain JSON mode with the schema in the prompt (any server that knows response_format)."""
 
 
 class LLMSettings(BaseModel):
@@ -25,4 +29,10 @@ class LLMSettings(BaseModel):
     model: str = Field("gpt-4o-mini", description="Chat model name at the OpenAI-compatible endpoint.")
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp, ...).")
     timeout_s: float = Field(60.0, gt=0, description="Seconds one LLM request may take.")
-    max_retries: int = Field(2, ge=0, le=10, description="Client-side retries with backoff per LLM call.")
+    max_retries: int = Field(
+        2, ge=0, le=10, description="Retries with backoff per LLM call for transient errors (timeouts, 429, 5xx)."
+    )
+    structured_output: StructuredOutputMethod = Field(
+        "function_calling",
+        description="How typed replies are asked for: function_calling, json_schema or json_mode.",
+    )

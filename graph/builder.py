@@ -23,7 +23,8 @@ from langgraph.types import Command, Send
 
 from imageforge.agents import planner
 from imageforge.agents.heuristics import MAX_SCENES, plan_heuristic
-from imageforge.agents.schemas import ScenePlan, StoryboardPlan
+from imageforge.agents.schemas import AgentEvent, ScenePlan, StoryboardPlan
+from imageforge.agents.usage import usage_totals
 from imageforge.graph.cancel import reraise_cancel, stoppable
 from imageforge.graph.context import Context
 from imageforge.graph.derive import anchor_from, keep_scenes, winner_reference
@@ -57,6 +58,12 @@ def summarize(state: State, context: Context, status: RunStatus) -> RunSummary:
         scenes=[state.results[k] for k in sorted(state.results)],
         enhancements=[state.enhancements[k] for k in sorted(state.enhancements)],
         warnings=state.warnings,
+        llm_usage=usage_totals(
+            [
+                *state.plan_events,
+                *(e for k in sorted(state.enhancements) for i in state.enhancements[k].iterations for e in i.events),
+            ]
+        ),
         started_at=started,
         finished_at=finished,
         elapsed_s=None if finished is None else round((finished - started).total_seconds(), 3),
@@ -79,7 +86,13 @@ def _explicit_plan(state: State) -> StoryboardPlan:
     )
 
 
-def _plan_update(state: State, runtime: Runtime[Context], plan: StoryboardPlan, warnings: list[str]) -> dict:
+def _plan_update(
+    state: State,
+    runtime: Runtime[Context],
+    plan: StoryboardPlan,
+    warnings: list[str],
+    events: list[AgentEvent] | None = None,
+) -> dict:
     anchor = None
     if state.reference_path:
         anchor = ReferenceImage(id="user", kind="user", path=state.reference_path, keywords=[])
@@ -91,6 +104,7 @@ def _plan_update(state: State, runtime: Runtime[Context], plan: StoryboardPlan, 
         "started_at": _now(),
         "next_scene": 1,
         "warnings": warnings,
+        "plan_events": events or [],
     }
     provisional = State(**{**state.__dict__, **update, "warnings": warnings})
     TraceWriter(runtime.context.trace_root, state.generation_id).summary(
@@ -144,7 +158,11 @@ async def plan(state: State, runtime: Runtime[Context]) -> dict:
         state.concept, state.target_duration_s, state.num_scenes, llm=services_for(runtime.context).llm
     )
     return _plan_update(
-        state, runtime, storyboard, [f"planner: [{e.kind}] {e.detail}" for e in events if e.kind == "fallback"]
+        state,
+        runtime,
+        storyboard,
+        [f"planner: [{e.kind}] {e.detail}" for e in events if e.kind == "fallback"],
+        events,
     )
 
 

@@ -26,7 +26,7 @@ from imageforge.scoring.schemas import VariationScore
 from imageforge.tools.references import attempt_references, rank_references, reference_features
 from imageforge.tools.schemas import ReferenceImage, StoredImage
 from imageforge.tools.seeds import derive_seeds
-from imageforge.tools.sizes import size_for
+from imageforge.tools.sizes import choose_frame
 from imageforge.tools.storage import load_image, save_pngs
 from imageforge.traces.schemas import Attempt, SceneResult
 from imageforge.traces.writer import TraceWriter
@@ -79,6 +79,14 @@ async def generate(state: SceneState, runtime: Runtime[Context]) -> dict:
     final = state.enhancement.final
     writer = TraceWriter(runtime.context.trace_root, state.generation_id)
 
+    # The model's native area unless the resolution was set explicitly (tools.sizes).
+    frame, frame_source = choose_frame(
+        services.generator,
+        settings.aspect_ratio,
+        settings.resolution,
+        resolution_given="resolution" in settings.model_fields_set,
+    )
+
     def run() -> tuple[list[StoredImage], dict]:
         opened = [r.open() for r in references]
         output = services.generator.generate(
@@ -86,7 +94,7 @@ async def generate(state: SceneState, runtime: Runtime[Context]) -> dict:
             negative_prompt=final.negative_prompt,
             seeds=seeds,
             references=opened,
-            size=size_for(settings.aspect_ratio, settings.resolution),
+            size=frame,
         )
         paths = save_pngs(
             [
@@ -104,6 +112,8 @@ async def generate(state: SceneState, runtime: Runtime[Context]) -> dict:
             "elapsed_s": output.elapsed_s,
             "cache_hits": output.cache_hits,
             "warnings": output.warnings,
+            "size": str(frame),
+            "size_source": frame_source,
         }
         return stored, info
 
@@ -207,6 +217,8 @@ async def validate_attempt(state: SceneState, runtime: Runtime[Context]) -> dict
         generator=state.generation.get("backend", ""),
         generator_model=state.generation.get("model", ""),
         cache_hits=state.generation.get("cache_hits", 0),
+        size=state.generation.get("size", ""),
+        size_source=state.generation.get("size_source", ""),
         timings_s=state.timings,
         warnings=list(state.generation.get("warnings", [])),
     )

@@ -113,6 +113,7 @@ def quality_scores_document(attempts: Sequence[Attempt], weights: Mapping[str, f
                 "reference": None if a.reference is None else a.reference.model_dump(mode="json"),
                 "passed": a.passed,
                 "reason": a.reason,
+                "size": a.size,
                 "variations": [v.model_dump(mode="json") for v in sorted(a.variations, key=lambda v: v.rank)],
             }
             for a in attempts

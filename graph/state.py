@@ -74,6 +74,9 @@ class State(InputState):
     previous: ReferenceImage | None = field(default=None, metadata={"description": "The last scene's winner."})
     next_scene: int = 1
     warnings: Annotated[list[str], operator.add] = field(default_factory=list)
+    plan_events: list[AgentEvent] = field(
+        default_factory=list, metadata={"description": "The planner's LLM calls, retries and fallbacks."}
+    )
     error: str | None = None
 
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import torch
 from PIL import Image
 
+from imageforge.scoring.frames import whole_frames
 from imageforge.tools.devices import default_dtype, dtype_name, resolve_device
 from imageforge.tools.model_cache import ModelCache, model_cache, resolve_weights
 
@@ -121,14 +122,17 @@ def embed_image_batches(
     embed: Callable[[torch.Tensor], torch.Tensor],
     width: int,
 ) -> torch.Tensor:
-    """Rows for ``images``: ``batch_size`` RGB images at a time through ``image_processor`` and
-    ``embed`` (the processor's CPU pixel values to the model's pooled embeddings), then
-    L2-normalised, float32, on the CPU. ``width`` shapes the empty result. The vision tower is
-    the only part the CLIP and DINOv2 backbones do differently."""
+    """Rows for ``images``: ``batch_size`` images at a time, each padded to a square
+    (``scoring.frames.whole_frames``, so the processor's centre crop keeps the whole frame),
+    through ``image_processor`` and ``embed`` (the processor's CPU pixel values to the
+    model's pooled embeddings), then L2-normalised, float32, on the CPU. ``width`` shapes
+    the empty result. The vision tower is the only part the CLIP and DINOv2 backbones do
+    differently."""
     check_batch_size(batch_size)
     rows = []
     for start in range(0, len(images), batch_size):
-        batch = [im.convert("RGB") for im in images[start : start + batch_size]]
+        # The whole frame, padded to a square: the processor's centre crop would cut a wide one.
+        batch = whole_frames(images[start : start + batch_size], image_processor)
         pixels = image_processor(images=batch, return_tensors="pt")["pixel_values"]
         with torch.inference_mode():
             pooled = embed(pixels)

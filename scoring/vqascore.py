@@ -45,6 +45,7 @@ from imageforge.scoring.clip_backbone import (
     scorer_dtype,
     torch_dtype_kwargs,
 )
+from imageforge.scoring.frames import whole_frame, whole_frames
 from imageforge.scoring.normalise import probability_to_100
 from imageforge.scoring.schemas import Slot
 from imageforge.tools.devices import dtype_name, resolve_device
@@ -126,7 +127,8 @@ class VQAModel:
         """(len(images), vocab) logits of the answer's first token; one forward pass."""
         text = self.prompt(question)
         inputs = self.processor(
-            images=[im.convert("RGB") for im in images],
+            # The whole frame at its proportions (scoring.frames): BLIP's resize would squash it.
+            images=whole_frames(images, self.processor),
             text=[text] * len(images),
             padding=True,
             return_tensors="pt",
@@ -210,6 +212,22 @@ def _family(model_type: str) -> Family:
     return "chat"
 
 
+def _check_qformer_tokenizer(processor: Any, config: Any, model: str) -> None:
+    """InstructBLIP's Q-Former must get its own tokenizer's ids. The loaders refuse a folder
+    without ``qformer_tokenizer/`` (``tools.model_store.missing_subfolders``); this catches a
+    processor that got one anyway from elsewhere (transformers falls back to the language
+    model's tokenizer): ids past the Q-Former's vocabulary would make every score wrong."""
+    tokenizer = getattr(processor, "qformer_tokenizer", None)
+    vocab_size = int(getattr(getattr(config, "qformer_config", None), "vocab_size", 0) or 0)
+    if tokenizer is None or (vocab_size and len(tokenizer) > vocab_size):
+        found = "none" if tokenizer is None else f"{type(tokenizer).__name__} with {len(tokenizer)} entries"
+        raise ValueError(
+            f"`model` {model!r}: the Q-Former tokenizer ({found}) does not fit the Q-Former's {vocab_size}-entry "
+            "vocabulary; its qformer_tokenizer/ folder is missing or wrong. Fetch it again with "
+            "`imageforge models pull vqa` (or `hf download REPO --include 'qformer_tokenizer/*'`)."
+        )
+
+
 def load_vqa_model(
     model: str = DEFAULT_VQA_MODEL,
     *,
@@ -238,6 +256,8 @@ def load_vqa_model(
         }
         vlm = from_pretrained[family](source, local_files_only=local_only, **torch_dtype_kwargs(dtype))
         processor = AutoProcessor.from_pretrained(source, local_files_only=local_only, **pil_backend_kwargs())
+        if family == "instructblip":
+            _check_qformer_tokenizer(processor, config, model)
         if family == "chat" and not getattr(processor, "chat_template", None):
             raise ValueError(
                 f"`model` {model!r} ({config.model_type}) is neither BLIP-2 nor InstructBLIP and its "
@@ -293,7 +313,7 @@ class T2VMetricsVQAScorer:
             paths = []
             for i, image in enumerate(images):
                 path = Path(folder) / f"image_{i}.png"
-                image.convert("RGB").save(path)
+                whole_frame(image).save(path)
                 paths.append(str(path))
             dataset = [{"images": [path], "texts": [prompt]} for path in paths]
             scores = self.metric.batch_forward(dataset=dataset, batch_size=self.batch_size)

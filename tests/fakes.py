@@ -22,6 +22,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -32,10 +33,12 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field
 
+from imageforge.agents.assistant import ExplainWinnerArgs, RefineSceneArgs, StartStoryboardArgs, ToolOutcome
 from imageforge.agents.heuristics import critique_heuristic, enhance_heuristic, plan_heuristic
 from imageforge.agents.messages import read_payload
 from imageforge.agents.planner import PlanDraft, SceneDraft
 from imageforge.agents.schemas import ConsistencyMarkers, Critique, CritiqueDraft, EnhancedPrompt, ScenePlan
+from imageforge.graph.context import GenerationSettings
 
 __all__ = [
     "ScriptedChatModel",
@@ -76,6 +79,8 @@ class ScriptedChatModel(GenericFakeChatModel):
 
     messages: Iterator[Any]
     calls: list[list[BaseMessage]] = Field(default_factory=list)
+    transient_retries: int = 0  # read by agents.structured, as on OpenAICompatibleChat
+    structured_output: str = "function_calling"
 
     @classmethod
     def from_replies(cls, replies: Sequence[AIMessage | str | BaseException]) -> ScriptedChatModel:
@@ -196,3 +201,48 @@ class SleepyChatModel(BaseChatModel):
     @property
     def _llm_type(self) -> str:
         return "sleepy-fake"
+
+
+@dataclass
+class FakeService:
+    """Records what the tools asked for and answers like the service would."""
+
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+    started: int = 0
+
+    async def start_storyboard(self, args: StartStoryboardArgs, settings: GenerationSettings) -> ToolOutcome:
+        self.started += 1
+        generation_id = f"gen{self.started}"
+        self.calls.append(("start", args, settings))
+        return ToolOutcome(
+            reply=f"Started {generation_id} about {args.description}.",
+            action={"type": "storyboard_started", "generation_id": generation_id},
+            generation_id=generation_id,
+        )
+
+    async def refine_scene(
+        self, generation_id: str | None, args: RefineSceneArgs, overrides: dict[str, Any]
+    ) -> ToolOutcome:
+        self.calls.append(("refine", generation_id, args, overrides))
+        if generation_id is None:
+            return ToolOutcome(reply="There is no storyboard to refine yet.", refused=True)
+        return ToolOutcome(
+            reply=f"Refining scene {args.scene} of {generation_id}.",
+            action={
+                "type": "scene_refined",
+                "generation_id": f"{generation_id}-r",
+                "reuse_from": generation_id,
+            },
+            generation_id=f"{generation_id}-r",
+        )
+
+    async def explain_winner(self, generation_id: str | None, args: ExplainWinnerArgs) -> ToolOutcome:
+        self.calls.append(("explain", generation_id, args))
+        return ToolOutcome(reply=f"Image {args.image} won scene {args.scene} of {generation_id}.")
+
+    async def report_status(self, generation_id: str | None) -> ToolOutcome:
+        self.calls.append(("status", generation_id))
+        return ToolOutcome(
+            reply=f"{generation_id} is running.",
+            action={"type": "status_reported", "generation_id": generation_id},
+        )

@@ -25,6 +25,7 @@ __all__ = [
     "save_tiny_dinov2",
     "save_tiny_instructblip",
     "save_tiny_llava",
+    "tiny_bert_tokenizer",
     "tiny_clip_text_config",
     "tiny_clip_tokenizer",
     "tiny_vision_config",
@@ -195,6 +196,17 @@ def _tiny_gpt2_tokenizer(folder: Path):
     return tokenizer
 
 
+def tiny_bert_tokenizer():
+    """A character-level BertTokenizer (WordPiece: each character, and each as "##" suffix),
+    the kind of tokenizer real InstructBLIP checkpoints ship in ``qformer_tokenizer/``
+    (bert-base-uncased's). Its 103 ids are fewer than the GPT-2-style tokenizer's, so a
+    Q-Former fed the language model's token ids instead would index past its embedding."""
+    from transformers import BertTokenizer
+
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_CHARS, *(f"##{c}" for c in _CHARS)]
+    return BertTokenizer(vocab={token: i for i, token in enumerate(tokens)})
+
+
 def _tiny_language_config(kind: str, tokenizer):
     """A two-layer OPT, T5 or Llama config over ``tokenizer``'s vocabulary."""
     from transformers import LlamaConfig, OPTConfig, T5Config
@@ -296,8 +308,10 @@ def save_tiny_blip2(
 
 
 def save_tiny_instructblip(folder: Path, *, num_query_tokens: int = 4, image_size: int = 30, seed: int = 0) -> Path:
-    """Save a tiny random InstructBLIP (T5 language model); the Q-Former tokenizer is the
-    same small GPT-2-style tokenizer (real checkpoints use BERT's)."""
+    """Save a tiny random InstructBLIP (T5 language model) laid out like
+    Salesforce/instructblip-flan-t5-xl: the language model's GPT-2-style tokenizer at the top,
+    and the Q-Former's own, different tokenizer (a tiny BERT, as the real checkpoints ship) in
+    ``qformer_tokenizer/``."""
     from transformers import (
         BlipImageProcessorPil,
         InstructBlipConfig,
@@ -309,7 +323,7 @@ def save_tiny_instructblip(folder: Path, *, num_query_tokens: int = 4, image_siz
 
     folder = Path(folder)
     tokenizer = _tiny_gpt2_tokenizer(folder / "_tokenizer_src")
-    qformer_tokenizer = _tiny_gpt2_tokenizer(folder / "_qformer_tokenizer_src")
+    qformer_tokenizer = tiny_bert_tokenizer()
     vision = tiny_vision_config(InstructBlipVisionConfig, image_size=image_size, patch_size=6)
     qformer = _tiny_qformer_config(
         InstructBlipQFormerConfig, qformer_tokenizer, pad_token_id=qformer_tokenizer.pad_token_id

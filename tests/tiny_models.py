@@ -86,22 +86,34 @@ def save_tiny_sd_pipeline(folder: Path, *, seed: int = 0) -> Path:
     return folder
 
 
-def save_tiny_ip_adapter(folder: Path, unet, *, seed: int = 0) -> Path:
+def save_tiny_ip_adapter(
+    folder: Path,
+    unet,
+    *,
+    seed: int = 0,
+    cross_dim: int | None = None,
+    weights_subfolder: str = "models",
+    encoder_subfolder: str = "models/image_encoder",
+) -> Path:
     """An IP-Adapter for ``unet`` laid out like h94/IP-Adapter: ``models/ip-adapter.safetensors``
     (image projection to 4 tokens, to_k_ip/to_v_ip per cross-attention layer, numbered 1, 3,
     5, ... as diffusers' converter expects) and a tiny CLIP vision encoder in
     ``models/image_encoder``. Returns ``folder``; the spec string is
-    ``f"{folder}:models/ip-adapter.safetensors"``."""
+    ``f"{folder}:models/ip-adapter.safetensors"``.
+
+    ``cross_dim`` builds it for another cross-attention width than the UNet's (an SD 1.5
+    adapter beside SD-Turbo); ``weights_subfolder``/``encoder_subfolder`` lay it out like the
+    SDXL ViT-H adapters (weights in ``sdxl_models/``, encoder in ``models/image_encoder``)."""
     import torch
     from safetensors.torch import save_file
     from transformers import CLIPVisionModelWithProjection
 
     folder = Path(folder)
-    cross_dim = unet.config.cross_attention_dim
+    cross_dim = cross_dim or unet.config.cross_attention_dim
     channels = list(unet.config.block_out_channels)
     torch.manual_seed(seed)
     encoder = CLIPVisionModelWithProjection(tiny_vision_config(projection_dim=32))
-    encoder.save_pretrained(folder / "models" / "image_encoder")
+    encoder.save_pretrained(folder / encoder_subfolder)
     tensors = {
         "image_proj.proj.weight": torch.randn(4 * cross_dim, 32) * 0.1,
         "image_proj.proj.bias": torch.zeros(4 * cross_dim),
@@ -121,5 +133,6 @@ def save_tiny_ip_adapter(folder: Path, unet, *, seed: int = 0) -> Path:
         tensors[f"ip_adapter.{key_id}.to_k_ip.weight"] = torch.randn(hidden, cross_dim) * 0.1
         tensors[f"ip_adapter.{key_id}.to_v_ip.weight"] = torch.randn(hidden, cross_dim) * 0.1
         key_id += 2
-    save_file(tensors, str(folder / "models" / "ip-adapter.safetensors"))
+    (folder / weights_subfolder).mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(folder / weights_subfolder / "ip-adapter.safetensors"))
     return folder

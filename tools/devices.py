@@ -7,18 +7,25 @@ import this module without paying torch's start-up time.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "CapabilityProbe",
+    "cuda_index",
     "default_dtype",
     "dtype_name",
     "free_device_memory",
     "is_out_of_memory",
+    "native_bf16",
     "resolve_device",
 ]
+
+CapabilityProbe = Callable[[int], tuple[int, int]]
+"""CUDA device index -> compute capability (major, minor), as ``torch.cuda.get_device_capability``."""
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -50,18 +57,60 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def default_dtype(device: str, *, prefer_bf16: bool = False, half_on_mps: bool = True) -> torch.dtype:
+def cuda_index(device: str) -> int:
+    """The CUDA device index ``device`` names: N for 'cuda:N'; for a bare 'cuda' the current
+    device (where ``.to("cuda")`` puts a model), 0 when torch sees no CUDA device."""
+    if ":" in device:
+        return int(device.split(":", 1)[1])
+    import torch
+
+    return torch.cuda.current_device() if torch.cuda.is_available() else 0
+
+
+def native_bf16(device: str, *, capability: CapabilityProbe | None = None) -> bool:
+    """Whether the chosen CUDA device computes bfloat16 in hardware.
+
+    The rule is ``torch.cuda.is_bf16_supported(including_emulation=False)``'s, compute
+    capability 8.0 or newer (Ampere: A100, RTX 30xx and later; ROCm always), but applied to
+    the device the model runs on: torch's function looks at the *current* device only, and
+    its default ``including_emulation=True`` also says yes on a T4 (7.5) or V100 (7.0), where
+    bfloat16 runs emulated and several times slower than float16. ``capability`` maps a
+    device index to (major, minor); it defaults to ``torch.cuda.get_device_capability`` and
+    is injected by tests.
+    """
+    if not device.startswith("cuda"):
+        return False
+    index = cuda_index(device)
+    if capability is None:
+        import torch
+
+        if torch.version.hip:
+            return True
+        if not torch.cuda.is_available():
+            return False
+        capability = torch.cuda.get_device_capability
+    return tuple(capability(index)) >= (8, 0)
+
+
+def default_dtype(
+    device: str,
+    *,
+    prefer_bf16: bool = False,
+    half_on_mps: bool = True,
+    capability: CapabilityProbe | None = None,
+) -> torch.dtype:
     """Half precision on accelerators, full precision on the CPU.
 
     On CUDA, float16 unless ``prefer_bf16`` (FLUX, SD3 and Flan-T5 were trained in bfloat16
-    and overflow in float16) and the GPU supports bfloat16. MPS runs float16 well for the
-    generators; the scorers pass ``half_on_mps=False`` and keep float32 there. CPU kernels
-    for half precision are slow or missing, so the CPU gets float32.
+    and overflow in float16) and the chosen GPU computes bfloat16 natively (``native_bf16``;
+    ``capability`` is passed on to it). MPS runs float16 well for the generators; the
+    scorers pass ``half_on_mps=False`` and keep float32 there. CPU kernels for half
+    precision are slow or missing, so the CPU gets float32.
     """
     import torch
 
     if device.startswith("cuda"):
-        if prefer_bf16 and torch.cuda.is_bf16_supported():
+        if prefer_bf16 and native_bf16(device, capability=capability):
             return torch.bfloat16
         return torch.float16
     if device == "mps":

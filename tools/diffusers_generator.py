@@ -47,7 +47,12 @@ __all__ = [
     "DiffusersGenerator",
     "LoadedPipelines",
     "SamplingDefaults",
+    "check_ip_adapter_fits",
+    "effective_img2img_strength",
+    "ip_adapter_download_hint",
+    "ip_adapter_width",
     "load_diffusers_generator",
+    "native_size",
     "round_size",
     "sampling_defaults",
 ]
@@ -91,6 +96,46 @@ def sampling_defaults(model: str, pipeline_class: str) -> SamplingDefaults:
     return SamplingDefaults(steps=25, guidance_scale=7.5)
 
 
+def native_size(model: str, pipeline_class: str) -> tuple[int, str] | None:
+    """(native edge, family) for a known model family, from its name and pipeline class: the
+    square it was trained at, whose area ``tools.sizes.native_frame`` keeps at every aspect
+    ratio. None for a model this table does not know (the pipeline's own default size,
+    ``sample_size * vae_scale_factor``, is used then).
+
+    Stable Diffusion 1.x, 2.x-base and SD-Turbo (a distilled 2.1): 512. SDXL-Turbo: 512 as
+    well (its model card and diffusers' SDXL Turbo page: "trained to generate images of size
+    512x512"), although it is an SDXL. SD 2.x (768-v): 768. SDXL, SD3/3.5 and FLUX: 1024.
+    """
+    name = model.lower()
+    if "Flux" in pipeline_class:
+        return 1024, "FLUX"
+    if "StableDiffusion3" in pipeline_class:
+        return 1024, "Stable Diffusion 3"
+    if "StableDiffusionXL" in pipeline_class:
+        return (512, "SDXL-Turbo") if "turbo" in name else (1024, "SDXL")
+    if "StableDiffusion" in pipeline_class:
+        if "turbo" in name:
+            return 512, "SD-Turbo"
+        if "stable-diffusion-2" in name:
+            return (512, "Stable Diffusion 2.x-base") if "base" in name else (768, "Stable Diffusion 2.x (768-v)")
+        if "stable-diffusion-v1" in name or "stable-diffusion-1" in name:
+            return 512, "Stable Diffusion 1.x"
+    return None
+
+
+def _default_edge(pipeline: Any) -> int | None:
+    """The size the pipeline makes when none is given: ``default_sample_size`` (or the UNet's
+    ``sample_size``) times the VAE's downscale, as diffusers computes it."""
+    sample = getattr(pipeline, "default_sample_size", None)
+    if sample is None:
+        unet = getattr(pipeline, "unet", None)
+        sample = getattr(getattr(unet, "config", None), "sample_size", None)
+    factor = getattr(pipeline, "vae_scale_factor", None)
+    if isinstance(sample, int) and isinstance(factor, int):
+        return sample * factor
+    return None
+
+
 def round_size(size: ImageSize, multiple: int) -> ImageSize:
     """``size`` with both edges rounded to the nearest multiple of ``multiple`` (at least one)."""
     if multiple < 1:
@@ -100,6 +145,36 @@ def round_size(size: ImageSize, multiple: int) -> ImageSize:
         return max(multiple, math.floor(value / multiple + 0.5) * multiple)
 
     return ImageSize(width=edge(size.width), height=edge(size.height))
+
+
+def effective_img2img_strength(scheduler: Any, steps: int, strength: float) -> float | None:
+    """The strength image-to-image really applies: how far along the noise schedule the
+    reference is re-noised before denoising starts, 0 (untouched) to 1 (pure noise).
+
+    diffusers' ``get_timesteps`` keeps the last ``int(steps * strength)`` of the scheduler's
+    ``steps`` timesteps (SD3 and FLUX, flow matching: ``steps * strength`` unrounded) and
+    starts from the first kept one, so the applied strength is that timestep's place in the
+    training schedule: ``(t + 1) / num_train_timesteps`` for the discrete schedulers (t runs
+    0..999), ``t / num_train_timesteps`` (the sigma) for flow matching. With SD-Turbo's
+    trailing Euler schedule, 2 steps at 0.6 keep 1 step that starts at t=499: 0.5, not 0.6.
+    The scheduler is rebuilt from its config, so the shared one's state is not touched. None
+    when the schedule cannot be computed ahead of the call (FLUX's resolution-dependent shift).
+    """
+    flow_matching = "FlowMatch" in type(scheduler).__name__
+    try:
+        fresh = type(scheduler).from_config(scheduler.config)
+        fresh.set_timesteps(steps)
+        timesteps = fresh.timesteps
+        train_steps = int(fresh.config.num_train_timesteps)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    kept = min(steps * strength, steps) if flow_matching else min(int(steps * strength), steps)
+    start = int(max(steps - kept, 0)) * int(getattr(fresh, "order", 1))
+    if start >= len(timesteps):
+        return 0.0
+    first = float(timesteps[start])
+    applied = first / train_steps if flow_matching else (first + 1) / train_steps
+    return round(min(1.0, max(0.0, applied)), 4)
 
 
 def _size_multiple(pipeline: Any) -> int:
@@ -132,7 +207,9 @@ class DiffusersGenerator:
     ``text2img`` is a text-to-image pipeline; ``img2img`` the image-to-image pipeline made
     from the same components (None: references are ignored with a warning). With
     ``ip_adapter_scale`` set, an IP-Adapter is loaded into ``text2img`` and references
-    condition it through the adapter instead of image-to-image.
+    condition it through the adapter instead of image-to-image. ``native`` is (edge, family)
+    of the model's training size (``native_size``); by default the pipeline's own default
+    size.
     """
 
     name = "diffusers"
@@ -153,6 +230,7 @@ class DiffusersGenerator:
         cache_model_id: str | None = None,
         max_batch_size: int | None = None,
         lock: threading.Lock | None = None,
+        native: tuple[int, str] | None = None,
     ) -> None:
         if steps < 1:
             raise ValueError(f"`steps` must be >= 1, got {steps!r}.")
@@ -176,10 +254,22 @@ class DiffusersGenerator:
         self.max_batch_size = max_batch_size
         self._lock = lock or threading.Lock()
         self._oom_batch_limit: int | None = None
+        self._strength_by_steps: dict[int, float | None] = {}
         self._size_multiple = _size_multiple(text2img)
+        if native is None:
+            default_edge = _default_edge(text2img)
+            native = (default_edge, "the model's config") if default_edge else None
+        self.native_edge: int | None = native[0] if native else None
+        """The square edge the model was trained at; ``tools.sizes.choose_frame`` keeps its area."""
+        self.native_family: str = native[1] if native else ""
         self._text2img_parameters = _call_parameters(text2img)
         self._img2img_parameters = _call_parameters(img2img) if img2img is not None else frozenset()
         self.dtype = dtype_name(text2img.dtype)
+
+    @property
+    def size_multiple(self) -> int:
+        """What both frame edges must divide by (``tools.sizes.choose_frame`` rounds to it)."""
+        return self._size_multiple
 
     # -- the one public method -------------------------------------------------------------
 
@@ -212,7 +302,9 @@ class DiffusersGenerator:
             "mode": mode,
             "steps": steps,
             "guidance_scale": self.guidance_scale,
-            "strength": self.img2img_strength if mode == "img2img" else None,
+            # What the scheduler applies (effective_img2img_strength), beside what was asked.
+            "strength": self._applied_strength(steps) if mode == "img2img" else None,
+            "requested_strength": self.img2img_strength if mode == "img2img" else None,
             "ip_adapter_scale": self.ip_adapter_scale if mode == "ip_adapter" else None,
             "dtype": self.dtype,
         }
@@ -297,6 +389,14 @@ class DiffusersGenerator:
             return "text2img"
         return "img2img"
 
+    def _applied_strength(self, steps: int) -> float | None:
+        if steps not in self._strength_by_steps:
+            scheduler = getattr(self.img2img, "scheduler", None)
+            self._strength_by_steps[steps] = (
+                effective_img2img_strength(scheduler, steps, self.img2img_strength) if scheduler is not None else None
+            )
+        return self._strength_by_steps[steps]
+
     def _accepts_negative(self, mode: Mode) -> bool:
         parameters = self._img2img_parameters if mode == "img2img" else self._text2img_parameters
         return "negative_prompt" in parameters and self.uses_cfg and self.guidance_scale > 1
@@ -322,19 +422,26 @@ class DiffusersGenerator:
         position = 0
         while position < len(seeds):
             chunk = seeds[position : position + batch]
+            out_of_memory: str | None = None
             try:
                 with self._lock:
                     result = self._run(prompt, negative_prompt, chunk, reference, frame, mode, steps)
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
+                # Keep the message only. The exception's traceback references the frames of
+                # the pipeline call, and they hold its activations: memory can be returned only
+                # after the handler has ended and the exception (with its frames) is gone.
+                out_of_memory = str(exc)
+            if out_of_memory is not None:
                 free_device_memory(self.device)
                 if len(chunk) == 1:
+                    # `from None`: a chained cause would keep the frames (and the tensors) alive.
                     raise GenerationError(
                         f"Out of memory on {self.device} generating one {frame} image with {self.model} "
                         f"({self.dtype}, {steps} steps). Lower the resolution, enable attention/VAE slicing or "
-                        f"CPU offload, or use a smaller model. ({exc})"
-                    ) from exc
+                        f"CPU offload, or use a smaller model. ({out_of_memory})"
+                    ) from None
                 batch = max(1, len(chunk) // 2)
                 self._oom_batch_limit = batch
                 message = (
@@ -438,6 +545,90 @@ def _parse_ip_adapter(spec: str) -> tuple[str, str, str]:
     return source, subfolder, weight_name
 
 
+#: Cross-attention width -> the family whose UNet has it, for the IP-Adapter mismatch message.
+_CROSS_ATTENTION_FAMILIES = {
+    768: "Stable Diffusion 1.x",
+    1024: "Stable Diffusion 2.x / SD-Turbo",
+    2048: "SDXL / SDXL-Turbo",
+}
+
+
+def _family_of_width(width: int) -> str:
+    return _CROSS_ATTENTION_FAMILIES.get(width, "an unknown family")
+
+
+def ip_adapter_width(weights: Path) -> int | None:
+    """The cross-attention width an IP-Adapter's weights are built for: the input width of its
+    ``to_k_ip`` projections (768 for the SD 1.5 adapters, 2048 for the SDXL ones), read from
+    the safetensors header (or the .bin state dict) without loading the model. None when the
+    file has no such projection."""
+    if weights.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(weights), framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                if ".to_k_ip" in key and key.endswith(".weight"):
+                    return int(handle.get_slice(key).get_shape()[1])
+        return None
+    import torch
+
+    state = torch.load(str(weights), map_location="cpu", weights_only=True)
+    layers = state.get("ip_adapter", state) if isinstance(state, dict) else {}
+    for key, tensor in layers.items():
+        if "to_k_ip" in key and key.endswith(".weight"):
+            return int(tensor.shape[1])
+    return None
+
+
+def check_ip_adapter_fits(weights: Path, model_folder: Path, model: str) -> None:
+    """Refuse an IP-Adapter built for another family, naming both widths: diffusers would fail
+    deep inside ``load_ip_adapter`` with a size mismatch (sd-turbo, an SD 2.1, has
+    cross-attention 1024; ip-adapter_sd15 is built for 768; no IP-Adapter exists for SD 2.x)."""
+    try:
+        unet_config = json.loads((model_folder / "unet" / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # a transformer pipeline (FLUX, SD3) or an unusual layout: diffusers decides
+    unet_width = unet_config.get("cross_attention_dim")
+    adapter_width = ip_adapter_width(weights)
+    if not isinstance(unet_width, int) or adapter_width is None or adapter_width == unet_width:
+        return
+    raise ValueError(
+        f"IP-Adapter {weights.name} is built for cross-attention width {adapter_width} "
+        f"({_family_of_width(adapter_width)}), but {model}'s UNet has cross_attention_dim {unet_width} "
+        f"({_family_of_width(unet_width)}): it does not fit. Use an adapter for that family "
+        "(README, 'Real models': SD 1.5 -> h94/IP-Adapter:models/ip-adapter_sd15.safetensors, SDXL -> "
+        "h94/IP-Adapter:sdxl_models/ip-adapter_sdxl.safetensors; there is none for SD 2.x and SD-Turbo) "
+        "or leave `ip_adapter` unset."
+    )
+
+
+def ip_adapter_download_hint(source: str, subfolder: str, weight_name: str, encoder: str) -> str:
+    """Commands that fetch both the adapter weights and its image encoder folder (``encoder``,
+    relative to the repository). Two commands: ``hf download`` ignores ``--include`` once a
+    filename is given, so one command cannot name the file and include the folder."""
+    weights = f"{subfolder}/{weight_name}" if subfolder else weight_name
+    return f"`hf download {source} {weights} && hf download {source} --include '{encoder}/*'`"
+
+
+def _resolve_image_encoder(spec: str | None, source_folder: Path, subfolder: str) -> Path:
+    """The image encoder folder for an IP-Adapter: ``spec`` is None (``SUBFOLDER/image_encoder``
+    beside the weights, diffusers' default), a folder inside the adapter's source
+    ('models/image_encoder', what the SDXL ViT-H adapters need), 'REPO_OR_FOLDER:SUBFOLDER',
+    or a local folder."""
+    from imageforge.tools import model_store
+
+    if spec is None:
+        return source_folder / subfolder / "image_encoder" if subfolder else source_folder / "image_encoder"
+    if ":" in spec:
+        other, _, inner = spec.rpartition(":")
+        local = Path(other).expanduser()
+        base = local if local.is_dir() else model_store.local_snapshot(other)
+        return (base / inner) if base is not None else Path(other) / inner
+    if spec.startswith(("/", "~", "./", "../")):
+        return Path(spec).expanduser()
+    return source_folder / spec
+
+
 def _load_pipelines(
     folder: Path,
     *,
@@ -447,7 +638,7 @@ def _load_pipelines(
     attention_slicing: bool,
     vae_slicing: bool,
     cpu_offload: bool,
-    ip_adapter: tuple[Path, str, str] | None,
+    ip_adapter: tuple[Path, str, str, Path] | None,
 ) -> LoadedPipelines:
     """Load the text-to-image pipeline from ``folder`` (local files only) and derive the
     image-to-image pipeline from its components."""
@@ -459,11 +650,23 @@ def _load_pipelines(
     )
     text2img.set_progress_bar_config(disable=True)
     if ip_adapter is not None:
-        source, subfolder, weight_name = ip_adapter
-        text2img.load_ip_adapter(str(source), subfolder=subfolder, weight_name=weight_name, local_files_only=True)
+        from transformers import CLIPVisionModelWithProjection
+
+        source, subfolder, weight_name, encoder_folder = ip_adapter
+        # The image encoder is loaded from its own folder and registered first, so that
+        # load_ip_adapter (which otherwise looks only inside the adapter's repository) uses it.
+        encoder = CLIPVisionModelWithProjection.from_pretrained(str(encoder_folder), local_files_only=True)
+        text2img.register_modules(image_encoder=encoder.to(dtype))
+        text2img.load_ip_adapter(
+            str(source), subfolder=subfolder, weight_name=weight_name, image_encoder_folder=None, local_files_only=True
+        )
     try:
-        # dtype must be passed: from_pipe casts the shared components to float32 otherwise.
-        img2img = AutoPipelineForImage2Image.from_pipe(text2img, **dtype_kwargs)
+        # No dtype here. AutoPipelineForImage2Image.from_pipe (diffusers 0.42) builds the new
+        # pipeline from the very same component objects and never casts them; it would silently
+        # ignore a dtype. (DiffusionPipeline.from_pipe on a concrete class is different: it casts
+        # to its dtype argument, float32 when none is given, and would cast the shared weights
+        # of text2img too.) The test checks that the components are shared, uncast.
+        img2img = AutoPipelineForImage2Image.from_pipe(text2img)
         img2img.set_progress_bar_config(disable=True)
     except ValueError as exc:
         logger.warning("%s has no image-to-image pipeline (%s); references will be ignored.", folder, exc)
@@ -494,6 +697,7 @@ def load_diffusers_generator(
     img2img_strength: float = 0.6,
     ip_adapter: str | None = None,
     ip_adapter_scale: float = 0.6,
+    ip_adapter_image_encoder: str | None = None,
     steps: int | None = None,
     guidance_scale: float | None = None,
     cache: GenerationCache | None = None,
@@ -503,8 +707,10 @@ def load_diffusers_generator(
 
     ``model`` is a local folder (with model_index.json), a Hugging Face hub id whose weights
     are in the local cache, or a catalogue name ("sd-turbo"). ``ip_adapter`` is
-    'REPO_OR_FOLDER:SUBFOLDER/WEIGHTS' (its image encoder in SUBFOLDER/image_encoder), also
-    read from disk only. ``steps``/``guidance_scale`` default to the model family's values.
+    'REPO_OR_FOLDER:SUBFOLDER/WEIGHTS', also read from disk only; its image encoder is
+    SUBFOLDER/image_encoder unless ``ip_adapter_image_encoder`` names another folder (see
+    ``_resolve_image_encoder``), and it must be built for the model's cross-attention width
+    (``check_ip_adapter_fits``). ``steps``/``guidance_scale`` default to the model family's values.
     """
     from imageforge.tools import model_store
     from imageforge.tools.model_cache import model_cache
@@ -523,24 +729,36 @@ def load_diffusers_generator(
             f"cache at {model_store.hub_cache_dir()}). Download it first: `imageforge models pull sd-turbo` for "
             f"the default, or `hf download {model}`; nothing is downloaded implicitly."
         )
-    ip_source: tuple[Path, str, str] | None = None
+    ip_source: tuple[Path, str, str, Path] | None = None
     if ip_adapter is not None:
         source, subfolder, weight_name = _parse_ip_adapter(ip_adapter)
         local = Path(source).expanduser()
         source_folder = local if local.is_dir() else model_store.local_snapshot(source)
+        default_encoder = f"{subfolder}/image_encoder" if subfolder else "image_encoder"
+        encoder_in_repo = ip_adapter_image_encoder or default_encoder
         if source_folder is None or not (source_folder / subfolder / weight_name).is_file():
             raise FileNotFoundError(
-                f"IP-Adapter weights {ip_adapter!r} are not on disk. Download them first, e.g. "
-                f"`hf download {source} {subfolder}/{weight_name} --include '{subfolder}/image_encoder/*'`."
+                f"IP-Adapter weights {ip_adapter!r} are not on disk. Download them and their image encoder first: "
+                f"{ip_adapter_download_hint(source, subfolder, weight_name, encoder_in_repo)}."
             )
-        ip_source = (source_folder, subfolder, weight_name)
+        encoder_folder = _resolve_image_encoder(ip_adapter_image_encoder, source_folder, subfolder)
+        if not (encoder_folder / "config.json").is_file():
+            raise FileNotFoundError(
+                f"The IP-Adapter's image encoder is not at {encoder_folder}. The SD 1.5 and SDXL adapters keep "
+                "it in SUBFOLDER/image_encoder; the SDXL ViT-H ones use models/image_encoder: set "
+                "`ip_adapter_image_encoder` (IMAGEFORGE_GENERATOR__IP_ADAPTER_IMAGE_ENCODER) to that folder. "
+                f"Download: {ip_adapter_download_hint(source, subfolder, weight_name, encoder_in_repo)}."
+            )
+        check_ip_adapter_fits(source_folder / subfolder / weight_name, folder, model)
+        ip_source = (source_folder, subfolder, weight_name, encoder_folder)
 
     pipeline_class = _pipeline_class(folder)
     display = _display_name(model, folder)
     defaults = sampling_defaults(display, pipeline_class)
     resolved_dtype = dtype or default_dtype(resolved_device, prefer_bf16=defaults.prefer_bf16)
     variant = model_store.weights_variant(folder)
-    options = f"attn={attention_slicing},vae={vae_slicing},offload={cpu_offload},ip={ip_adapter}"
+    encoder_option = ip_source[3] if ip_source is not None else None
+    options = f"attn={attention_slicing},vae={vae_slicing},offload={cpu_offload},ip={ip_adapter},enc={encoder_option}"
     key = f"diffusers:{folder}:{resolved_device}:{dtype_name(resolved_dtype)}:{options}"
     loaded = model_cache.get(
         key,
@@ -571,4 +789,5 @@ def load_diffusers_generator(
         cache_model_id=str(folder),
         max_batch_size=max_batch_size,
         lock=loaded.lock,
+        native=native_size(display, pipeline_class),
     )

@@ -69,6 +69,7 @@ def _build_diffusers(settings: GeneratorSettings, device: str) -> tuple[ImageGen
             cpu_offload=settings.cpu_offload,
             img2img_strength=settings.strength,
             ip_adapter=settings.ip_adapter,
+            ip_adapter_image_encoder=settings.ip_adapter_image_encoder,
             steps=settings.steps,
             guidance_scale=settings.guidance_scale,
             cache=_cache(settings),

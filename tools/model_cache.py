@@ -16,9 +16,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
-from imageforge.tools.model_store import FolderKind, hub_cache_dir, local_model_path
+from imageforge.tools.model_store import FolderKind, hub_cache_dir, local_model_path, missing_subfolders_error
 
 __all__ = [
     "LoadedModel",
@@ -112,6 +113,11 @@ def resolve_weights(
     local = local_model_path(name_or_path, kind=kind)
     if local is not None:
         return str(local), True
+    # On disk but missing a tokenizer subfolder (InstructBLIP's qformer_tokenizer/): refused with
+    # what to fetch; a hub id may still be downloaded whole when that is allowed.
+    incomplete = missing_subfolders_error(name_or_path) if kind == "transformers" else None
+    if incomplete is not None and not (allow_download and not Path(name_or_path).expanduser().is_dir()):
+        raise ModelNotAvailableError(incomplete)
     if allow_download:
         return name_or_path, False
     raise ModelNotAvailableError(

@@ -47,6 +47,8 @@ __all__ = [
     "list_models",
     "local_model_path",
     "local_snapshot",
+    "missing_subfolders",
+    "missing_subfolders_error",
     "plan_pull",
     "pull",
     "pull_patterns",
@@ -268,14 +270,73 @@ def _has_weights(folder: Path) -> bool:
     return any(path.name.endswith(_WEIGHT_SUFFIXES) for path in folder.iterdir() if path.is_file())
 
 
+_REQUIRED_SUBFOLDERS: dict[str, tuple[str, ...]] = {
+    "instructblip": ("qformer_tokenizer",),
+    "instructblipvideo": ("qformer_tokenizer",),
+}
+"""Tokenizer subfolders a transformers model's processor needs, by ``config.json``'s
+``model_type``. InstructBLIP's Q-Former has its own (BERT) tokenizer in
+``qformer_tokenizer/``; without it transformers 5 loads the language model's tokenizer for
+the Q-Former with only a warning: every VQAScore is then wrong, and a token id past the
+Q-Former's 30,523-entry embedding is an IndexError on the CPU and a device-side assert that
+poisons the CUDA context on a GPU."""
+
+
+def _model_type(folder: Path) -> str:
+    try:
+        return str(json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def missing_subfolders(folder: Path) -> list[str]:
+    """The tokenizer subfolders the model in ``folder`` needs and lacks (see
+    ``_REQUIRED_SUBFOLDERS``); a subfolder counts when it holds a tokenizer config."""
+    folder = Path(folder)
+    return [
+        name
+        for name in _REQUIRED_SUBFOLDERS.get(_model_type(folder), ())
+        if not any((folder / name / config).is_file() for config in ("tokenizer_config.json", "tokenizer.json"))
+    ]
+
+
+def missing_subfolders_error(name_or_path: str) -> str | None:
+    """Why ``name_or_path`` is on disk but cannot be loaded because a tokenizer subfolder is
+    missing, with the command that fetches it; None when that is not the problem."""
+    folder = Path(name_or_path).expanduser()
+    if not folder.is_dir():
+        snapshot = local_snapshot(name_or_path) if name_or_path not in CATALOGUE else None
+        if snapshot is None:
+            return None
+        folder = snapshot
+    missing = missing_subfolders(folder)
+    if not missing:
+        return None
+    named = ", ".join(f"{name}/" for name in missing)
+    catalogued = next((s.name for s in CATALOGUE.values() for repo in s.repos if repo.repo_id == name_or_path), None)
+    if catalogued is not None:
+        fetch = f"`imageforge models pull {catalogued}`"
+    elif Path(name_or_path).expanduser().is_dir():
+        fetch = f"`imageforge models pull vqa`, or copy {named} from the model's hub repository"
+    else:
+        includes = " ".join(f"--include '{name}/*'" for name in missing)
+        fetch = f"`hf download {name_or_path} {includes}`"
+    return (
+        f"Model {name_or_path!r} at {folder} has no {named} ({_model_type(folder)}'s Q-Former tokenizer). Refusing "
+        "to load it: transformers would fall back to the language model's tokenizer for the Q-Former, which makes "
+        f"every score wrong and can index past the Q-Former's embedding. Fetch it with {fetch}."
+    )
+
+
 def _is_complete(folder: Path, repo: ModelRepo) -> bool:
     """The layout rule, which huggingface_hub has no notion of: diffusers, model_index.json and
     each component it names, model components with weights; transformers, config.json and
-    weights; processor, a processor config; file, the file."""
+    weights, and the tokenizer subfolders its processor needs (``missing_subfolders``:
+    InstructBLIP's ``qformer_tokenizer/``); processor, a processor config; file, the file."""
     if not folder.is_dir():
         return False
     if repo.kind == "transformers":
-        return (folder / "config.json").is_file() and _has_weights(folder)
+        return (folder / "config.json").is_file() and _has_weights(folder) and not missing_subfolders(folder)
     if repo.kind == "processor":
         # transformers 5 writes processor_config.json; older versions preprocessor_config.json.
         return (folder / "preprocessor_config.json").is_file() or (folder / "processor_config.json").is_file()

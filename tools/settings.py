@@ -43,6 +43,13 @@ class GeneratorSettings(BaseModel):
         0.6, gt=0, le=1, description="Image-to-image strength when a reference conditions the image."
     )
     ip_adapter: str | None = Field(None, description="IP-Adapter weights, 'REPO_OR_FOLDER:SUBFOLDER/WEIGHTS'.")
+    ip_adapter_image_encoder: str | None = Field(
+        None,
+        description=(
+            "IP-Adapter image encoder folder: inside the adapter's repository ('models/image_encoder' for the SDXL "
+            "ViT-H adapters), 'REPO_OR_FOLDER:SUBFOLDER' or a local path; none: SUBFOLDER/image_encoder."
+        ),
+    )
     attention_slicing: bool = Field(False, description="Lower peak memory at some speed cost.")
     vae_slicing: bool = Field(False, description="Decode the batch one image at a time.")
     cpu_offload: bool = Field(False, description="Keep idle sub-models on the CPU (GPU memory saver).")

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from imageforge.agents.schemas import ConsistencyMarkers, EnhancementResult, StoryboardPlan
+from imageforge.agents.usage import UsageTotals
 from imageforge.scoring.schemas import EnsembleReport, VariationScore
 from imageforge.tools.schemas import ReferenceImage
 
@@ -32,6 +33,8 @@ class Attempt(BaseModel):
     generator: str = ""
     generator_model: str = ""
     cache_hits: int = 0
+    size: str = Field("", description="The frame asked of the generator, 'WIDTHxHEIGHT'.")
+    size_source: str = Field("", description="Why that size: the model's native area or the resolution setting.")
     timings_s: dict[str, float] = Field(default_factory=dict, description="generate, score, ... in seconds")
     warnings: list[str] = Field(default_factory=list)
 
@@ -77,6 +80,9 @@ class RunSummary(BaseModel):
     scenes: list[SceneResult] = Field(default_factory=list)
     enhancements: list[EnhancementResult] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    llm_usage: UsageTotals = Field(
+        default_factory=UsageTotals, description="Tokens, requests and latency of the run's LLM calls."
+    )
     started_at: datetime
     finished_at: datetime | None = None
     elapsed_s: float | None = None

@@ -35,7 +35,7 @@ def _events_block(events: list[AgentEvent]) -> str:
     if not events:
         return ""
     lines = "\n".join(f"- [{e.kind}] {e.detail}" for e in events)
-    return f"\nRetries and fallbacks:\n{lines}\n"
+    return f"\nLLM calls, retries and fallbacks:\n{lines}\n"
 
 
 def render_enhanced(enhanced: EnhancedPrompt, iteration: int, events: list[AgentEvent]) -> str:

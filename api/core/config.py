@@ -235,3 +235,18 @@ def environment_names(model: type[BaseModel] = Settings, prefix: str = "IMAGEFOR
         default = field.get_default(call_default_factory=True)
         rows.append((env, "(secret)" if isinstance(default, SecretStr) else default, field.description or ""))
     return rows
+
+
+def settings_markdown() -> str:
+    """README's settings table (the test in tests/test_settings_docs.py says how to print it)."""
+    lines = ["| Environment | Default | Meaning |", "|---|---|---|"]
+    for env, default, description in environment_names():
+        if isinstance(default, Path):
+            default = str(default)
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        if isinstance(default, dict):
+            default = ", ".join(f"{key}={value}" for key, value in default.items())
+        shown = "none" if default is None else f"`{default}`"
+        lines.append(f"| `{env}` | {shown} | {description} |")
+    return "\n".join(lines)

@@ -27,10 +27,10 @@ def test_local_endpoint_gets_a_configured_client_and_a_placeholder_key():
     assert isinstance(llm, ChatOpenAI)
     assert llm.model_name == "qwen2.5:7b"
     assert llm.openai_api_base == "http://127.0.0.1:11434/v1"
-    assert llm.max_retries == 3 and llm.request_timeout == 12.5
-    client = llm.root_async_client  # the openai client does the retrying and the timeout
+    assert llm.transient_retries == 3 and llm.request_timeout == 12.5
+    client = llm.root_async_client  # the timeout is the client's; retries are agents.structured's
     assert str(client.base_url).startswith("http://127.0.0.1:11434/v1")
-    assert client.max_retries == 3 and client.timeout == 12.5
+    assert client.max_retries == 0 and client.timeout == 12.5
     assert client.api_key == PLACEHOLDER_API_KEY
 
 
@@ -45,7 +45,7 @@ def test_openai_backend_with_a_key_uses_that_key():
     )
     assert isinstance(llm, ChatOpenAI)
     assert llm.openai_api_key.get_secret_value() == "sk-test"
-    assert llm.max_retries == 0
+    assert llm.transient_retries == 0 and llm.max_retries == 0
 
 
 def test_heuristic_backend_and_unconfigured_auto_give_no_llm():

@@ -129,7 +129,10 @@ def test_running_job_page_updates_live(slow_server: Server, browser) -> None:
     generation_id = _submit(server, headers)
     token = headers["Authorization"].removeprefix("Bearer ")
     browser.get(f"{server.base_url}/traces/{generation_id}?token={token}")
-    assert browser.find_element("id", "status").text in {"queued", "running"}
+    # Read the status in one script call: live updates replace the element, so a found element
+    # can go stale before its text is read.
+    status = "return document.getElementById('status').textContent.trim();"
+    assert browser.execute_script(status) in {"queued", "running"}
     # No reload from here on: the page follows the job over SSE.
-    _wait(lambda: browser.find_element("id", "status").text == "completed", 120, "the page to show completed")
+    _wait(lambda: browser.execute_script(status) == "completed", 120, "the page to show completed")
     assert len(browser.find_elements("css selector", "figure.winner")) == 2

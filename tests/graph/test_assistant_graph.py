@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
-from fakes import ScriptedChatModel, tool_call_message
+from fakes import FakeService, ScriptedChatModel, tool_call_message
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from imageforge.agents.assistant import ExplainWinnerArgs, RefineSceneArgs, StartStoryboardArgs, ToolOutcome
+from imageforge.agents.assistant import ExplainWinnerArgs, RefineSceneArgs, StartStoryboardArgs
 from imageforge.graph.assistant import (
     MAX_TOOL_CALLS_PER_TURN,
     AssistantContext,
@@ -24,52 +21,6 @@ from imageforge.graph.assistant import (
     stream_turn,
 )
 from imageforge.graph.checkpoint import serializer
-from imageforge.graph.context import GenerationSettings
-
-
-@dataclass
-class FakeService:
-    """Records what the tools asked for and answers like the service would."""
-
-    calls: list[tuple[str, Any]] = field(default_factory=list)
-    started: int = 0
-
-    async def start_storyboard(self, args: StartStoryboardArgs, settings: GenerationSettings) -> ToolOutcome:
-        self.started += 1
-        generation_id = f"gen{self.started}"
-        self.calls.append(("start", args, settings))
-        return ToolOutcome(
-            reply=f"Started {generation_id} about {args.description}.",
-            action={"type": "storyboard_started", "generation_id": generation_id},
-            generation_id=generation_id,
-        )
-
-    async def refine_scene(
-        self, generation_id: str | None, args: RefineSceneArgs, overrides: dict[str, Any]
-    ) -> ToolOutcome:
-        self.calls.append(("refine", generation_id, args, overrides))
-        if generation_id is None:
-            return ToolOutcome(reply="There is no storyboard to refine yet.", refused=True)
-        return ToolOutcome(
-            reply=f"Refining scene {args.scene} of {generation_id}.",
-            action={
-                "type": "scene_refined",
-                "generation_id": f"{generation_id}-r",
-                "reuse_from": generation_id,
-            },
-            generation_id=f"{generation_id}-r",
-        )
-
-    async def explain_winner(self, generation_id: str | None, args: ExplainWinnerArgs) -> ToolOutcome:
-        self.calls.append(("explain", generation_id, args))
-        return ToolOutcome(reply=f"Image {args.image} won scene {args.scene} of {generation_id}.")
-
-    async def report_status(self, generation_id: str | None) -> ToolOutcome:
-        self.calls.append(("status", generation_id))
-        return ToolOutcome(
-            reply=f"{generation_id} is running.",
-            action={"type": "status_reported", "generation_id": generation_id},
-        )
 
 
 @pytest.fixture

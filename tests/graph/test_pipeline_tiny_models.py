@@ -218,7 +218,7 @@ async def test_storyboard_on_tiny_diffusers_and_tiny_scorers(tmp_path, tiny):
     assert text_call["references"] == []
     assert {m["mode"] for m in text_call["metadata"]} == {"text2img"}
     assert {m["mode"] for m in image_call["metadata"]} == {"img2img"}
-    assert all(m["references_used"] == 1 and m["strength"] == 0.6 for m in image_call["metadata"])
+    assert all(m["references_used"] == 1 and m["requested_strength"] == 0.6 for m in image_call["metadata"])
     winner_pixels = np.asarray(load_image(scene1.winner_path).convert("RGB"))
     np.testing.assert_array_equal(image_call["references"][0], winner_pixels)
 
@@ -325,3 +325,42 @@ async def test_auto_backends_find_the_tiny_models_in_the_cache(tmp_path, tiny_hu
     assert scene2.attempts[0].reference.path == scene1.winner_path
     assert scene2.attempts[0].consistency is not None
     _assert_trace_files(context.trace_root, "auto", summary)
+
+
+# -- frame size per model family (issue 11, point 4) ----------------------------------------
+
+
+def _tiny_diffusers_context(tmp_path, tiny, **settings) -> Context:
+    """The tiny diffusers generator with the offline scorers; ``settings`` as a request gives them."""
+    base = {"num_variations": 1, "max_enhancement_iterations": 1, "seed": 3, "max_retries": 0}
+    generator = load_diffusers_generator(str(tiny["sd"]), device="cpu", steps=2, guidance_scale=7.5)
+    context = make_context(tmp_path)
+    return dataclasses.replace(
+        context,
+        settings=GenerationSettings(**{**base, **settings}),
+        services=dataclasses.replace(context.services, generator=generator),
+    )
+
+
+async def test_frame_has_the_models_native_area_unless_the_resolution_is_given(tmp_path, tiny):
+    # The tiny model's native size is 32x32 (its config); 16:9 at that area is 40x24, where
+    # a 512 long edge (the setting's default) would ask for 512x288.
+    native = _tiny_diffusers_context(tmp_path / "native", tiny, aspect_ratio="16:9")
+    summary = await run_storyboard(
+        StoryboardRequest(generation_id="native", concept=CONCEPT, scenes=SCENES[:1]), native
+    )
+    assert summary.status == "completed", summary.error
+    attempt = summary.scenes[0].attempts[0]
+    assert attempt.size == "40x24"
+    assert "native area" in attempt.size_source
+    with Image.open(summary.scenes[0].winner_path) as image:
+        assert image.size == (40, 24)
+    scene_folder = Path(native.trace_root) / "native" / "scene_1"
+    assert json.loads((scene_folder / layout.QUALITY_SCORES).read_text())["attempts"][0]["size"] == "40x24"
+    assert json.loads((scene_folder / layout.SCENE_RESULT).read_text())["attempts"][0]["size"] == "40x24"
+
+    # An explicit resolution overrides the native size: its long edge.
+    given = _tiny_diffusers_context(tmp_path / "given", tiny, aspect_ratio="16:9", resolution=64)
+    summary = await run_storyboard(StoryboardRequest(generation_id="given", concept=CONCEPT, scenes=SCENES[:1]), given)
+    attempt = summary.scenes[0].attempts[0]
+    assert attempt.size == "64x32" and "set explicitly" in attempt.size_source

@@ -178,3 +178,58 @@ def test_long_prompts_are_cut_to_fit_not_failed(tiny_dirs):
     [p] = scorer.probabilities(make_images(1), long_prompt)
     assert 0.0 <= p <= 1.0
     assert scorer._fit("short") == "short"
+
+
+# -- InstructBLIP's own Q-Former tokenizer (issue 11, point 1) ------------------------------
+
+
+def test_instructblip_uses_its_own_qformer_tokenizer(tiny_dirs):
+    """The tiny InstructBLIP ships a Q-Former tokenizer (BERT WordPiece) that differs from the
+    language model's, as the real checkpoint does; the Q-Former must get its ids."""
+    vqa = load_vqa_model(str(tiny_dirs["instructblip-t5"]), device="cpu", models=ModelCache())
+    qformer_tokenizer = vqa.processor.qformer_tokenizer
+    assert type(qformer_tokenizer).__name__ == "BertTokenizer"
+    assert type(vqa.processor.tokenizer).__name__ != "BertTokenizer"
+    seen: list[torch.Tensor] = []
+    hook = vqa.model.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["qformer_input_ids"].clone()), with_kwargs=True
+    )
+    try:
+        VQAScorer(vqa=vqa).probabilities(make_images(1), PROMPT)
+    finally:
+        hook.remove()
+    question = VQA_QUESTION.format(PROMPT)
+    expected = qformer_tokenizer(f"Question: {question}")["input_ids"]
+    assert seen[0][0].tolist()[: len(expected)] == expected
+    assert expected != vqa.processor.tokenizer(f"Question: {question}")["input_ids"]
+
+
+def test_instructblip_without_its_qformer_tokenizer_is_refused(tiny_dirs, tmp_path):
+    import shutil
+
+    from imageforge.tools.model_cache import ModelNotAvailableError
+
+    broken = tmp_path / "instructblip-no-qformer-tokenizer"
+    shutil.copytree(tiny_dirs["instructblip-t5"], broken)
+    shutil.rmtree(broken / "qformer_tokenizer")
+    with pytest.raises(ModelNotAvailableError, match=r"has no qformer_tokenizer/.*imageforge models pull vqa"):
+        load_vqa_model(str(broken), device="cpu", models=ModelCache())
+    # Even where downloading is allowed: a local folder is never quietly loaded without it.
+    with pytest.raises(ModelNotAvailableError, match="qformer_tokenizer/"):
+        load_vqa_model(str(broken), device="cpu", allow_download=True, models=ModelCache())
+
+
+def test_a_processor_whose_qformer_tokenizer_does_not_fit_is_refused(tiny_dirs):
+    """What transformers' fallback produces (the language model's tokenizer for the Q-Former)
+    is refused at load time, not discovered as an IndexError mid-scoring."""
+    from transformers import AutoConfig
+
+    from imageforge.scoring.vqascore import _check_qformer_tokenizer
+
+    folder = str(tiny_dirs["instructblip-t5"])
+    vqa = load_vqa_model(folder, device="cpu", models=ModelCache())
+    config = AutoConfig.from_pretrained(folder)
+    fallback = types.SimpleNamespace(qformer_tokenizer=vqa.processor.tokenizer)
+    with pytest.raises(ValueError, match="qformer_tokenizer/"):
+        _check_qformer_tokenizer(fallback, config, folder)
+    _check_qformer_tokenizer(vqa.processor, config, folder)

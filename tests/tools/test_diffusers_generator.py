@@ -95,7 +95,10 @@ def test_image_to_image_follows_the_reference(generator):
     first = from_red.images[0]
     assert first.image.size == (32, 32)
     assert first.metadata["mode"] == "img2img"
-    assert first.metadata["strength"] == 0.6
+    assert first.metadata["requested_strength"] == 0.6
+    # The tiny pipeline's DDIM ("leading", offset 1) runs [501, 1] for 2 steps; 0.6 keeps the
+    # last one, so the reference is re-noised to t=1 only: 2/1000.
+    assert first.metadata["strength"] == 0.002
     assert first.metadata["references_used"] == 1
     # Strength 0.6 of 2 steps is 1.2 -> 1 step; at least one must remain, so steps >= 2.
     assert int(first.metadata["steps"] * 0.6) >= 1
@@ -274,3 +277,286 @@ def test_ip_adapter_conditions_on_the_reference(tiny_folder, generator, tmp_path
         _load(tiny_folder, ip_adapter="no-weights-file")
     with pytest.raises(FileNotFoundError, match="IP-Adapter weights"):
         _load(tiny_folder, ip_adapter=f"{adapter}:models/missing.safetensors")
+
+
+class _OutOfMemoryPipeline:
+    """A stand-in pipeline whose call allocates a tensor (its "activations") and runs out of
+    memory for batches above ``limit``; ``alive`` are weak references to those tensors."""
+
+    dtype = torch.float32
+    vae_scale_factor = 8
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.alive: list = []
+
+    def __call__(
+        self, prompt, num_images_per_prompt, generator, num_inference_steps, guidance_scale, output_type, height, width
+    ):
+        import weakref
+
+        activations = torch.ones(256)
+        self.alive.append(weakref.ref(activations))
+        if num_images_per_prompt > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+        return type("Output", (), {"images": [Image.new("RGB", (width, height))] * num_images_per_prompt})()
+
+
+def test_out_of_memory_frees_after_the_handler_and_drops_the_frames(monkeypatch):
+    from imageforge.tools import diffusers_generator
+
+    pipeline = _OutOfMemoryPipeline(limit=1)
+    generator = DiffusersGenerator(pipeline, model="fake", device="cpu", steps=1, guidance_scale=0.0)
+    held_at_free: list[bool] = []
+    monkeypatch.setattr(
+        diffusers_generator,
+        "free_device_memory",
+        lambda device: held_at_free.append(any(ref() is not None for ref in pipeline.alive)),
+    )
+    output = _generate(generator, [1, 2])
+    assert [image.seed for image in output.images] == [1, 2]
+    # When memory is freed, nothing holds the failed call's tensors any more.
+    assert held_at_free == [False]
+
+    pipeline.limit = 0
+    pipeline.alive.clear()
+    with pytest.raises(GenerationError) as raised:
+        _generate(generator, [3])
+    error = raised.value
+    assert held_at_free == [False, False]
+    assert "CUDA out of memory. Tried to allocate 2 GiB" in str(error)
+    # The error that reaches the caller keeps the message, not the pipeline's frames.
+    assert error.__cause__ is None and error.__context__ is None
+    assert all(ref() is None for ref in pipeline.alive)
+
+
+def test_image_to_image_shares_the_components_without_a_cast(tiny_folder, monkeypatch):
+    """AutoPipelineForImage2Image.from_pipe (diffusers 0.42) ignores a dtype keyword and
+    never casts: the loader relies on that, not on an ignored argument."""
+    from diffusers import AutoPipelineForImage2Image
+
+    received: list[dict] = []
+    original = AutoPipelineForImage2Image.from_pipe.__func__
+
+    def spy(cls, pipeline, **kwargs):
+        received.append(dict(kwargs))
+        return original(cls, pipeline, **kwargs)
+
+    monkeypatch.setattr(AutoPipelineForImage2Image, "from_pipe", classmethod(spy))
+    half = _load(tiny_folder, dtype=torch.float16)
+    assert received == [{}]
+    assert half.img2img.unet is half.text2img.unet and half.img2img.vae is half.text2img.vae
+    assert half.img2img.unet.dtype == torch.float16 and half.text2img.text_encoder.dtype == torch.float16
+    assert half.dtype == "float16"
+
+
+#: diffusers 0.42's Euler scheduler trips a numpy 2 DeprecationWarning of its own.
+EULER_NUMPY_WARNING = "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+
+
+@pytest.mark.filterwarnings(EULER_NUMPY_WARNING)
+@pytest.mark.parametrize(
+    ("scheduler", "steps", "strength", "expected"),
+    [
+        # SD-Turbo / SDXL-Turbo: Euler, trailing spacing: [999, 499]; 0.6 keeps the last step.
+        ("euler-trailing", 2, 0.6, 0.5),
+        ("euler-trailing", 4, 0.6, 0.5),
+        ("euler-trailing", 4, 1.0, 1.0),
+        ("ddim-leading", 5, 0.6, 0.402),  # [801, 601, 401, 201, 1]: starts at 401
+        # SD3: flow matching, no rounding of steps * strength; the sigma is the strength.
+        ("flow-match", 4, 0.6, 0.8577),
+    ],
+)
+def test_effective_strength_follows_the_scheduler(scheduler, steps, strength, expected):
+    from diffusers import DDIMScheduler, EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler
+
+    from imageforge.tools.diffusers_generator import effective_img2img_strength
+
+    made = {
+        "euler-trailing": lambda: EulerDiscreteScheduler(timestep_spacing="trailing"),
+        "ddim-leading": lambda: DDIMScheduler(steps_offset=1),
+        "flow-match": lambda: FlowMatchEulerDiscreteScheduler(shift=3.0),
+    }[scheduler]()
+    assert effective_img2img_strength(made, steps, strength) == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.filterwarnings(EULER_NUMPY_WARNING)
+def test_recorded_strength_is_the_one_the_turbo_schedule_applies(tmp_path):
+    """SD-Turbo's schedule on the tiny pipeline: 1 step asked, 2 run at 0.6, and the denoising
+    starts at t=499, so the recorded strength is 0.5."""
+    from diffusers import AutoPipelineForImage2Image, EulerDiscreteScheduler
+    from tiny_models import build_tiny_sd_pipeline
+
+    text2img = build_tiny_sd_pipeline(tmp_path)
+    text2img.scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        timestep_spacing="trailing",
+        steps_offset=1,
+    )
+    text2img.set_progress_bar_config(disable=True)
+    img2img = AutoPipelineForImage2Image.from_pipe(text2img)
+    img2img.set_progress_bar_config(disable=True)
+    generator = DiffusersGenerator(text2img, img2img, model="tiny-turbo", device="cpu", steps=1, guidance_scale=0.0)
+    used: list[float] = []
+    step = img2img.scheduler.step
+
+    def spy(model_output, timestep, *args, **kwargs):
+        used.append(float(timestep))
+        return step(model_output, timestep, *args, **kwargs)
+
+    img2img.scheduler.step = spy
+    image = _generate(generator, [3], references=[Image.new("RGB", (32, 32), "red")]).images[0]
+    assert used == [499.0]
+    assert (image.metadata["steps"], image.metadata["requested_strength"], image.metadata["strength"]) == (2, 0.6, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("model", "pipeline_class", "edge"),
+    [
+        ("stable-diffusion-v1-5/stable-diffusion-v1-5", "StableDiffusionPipeline", 512),
+        ("stabilityai/stable-diffusion-2-1-base", "StableDiffusionPipeline", 512),
+        ("stabilityai/stable-diffusion-2-1", "StableDiffusionPipeline", 768),
+        ("stabilityai/sd-turbo", "StableDiffusionPipeline", 512),
+        ("stabilityai/sdxl-turbo", "StableDiffusionXLPipeline", 512),
+        ("stabilityai/stable-diffusion-xl-base-1.0", "StableDiffusionXLPipeline", 1024),
+        ("stabilityai/stable-diffusion-3.5-medium", "StableDiffusion3Pipeline", 1024),
+        ("black-forest-labs/FLUX.1-schnell", "FluxPipeline", 1024),
+        ("/models/my-finetune", "StableDiffusionPipeline", None),
+    ],
+)
+def test_native_size_per_family(model, pipeline_class, edge):
+    from imageforge.tools.diffusers_generator import native_size
+
+    found = native_size(model, pipeline_class)
+    assert (found[0] if found else None) == edge
+
+
+def test_the_tiny_pipeline_states_its_native_size(generator):
+    """A model the family table does not know gets the size its pipeline makes by default:
+    the tiny UNet's sample_size 16 times the tiny VAE's downscale 2."""
+    from imageforge.tools.sizes import choose_frame
+
+    assert (generator.native_edge, generator.native_family, generator.size_multiple) == (32, "the model's config", 8)
+    frame, _ = choose_frame(generator, "16:9", 512, resolution_given=False)
+    assert (frame.width, frame.height) == (40, 24)
+
+
+# -- IP-Adapter against the real checkpoints' layout (issue 11, point 2) ---------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_unet(tiny_folder):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel.from_pretrained(tiny_folder / "unet")
+
+
+def test_an_ip_adapter_for_another_family_is_refused_by_name(tiny_folder, tiny_unet, tmp_path):
+    """ip-adapter_sd15 (768) on sd-turbo (1024) fails deep inside load_ip_adapter; here an
+    adapter built for width 48 beside the tiny UNet's 32 is refused up front, naming both."""
+    from tiny_models import save_tiny_ip_adapter
+
+    from imageforge.tools.diffusers_generator import ip_adapter_width
+
+    adapter = save_tiny_ip_adapter(tmp_path / "other-family", tiny_unet, cross_dim=48)
+    assert ip_adapter_width(adapter / "models" / "ip-adapter.safetensors") == 48
+    with pytest.raises(ValueError, match=r"built for cross-attention width 48 .* cross_attention_dim 32"):
+        _load(tiny_folder, ip_adapter=f"{adapter}:models/ip-adapter.safetensors")
+
+
+def test_the_image_encoder_may_live_in_another_folder(tiny_folder, tiny_unet, tmp_path):
+    """The SDXL ViT-H adapters keep their weights in sdxl_models/ and need models/image_encoder."""
+    from tiny_models import save_tiny_ip_adapter
+
+    adapter = save_tiny_ip_adapter(
+        tmp_path / "vit-h-layout", tiny_unet, weights_subfolder="sdxl_models", encoder_subfolder="models/image_encoder"
+    )
+    spec = f"{adapter}:sdxl_models/ip-adapter.safetensors"
+    with pytest.raises(FileNotFoundError, match=r"sdxl_models/image_encoder.*ip_adapter_image_encoder"):
+        _load(tiny_folder, ip_adapter=spec)
+    red_reference = [Image.new("RGB", (40, 40), "red")]
+    blue_reference = [Image.new("RGB", (40, 40), "blue")]
+    for encoder in ("models/image_encoder", f"{adapter}:models/image_encoder", str(adapter / "models/image_encoder")):
+        loaded = _load(tiny_folder, ip_adapter=spec, ip_adapter_scale=1.0, ip_adapter_image_encoder=encoder)
+        red = _generate(loaded, [1], references=red_reference).images[0]
+        blue = _generate(loaded, [1], references=blue_reference).images[0]
+        assert red.metadata["mode"] == "ip_adapter"
+        assert not np.array_equal(_pixels(red.image), _pixels(blue.image))
+
+
+H94_LISTING = [
+    "models/ip-adapter_sd15.safetensors",
+    "models/ip-adapter-plus_sd15.safetensors",
+    "models/image_encoder/config.json",
+    "models/image_encoder/model.safetensors",
+    "sdxl_models/ip-adapter_sdxl.safetensors",
+    "sdxl_models/ip-adapter_sdxl_vit-h.safetensors",
+    "sdxl_models/image_encoder/config.json",
+    "sdxl_models/image_encoder/model.safetensors",
+]
+
+
+def _files_fetched_by(hint: str, monkeypatch) -> set[str]:
+    """Run each `hf download` command of ``hint`` through huggingface_hub's own CLI, with the
+    download functions replaced by recorders, and return the files of H94_LISTING they fetch."""
+    import shlex
+
+    import huggingface_hub.cli.download as hf_download
+    from click.testing import CliRunner
+    from huggingface_hub.cli.hf import app
+    from huggingface_hub.utils import filter_repo_objects
+
+    fetched: set[str] = set()
+
+    def snapshot(**kwargs):
+        allow, ignore = kwargs.get("allow_patterns"), kwargs.get("ignore_patterns")
+        fetched.update(filter_repo_objects(H94_LISTING, allow_patterns=allow, ignore_patterns=ignore))
+        return "/nowhere"
+
+    def one_file(**kwargs):
+        fetched.add(kwargs["filename"])
+        return "/nowhere"
+
+    monkeypatch.setattr(hf_download, "snapshot_download", snapshot)
+    monkeypatch.setattr(hf_download, "hf_hub_download", one_file)
+    for command in hint.strip("`").split("&&"):
+        words = shlex.split(command)
+        assert words[:2] == ["hf", "download"], command
+        result = CliRunner().invoke(app, words[1:])
+        assert result.exit_code == 0, result.output
+    return fetched
+
+
+@pytest.mark.parametrize(
+    ("spec", "encoder", "needed"),
+    [
+        (
+            ("h94/IP-Adapter", "models", "ip-adapter_sd15.safetensors"),
+            "models/image_encoder",
+            {"models/ip-adapter_sd15.safetensors", "models/image_encoder/model.safetensors"},
+        ),
+        (
+            ("h94/IP-Adapter", "sdxl_models", "ip-adapter_sdxl_vit-h.safetensors"),
+            "models/image_encoder",
+            {"sdxl_models/ip-adapter_sdxl_vit-h.safetensors", "models/image_encoder/model.safetensors"},
+        ),
+    ],
+)
+def test_the_download_hint_fetches_the_weights_and_the_image_encoder(spec, encoder, needed, monkeypatch):
+    from imageforge.tools.diffusers_generator import ip_adapter_download_hint
+
+    hint = ip_adapter_download_hint(*spec, encoder)
+    fetched = _files_fetched_by(hint, monkeypatch)
+    assert needed <= fetched, needed - fetched
+
+
+def test_a_missing_ip_adapter_names_a_hint_that_fetches_both(tiny_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(FileNotFoundError) as raised:
+        _load(tiny_folder, ip_adapter="h94/IP-Adapter:models/ip-adapter_sd15.safetensors")
+    hint = str(raised.value).split("first: ", 1)[1].rstrip(".")
+    assert {"models/ip-adapter_sd15.safetensors", "models/image_encoder/model.safetensors"} <= _files_fetched_by(
+        hint, monkeypatch
+    )

@@ -530,3 +530,33 @@ def test_format_bytes():
     assert format_bytes(512) == "512 B"
     assert format_bytes(1_500) == "1.5 KB"
     assert format_bytes(2_600_000_000) == "2.6 GB"
+
+
+def test_an_instructblip_snapshot_needs_its_qformer_tokenizer(hub, tmp_path):
+    """`models pull vqa` fetches qformer_tokenizer/ (pull_patterns keeps tokenizer subfolders);
+    a snapshot without it is incomplete, and loading it is refused by name with the command
+    that fetches it, instead of a quiet fallback to the Flan-T5 tokenizer."""
+    from tiny_clip import save_tiny_instructblip
+
+    from imageforge.tools.model_cache import ModelNotAvailableError, resolve_weights
+
+    vqa_repo = "Salesforce/instructblip-flan-t5-xl"
+    whole = save_tiny_instructblip(tmp_path / "instructblip")
+    assert model_store.missing_subfolders(whole) == []
+    partial = tmp_path / "partial"
+    shutil.copytree(whole, partial, ignore=shutil.ignore_patterns("_*"))
+    shutil.rmtree(partial / "qformer_tokenizer")
+    assert model_store.missing_subfolders(partial) == ["qformer_tokenizer"]
+    snapshot = fake_snapshot(hub, vqa_repo, partial)
+    assert model_store.local_snapshot(vqa_repo) == snapshot
+    assert not model_store.is_available("vqa") and not model_store.is_available(vqa_repo)
+    assert not next(s for s in model_store.list_models() if s.name == "vqa").present
+    with pytest.raises(ModelNotAvailableError, match=r"no qformer_tokenizer/.*`imageforge models pull vqa`"):
+        resolve_weights(vqa_repo)
+    # A local folder that lacks it is refused the same way.
+    with pytest.raises(ModelNotAvailableError, match="no qformer_tokenizer/"):
+        resolve_weights(str(partial))
+    # Once the subfolder is there, the snapshot is complete.
+    shutil.copytree(whole / "qformer_tokenizer", snapshot / "qformer_tokenizer")
+    assert model_store.is_available("vqa")
+    assert resolve_weights(vqa_repo) == (str(snapshot), True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imageforge.tools.sizes import ASPECT_RATIOS, size_for
+from imageforge.tools.sizes import ASPECT_RATIOS, choose_frame, native_frame, size_for
 
 
 @pytest.mark.parametrize(
@@ -53,3 +53,58 @@ def test_bad_multiple_and_resolution():
         size_for("square", 512, multiple=0)
     with pytest.raises(ValueError, match="resolution"):
         size_for("square", 4, multiple=8)
+
+
+# -- the model's native area (issue 11, point 4) ---------------------------------------------
+
+NATIVE_EDGES = {"sd-1.5/sd-2.1-base/sd-turbo/sdxl-turbo": 512, "sd-2.1": 768, "sdxl/sd3/flux": 1024}
+
+
+@pytest.mark.parametrize(
+    ("preset", "edge", "multiple", "expected"),
+    [
+        ("square", 512, 8, (512, 512)),
+        ("16:9", 512, 8, (680, 384)),  # not 512x288: 56 % of SD-Turbo's area
+        ("4:5", 512, 8, (456, 576)),
+        ("21:9", 512, 8, (784, 336)),  # not 512x216: 42 %
+        ("16:9", 1024, 8, (1368, 768)),
+        ("21:9", 1024, 8, (1568, 672)),
+        ("16:9", 1024, 16, (1360, 768)),  # FLUX / SD3 pack 2x2 latent patches
+        ("4:5", 1024, 16, (912, 1152)),
+    ],
+)
+def test_native_frame(preset, edge, multiple, expected):
+    size = native_frame(preset, edge, multiple)
+    assert (size.width, size.height) == expected
+
+
+@pytest.mark.parametrize("preset", list(ASPECT_RATIOS))
+@pytest.mark.parametrize("edge", sorted(set(NATIVE_EDGES.values())))
+@pytest.mark.parametrize("multiple", [8, 16])
+def test_native_frame_keeps_the_area_at_every_ratio(preset, edge, multiple):
+    size = native_frame(preset, edge, multiple)
+    ratio_w, ratio_h = ASPECT_RATIOS[preset]
+    assert size.width % multiple == 0 and size.height % multiple == 0
+    assert abs(size.width * size.height / edge**2 - 1) < 0.02
+    assert abs((size.width / size.height) / (ratio_w / ratio_h) - 1) < 0.03
+
+
+class _NativeGenerator:
+    name = "fake"
+    model = "fake"
+    native_edge = 1024
+    native_family = "SDXL"
+    size_multiple = 16
+
+
+def test_choose_frame_uses_the_native_area_unless_the_resolution_is_given():
+    frame, source = choose_frame(_NativeGenerator(), "16:9", 512, resolution_given=False)
+    assert (frame.width, frame.height) == (1360, 768)
+    assert "native area of SDXL" in source
+    # --resolution still overrides, rounded to the generator's multiple.
+    frame, source = choose_frame(_NativeGenerator(), "16:9", 512, resolution_given=True)
+    assert (frame.width, frame.height) == (512, 288)
+    assert "set explicitly" in source
+    # A generator without a native size (sketch, OpenAI) keeps the resolution setting.
+    frame, _ = choose_frame(object(), "16:9", 512, resolution_given=False)
+    assert (frame.width, frame.height) == (512, 288)
