@@ -59,6 +59,7 @@ def load_chat_model(
     timeout_s: float = 60.0,
     max_retries: int = 2,
     structured_output: StructuredOutputMethod = "function_calling",
+    max_tokens: int | None = 2048,
 ) -> BaseChatModel | None:
     """Build the chat model for ``backend``; ``None`` selects the heuristic agents.
 
@@ -100,6 +101,7 @@ def load_chat_model(
         max_retries=0,
         transient_retries=max_retries,
         structured_output=structured_output,
+        max_tokens=max_tokens,
         stream_usage=True,
         http_async_client=httpx.AsyncClient(timeout=timeout_s),
     )

@@ -32,6 +32,12 @@ class LLMSettings(BaseModel):
     max_retries: int = Field(
         2, ge=0, le=10, description="Retries with backoff per LLM call for transient errors (timeouts, 429, 5xx)."
     )
+    max_tokens: int | None = Field(
+        2048,
+        ge=16,
+        le=65536,
+        description="Cap on a reply's length; a small local model left unbounded can write until its context is full.",
+    )
     structured_output: StructuredOutputMethod = Field(
         "function_calling",
         description="How typed replies are asked for: function_calling, json_schema or json_mode.",

@@ -8,11 +8,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from imageforge.agents.schemas import AgentEvent
 
-__all__ = ["AgentUsage", "UsageTotals", "usage_totals"]
+__all__ = ["DEFAULT_PRICES", "AgentUsage", "ModelPrice", "UsageTotals", "llm_cost_usd", "usage_totals"]
+
+
+class ModelPrice(BaseModel):
+    """US dollars per million tokens, as the provider bills them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: float = Field(ge=0)
+    completion: float = Field(ge=0)
+
+
+#: List prices (USD per million tokens, 2026-11) of the OpenAI models README suggests. A model
+#: not in the table is not priced (a local server's model costs what its machine costs).
+DEFAULT_PRICES: dict[str, ModelPrice] = {
+    "gpt-4o-mini": ModelPrice(prompt=0.15, completion=0.60),
+    "gpt-4o": ModelPrice(prompt=2.50, completion=10.00),
+    "gpt-4.1-mini": ModelPrice(prompt=0.40, completion=1.60),
+    "gpt-4.1": ModelPrice(prompt=2.00, completion=8.00),
+}
 
 
 class AgentUsage(BaseModel):
@@ -52,3 +71,24 @@ def usage_totals(events: Iterable[AgentEvent]) -> UsageTotals:
         if event.usage.model and event.usage.model not in totals.models:
             totals.models.append(event.usage.model)
     return totals
+
+
+def llm_cost_usd(events: Iterable[AgentEvent], prices: dict[str, ModelPrice]) -> tuple[float, list[str]]:
+    """The requests' cost from measured tokens: (USD for the priced models, models with no price).
+
+    A served model name often carries a date or a path ("gpt-4o-mini-2024-07-18"): the longest
+    table key it starts with prices it.
+    """
+    total, unpriced = 0.0, []
+    for event in events:
+        if event.kind != "llm_call" or event.usage is None:
+            continue
+        name = event.usage.model
+        key = max((k for k in prices if name.startswith(k)), key=len, default=None)
+        if key is None:
+            if name not in unpriced:
+                unpriced.append(name)
+            continue
+        price = prices[key]
+        total += (event.usage.prompt_tokens * price.prompt + event.usage.completion_tokens * price.completion) / 1e6
+    return round(total, 6), unpriced

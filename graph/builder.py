@@ -35,7 +35,7 @@ from imageforge.graph.services import services_for
 from imageforge.graph.state import EnhanceInput, InputState, OutputState, SceneInput, State
 from imageforge.tools.schemas import ReferenceImage
 from imageforge.tools.seeds import random_base_seed
-from imageforge.traces.schemas import RunStatus, RunSummary
+from imageforge.traces.schemas import RunStatus, RunSummary, llm_events
 from imageforge.traces.writer import TraceWriter
 
 
@@ -44,7 +44,12 @@ def _now() -> str:
 
 
 def summarize(state: State, context: Context, status: RunStatus) -> RunSummary:
-    """summary.json for the run as it stands."""
+    """summary.json for the run as it stands, with the LLM usage summed over every agent event."""
+    summary = _summary(state, context, status)
+    return summary.model_copy(update={"llm_usage": usage_totals(llm_events(summary))})
+
+
+def _summary(state: State, context: Context, status: RunStatus) -> RunSummary:
     started = datetime.fromisoformat(state.started_at) if state.started_at else datetime.now(UTC)
     finished = None if status == "running" else datetime.now(UTC)
     return RunSummary(
@@ -58,12 +63,7 @@ def summarize(state: State, context: Context, status: RunStatus) -> RunSummary:
         scenes=[state.results[k] for k in sorted(state.results)],
         enhancements=[state.enhancements[k] for k in sorted(state.enhancements)],
         warnings=state.warnings,
-        llm_usage=usage_totals(
-            [
-                *state.plan_events,
-                *(e for k in sorted(state.enhancements) for i in state.enhancements[k].iterations for e in i.events),
-            ]
-        ),
+        plan_events=state.plan_events,
         started_at=started,
         finished_at=finished,
         elapsed_s=None if finished is None else round((finished - started).total_seconds(), 3),

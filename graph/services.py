@@ -69,6 +69,7 @@ def build_services(backends: BackendSettings, *, api_key: str | None = None) -> 
             timeout_s=backends.llm.timeout_s,
             max_retries=backends.llm.max_retries,
             structured_output=backends.llm.structured_output,
+            max_tokens=backends.llm.max_tokens,
         )
         generator, generator_note = build_generator(backends.generator, backends.device)
         scorers, scorer_note = build_scorers(backends.scoring, backends.device)

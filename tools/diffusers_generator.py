@@ -12,6 +12,21 @@ every device), and all seeds of a call run as one batch; an image therefore does
 on which other seeds shared its batch. The starting noise is bitwise identical either way;
 the denoised pixels agree to float rounding (batched convolutions sum in a different order,
 so a pixel may differ by one level in 255).
+
+References (the graph passes the attempt's chosen reference first, then the storyboard's
+anchor: the user's image or scene 1's winner) condition the images by this rule:
+
+* one reference: image-to-image from it; with an IP-Adapter loaded, text-to-image conditioned
+  on it through the adapter instead;
+* a reference and an anchor, with an IP-Adapter: image-to-image from the reference (its
+  layout) with the adapter conditioned on the anchor (the storyboard's look), so that long
+  storyboards do not drift from the anchor however far each scene moves from the last;
+* a reference and an anchor, without an adapter (SD 2.x / SD-Turbo, for which none exists):
+  image-to-image from the reference blended with the anchor (``ANCHOR_BLEND``, 25 % anchor):
+  the re-noised init keeps the anchor's palette and broad layout, the denoising takes the
+  detail from the reference and the prompt.
+
+Each image's metadata says which (``anchor``: "ip_adapter", "init_blend" or None).
 """
 
 from __future__ import annotations
@@ -44,6 +59,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "ANCHOR_BLEND",
     "DiffusersGenerator",
     "LoadedPipelines",
     "SamplingDefaults",
@@ -60,6 +76,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Mode = Literal["text2img", "img2img", "ip_adapter"]
+AnchorUse = Literal["ip_adapter", "init_blend"]
+
+ANCHOR_BLEND = 0.25
+"""Share of the anchor in the image-to-image init when no IP-Adapter carries it (see the
+module docstring): enough to pull palette and layout back towards the storyboard's look,
+little enough that the chosen reference still decides the composition."""
 
 
 @dataclass(frozen=True)
@@ -292,6 +314,7 @@ class DiffusersGenerator:
         if frame != size:
             warnings.append(f"Size {size} rounded to {frame}: {self.model} needs multiples of {self._size_multiple}.")
         mode = self._mode(references, warnings)
+        anchor_use = self._anchor_use(mode, references)
         negative_applied = bool(negative_prompt) and self._accepts_negative(mode)
         steps = self.steps
         if mode == "img2img":
@@ -305,9 +328,12 @@ class DiffusersGenerator:
             # What the scheduler applies (effective_img2img_strength), beside what was asked.
             "strength": self._applied_strength(steps) if mode == "img2img" else None,
             "requested_strength": self.img2img_strength if mode == "img2img" else None,
-            "ip_adapter_scale": self.ip_adapter_scale if mode == "ip_adapter" else None,
+            "ip_adapter_scale": self.ip_adapter_scale if mode == "ip_adapter" or anchor_use == "ip_adapter" else None,
+            "anchor": anchor_use,
+            "anchor_blend": ANCHOR_BLEND if anchor_use == "init_blend" else None,
             "dtype": self.dtype,
         }
+        used = 0 if mode == "text2img" else 2 if anchor_use else 1
         base_metadata = {
             **params,
             "model": self.model,
@@ -315,7 +341,7 @@ class DiffusersGenerator:
             "size": str(frame),
             "requested_size": str(size),
             "negative_prompt_applied": negative_applied,
-            "references_used": 1 if mode != "text2img" else 0,
+            "references_used": used,
             "rng": "torch.Generator('cpu') per seed",
         }
 
@@ -327,18 +353,23 @@ class DiffusersGenerator:
             negative_prompt=negative_prompt if negative_applied else "",
             model=self.cache_model_id,
             size=frame,
-            reference_digest=references_digest(references[:1]) if mode != "text2img" else "",
+            reference_digest=references_digest(references[:used]) if used else "",
             params=params,
         )
 
         # 4. Generate the misses in batches, halving the batch on out-of-memory
         pending = found.pending
         if pending:
-            reference = (
-                references[0].convert("RGB").resize((frame.width, frame.height), Image.Resampling.LANCZOS)
-                if mode != "text2img"
-                else None
-            )
+            fitted = [
+                image.convert("RGB").resize((frame.width, frame.height), Image.Resampling.LANCZOS)
+                for image in references[:used]
+            ]
+            reference = fitted[0] if fitted else None
+            anchor = None
+            if anchor_use == "init_blend":
+                reference = Image.blend(fitted[0], fitted[1], ANCHOR_BLEND)
+            elif anchor_use == "ip_adapter":
+                anchor = fitted[1]
             made, batch_sizes = self._generate_batches(
                 prompt,
                 negative_prompt if negative_applied else None,
@@ -348,6 +379,7 @@ class DiffusersGenerator:
                 mode,
                 steps,
                 warnings,
+                anchor=anchor,
             )
             for seed, (image, batch_size) in made.items():
                 metadata = {
@@ -382,12 +414,18 @@ class DiffusersGenerator:
     def _mode(self, references: list[Image.Image], warnings: list[str]) -> Mode:
         if not references:
             return "text2img"
-        if self.ip_adapter_scale is not None:
+        if self.ip_adapter_scale is not None and (len(references) < 2 or self.img2img is None):
             return "ip_adapter"
         if self.img2img is None:
             warnings.append(f"References ignored: {type(self.text2img).__name__} has no image-to-image pipeline.")
             return "text2img"
         return "img2img"
+
+    def _anchor_use(self, mode: Mode, references: list[Image.Image]) -> AnchorUse | None:
+        """How the anchor (``references[1]``) conditions the call (the module docstring's rule)."""
+        if mode != "img2img" or len(references) < 2:
+            return None
+        return "ip_adapter" if self.ip_adapter_scale is not None else "init_blend"
 
     def _applied_strength(self, steps: int) -> float | None:
         if steps not in self._strength_by_steps:
@@ -411,6 +449,8 @@ class DiffusersGenerator:
         mode: Mode,
         steps: int,
         warnings: list[str],
+        *,
+        anchor: Image.Image | None = None,
     ) -> tuple[dict[int, tuple[Image.Image, int]], list[int]]:
         """Run ``seeds`` in batches as large as allowed; on out-of-memory halve the batch and go
         on with the seeds not yet made. Returns each seed's image with its batch size, and
@@ -425,7 +465,7 @@ class DiffusersGenerator:
             out_of_memory: str | None = None
             try:
                 with self._lock:
-                    result = self._run(prompt, negative_prompt, chunk, reference, frame, mode, steps)
+                    result = self._run(prompt, negative_prompt, chunk, reference, frame, mode, steps, anchor=anchor)
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
@@ -465,9 +505,12 @@ class DiffusersGenerator:
         frame: ImageSize,
         mode: Mode,
         steps: int,
+        *,
+        anchor: Image.Image | None = None,
     ) -> list[Image.Image]:
         """One pipeline call for ``seeds``: one CPU generator per seed, so each image's noise
-        depends on its own seed only."""
+        depends on its own seed only. ``anchor`` conditions the IP-Adapter of an
+        image-to-image call."""
         import torch
 
         generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
@@ -496,6 +539,10 @@ class DiffusersGenerator:
             if mode == "ip_adapter":
                 self.text2img.set_ip_adapter_scale(self.ip_adapter_scale)
                 kwargs["ip_adapter_image"] = reference
+            elif anchor is not None:
+                # The UNet (and its adapter layers) is shared with the image-to-image pipeline.
+                self.text2img.set_ip_adapter_scale(self.ip_adapter_scale)
+                kwargs["ip_adapter_image"] = anchor
             else:
                 self.text2img.set_ip_adapter_scale(0.0)
                 kwargs["ip_adapter_image"] = Image.new("RGB", (224, 224), (127, 127, 127))
@@ -656,7 +703,8 @@ def _load_pipelines(
         # The image encoder is loaded from its own folder and registered first, so that
         # load_ip_adapter (which otherwise looks only inside the adapter's repository) uses it.
         encoder = CLIPVisionModelWithProjection.from_pretrained(str(encoder_folder), local_files_only=True)
-        text2img.register_modules(image_encoder=encoder.to(dtype))
+        # transformers declares `to` through @wraps(Module.to), which hides the bound self from mypy.
+        text2img.register_modules(image_encoder=encoder.to(dtype))  # type: ignore[arg-type]
         text2img.load_ip_adapter(
             str(source), subfolder=subfolder, weight_name=weight_name, image_encoder_folder=None, local_files_only=True
         )

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from imageforge.agents.schemas import ConsistencyMarkers, EnhancementResult, StoryboardPlan
+from imageforge.agents.schemas import AgentEvent, ConsistencyMarkers, EnhancementResult, StoryboardPlan
 from imageforge.agents.usage import UsageTotals
 from imageforge.scoring.schemas import EnsembleReport, VariationScore
 from imageforge.tools.schemas import ReferenceImage
@@ -80,6 +80,9 @@ class RunSummary(BaseModel):
     scenes: list[SceneResult] = Field(default_factory=list)
     enhancements: list[EnhancementResult] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    plan_events: list[AgentEvent] = Field(
+        default_factory=list, description="The planner's LLM calls, retries and fallbacks."
+    )
     llm_usage: UsageTotals = Field(
         default_factory=UsageTotals, description="Tokens, requests and latency of the run's LLM calls."
     )
@@ -87,3 +90,11 @@ class RunSummary(BaseModel):
     finished_at: datetime | None = None
     elapsed_s: float | None = None
     error: str | None = None
+
+
+def llm_events(summary: RunSummary) -> list[AgentEvent]:
+    """Every agent event of a run: the planner's, then each scene's iterations in order."""
+    return [
+        *summary.plan_events,
+        *(event for result in summary.enhancements for iteration in result.iterations for event in iteration.events),
+    ]

@@ -245,11 +245,12 @@ def generate(
     summary = asyncio.run(_run_with_progress(request, context, console))
 
     from imageforge.api.cli.render import render_summary
+    from imageforge.api.core.config import Settings
 
     if as_json:
         sys.stdout.write(summary.model_dump_json(indent=2) + "\n")
     else:
-        render_summary(console, summary, trace_root)
+        render_summary(console, summary, trace_root, Settings().llm_prices)
     if summary.status != "completed":
         raise typer.Exit(1)
 

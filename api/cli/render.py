@@ -10,8 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from imageforge.agents.usage import ModelPrice, llm_cost_usd
 from imageforge.graph.context import GenerationSettings
-from imageforge.traces.schemas import RunSummary
+from imageforge.traces.schemas import RunSummary, llm_events
 
 SLOTS = ("pickscore", "clip", "vqa", "aesthetic")
 
@@ -86,8 +87,11 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def render_summary(console: Console, summary: RunSummary, trace_root: Path) -> None:
-    """One row per scene, then the scorers that ran, the warnings and where the trace is."""
+def render_summary(
+    console: Console, summary: RunSummary, trace_root: Path, prices: dict[str, ModelPrice] | None = None
+) -> None:
+    """One row per scene, then the scorers that ran, the LLM's measured usage and cost, the warnings
+    and where the trace is."""
     folder = trace_root / summary.generation_id
     table = Table(title=f"Storyboard {summary.generation_id}: {summary.status}", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("Scene", "Winner", "Pick", "CLIP", "VQA", "Aesth", "Overall", "Tries", "Warn"):
@@ -115,6 +119,16 @@ def render_summary(console: Console, summary: RunSummary, trace_root: Path) -> N
         for slot, reason in report.missing.items():
             console.print(f"[dim]Left out {slot}: {reason}[/]", highlight=False, soft_wrap=True)
     console.print("[dim]Winner: the file in scene_<k>/. Tries: winning attempt / attempts made.[/]")
+    usage = summary.llm_usage
+    if usage.requests:
+        cost, unpriced = llm_cost_usd(llm_events(summary), prices or {})
+        priced = f"${cost:.4f} measured" + (f" (not priced: {', '.join(unpriced)})" if unpriced else "")
+        console.print(
+            f"LLM: {usage.requests} requests, {usage.prompt_tokens} prompt + {usage.completion_tokens} completion "
+            f"tokens, {usage.latency_s:.1f} s; {priced}.",
+            highlight=False,
+            soft_wrap=True,
+        )
     for warning in summary.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if summary.error:

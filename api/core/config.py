@@ -15,6 +15,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, fiel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imageforge.agents.settings import LLMSettings
+from imageforge.agents.usage import DEFAULT_PRICES, ModelPrice
 from imageforge.graph.context import BackendSettings
 from imageforge.scoring.settings import ScorerSettings
 from imageforge.tools.settings import GeneratorSettings
@@ -125,6 +126,11 @@ class Settings(BaseSettings):
     image_price_usd: dict[str, float] = Field(
         default_factory=lambda: {"openai": 0.02, "diffusers": 0.0, "sketch": 0.0},
         description="Price of one generated image per generator backend.",
+    )
+    llm_prices: dict[str, ModelPrice] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES),
+        description="USD per million prompt and completion tokens per model name, for measured costs "
+        '(JSON: {"gpt-4o-mini": {"prompt": 0.15, "completion": 0.6}}); a model not listed is not priced.',
     )
     llm_call_price_usd: dict[str, float] = Field(
         default_factory=lambda: {"openai": 0.0025, "heuristic": 0.0},

@@ -97,7 +97,9 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
 
 
 def _backends(server: LlamaServer) -> BackendSettings:
-    llm = LLMSettings(backend="openai", base_url=server.base_url, model="smollm2", timeout_s=120, max_retries=1)
+    llm = LLMSettings(
+        backend="openai", base_url=server.base_url, model="smollm2", timeout_s=300, max_retries=1, max_tokens=512
+    )
     return BackendSettings(llm=llm, generator="sketch", scoring=ScorerSettings(scorers=("offline",)))
 
 
@@ -106,7 +108,7 @@ async def test_a_storyboard_runs_through_the_server_and_every_request_is_accepte
 ) -> None:
     backends = _backends(llama_server)
     context = Context(
-        settings=GenerationSettings(num_variations=2, max_enhancement_iterations=2, resolution=96, seed=3),
+        settings=GenerationSettings(num_variations=2, max_enhancement_iterations=1, resolution=96, seed=3),
         backends=backends,
         trace_root=str(tmp_path / "traces"),
         services=build_services(backends),

@@ -560,3 +560,37 @@ def test_a_missing_ip_adapter_names_a_hint_that_fetches_both(tiny_folder, tmp_pa
     assert {"models/ip-adapter_sd15.safetensors", "models/image_encoder/model.safetensors"} <= _files_fetched_by(
         hint, monkeypatch
     )
+
+
+# -- the anchor reference (issue 11, point 3) ------------------------------------------------
+
+
+def test_the_anchor_changes_image_to_image_without_an_adapter(generator):
+    """Reference then anchor: the init image is the reference blended with the anchor."""
+    red, blue, green = (Image.new("RGB", (32, 32), colour) for colour in ("red", "blue", "green"))
+    alone = _generate(generator, [4], references=[red]).images[0]
+    with_blue = _generate(generator, [4], references=[red, blue]).images[0]
+    with_green = _generate(generator, [4], references=[red, green]).images[0]
+    assert (alone.metadata["anchor"], alone.metadata["references_used"]) == (None, 1)
+    assert (with_blue.metadata["mode"], with_blue.metadata["anchor"]) == ("img2img", "init_blend")
+    assert (with_blue.metadata["references_used"], with_blue.metadata["anchor_blend"]) == (2, 0.25)
+    assert not np.array_equal(_pixels(alone.image), _pixels(with_blue.image))
+    assert not np.array_equal(_pixels(with_blue.image), _pixels(with_green.image))
+    # The anchor pulls the colours towards it.
+    assert _pixels(with_blue.image)[..., 2].mean() > _pixels(with_green.image)[..., 2].mean()
+
+
+def test_the_anchor_conditions_the_ip_adapter_of_image_to_image(tiny_folder, tiny_unet, tmp_path):
+    """With an adapter: image-to-image from the reference, the adapter on the anchor."""
+    from tiny_models import save_tiny_ip_adapter
+
+    adapter = save_tiny_ip_adapter(tmp_path / "ip-adapter", tiny_unet)
+    loaded = _load(tiny_folder, ip_adapter=f"{adapter}:models/ip-adapter.safetensors", ip_adapter_scale=1.0)
+    red, blue, green = (Image.new("RGB", (32, 32), colour) for colour in ("red", "blue", "green"))
+    only_reference = _generate(loaded, [2], references=[red]).images[0]
+    anchored_blue = _generate(loaded, [2], references=[red, blue]).images[0]
+    anchored_green = _generate(loaded, [2], references=[red, green]).images[0]
+    assert only_reference.metadata["mode"] == "ip_adapter"
+    assert (anchored_blue.metadata["mode"], anchored_blue.metadata["anchor"]) == ("img2img", "ip_adapter")
+    assert anchored_blue.metadata["ip_adapter_scale"] == 1.0 and anchored_blue.metadata["references_used"] == 2
+    assert not np.array_equal(_pixels(anchored_blue.image), _pixels(anchored_green.image))
