@@ -52,6 +52,9 @@ class EstimatePublic(BaseModel):
     cost_usd_max: float
     generator: str
     llm: str
+    measured: bool = Field(
+        False, description="True when the LLM figures come from this deployment's measured runs, not constants."
+    )
     assumptions: list[str]
 
 

@@ -9,6 +9,9 @@ per-call seconds are deployment settings, keyed by backend name.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from imageforge.agents.heuristics import DEFAULT_SCENES, MAX_SCENES, SECONDS_PER_SCENE, scenes_for_duration
@@ -16,11 +19,23 @@ from imageforge.agents.settings import LLMBackend
 from imageforge.api.core.config import Settings
 from imageforge.api.models.operations import EstimatePublic
 from imageforge.tools.settings import GeneratorBackend
+from imageforge.traces.reader import CorruptTraceError, TraceNotFoundError, read_summary
+from imageforge.traces.schemas import RunSummary
 
-__all__ = ["EstimateQuery", "estimate", "resolve_generator", "resolve_llm"]
+__all__ = [
+    "EstimateQuery",
+    "MeasuredCalls",
+    "estimate",
+    "mean_call",
+    "recent_summaries",
+    "resolve_generator",
+    "resolve_llm",
+]
 
 #: Seed 004's spread: ~60 s at best, ~90 s typically, for the same work.
 HIGH_OVER_LOW = 1.5
+#: How many recent completed runs the LLM figures are measured over.
+RECENT_RUNS = 20
 
 
 class EstimateQuery(BaseModel):
@@ -62,7 +77,76 @@ def _lookup(table: dict[str, float], name: str, what: str) -> float:
     return table[name]
 
 
-def estimate(query: EstimateQuery, settings: Settings) -> EstimatePublic:
+class MeasuredCalls(BaseModel):
+    """The mean LLM request of recent completed runs, from their summary.json."""
+
+    runs: int
+    prompt_tokens: float
+    completion_tokens: float
+    latency_s: float
+    models: list[str]
+
+
+def mean_call(summaries: list[RunSummary]) -> MeasuredCalls | None:
+    """Pure: the mean request over the runs that made any; None when none did."""
+    used = [s.llm_usage for s in summaries if s.llm_usage.requests]
+    requests = sum(u.requests for u in used)
+    if not requests:
+        return None
+    return MeasuredCalls(
+        runs=len(used),
+        prompt_tokens=sum(u.prompt_tokens for u in used) / requests,
+        completion_tokens=sum(u.completion_tokens for u in used) / requests,
+        latency_s=sum(u.latency_s for u in used) / requests,
+        models=sorted({m for u in used for m in u.models}),
+    )
+
+
+def recent_summaries(trace_root: Path, limit: int = RECENT_RUNS) -> list[RunSummary]:
+    """The newest completed runs' summaries (unreadable ones skipped): what the estimate learns from."""
+    try:
+        folders = sorted(
+            (entry for entry in os.scandir(trace_root) if entry.is_dir() and not entry.name.startswith(".")),
+            key=lambda entry: entry.stat().st_mtime,
+            reverse=True,
+        )
+    except FileNotFoundError:
+        return []
+    found: list[RunSummary] = []
+    for entry in folders:
+        try:
+            summary = read_summary(trace_root, entry.name)
+        except (TraceNotFoundError, CorruptTraceError, ValueError):
+            continue
+        if summary.status == "completed":
+            found.append(summary)
+        if len(found) == limit:
+            break
+    return found
+
+
+def _priced_call(settings: Settings, measured: MeasuredCalls | None) -> tuple[float, float, str] | None:
+    """(USD, seconds, note) of one agent call from measured tokens and the model's price, or None."""
+    if measured is None:
+        return None
+    model = settings.llm.model
+    key = max((k for k in settings.llm_prices if model.startswith(k)), key=len, default=None)
+    if key is None:
+        return None
+    price = settings.llm_prices[key]
+    usd = (measured.prompt_tokens * price.prompt + measured.completion_tokens * price.completion) / 1e6
+    note = (
+        f"agent calls measured over the last {measured.runs} completed run(s): "
+        f"{measured.prompt_tokens:.0f} prompt + {measured.completion_tokens:.0f} completion tokens and "
+        f"{measured.latency_s:.1f} s per call, priced for {model} at ${price.prompt:g}/${price.completion:g} "
+        "per million tokens"
+    )
+    return usd, measured.latency_s, note
+
+
+def estimate(query: EstimateQuery, settings: Settings, measured: MeasuredCalls | None = None) -> EstimatePublic:
+    """Images, time and cost. ``measured`` (from ``recent_summaries``) replaces the per-call
+    constants for an LLM backend when this deployment's runs have measured its calls."""
     if query.num_scenes is not None:
         scenes = query.num_scenes
         scene_note = f"{scenes} scene(s) as requested"
@@ -78,6 +162,13 @@ def estimate(query: EstimateQuery, settings: Settings) -> EstimatePublic:
     image_s = _lookup(settings.image_seconds, generator, "image time")
     call_price = _lookup(settings.llm_call_price_usd, llm, "LLM call price")
     call_s = _lookup(settings.llm_call_seconds, llm, "LLM call time")
+    priced = _priced_call(settings, measured) if llm == "openai" else None
+    if priced is not None:
+        call_price, call_s, call_note = priced
+    else:
+        call_note = f"agent calls at the configured ${call_price:g} and ~{call_s:g} s each ({llm})" + (
+            "" if llm == "heuristic" else ": a constant, no measured runs of this model yet"
+        )
 
     calls = 2 * query.max_enhancement_iterations  # cinematographer + prompt engineer per round
     attempts_max = 1 + query.max_retries
@@ -98,10 +189,11 @@ def estimate(query: EstimateQuery, settings: Settings) -> EstimatePublic:
         cost_usd_max=round(cost_max, 4),
         generator=generator,
         llm=llm,
+        measured=priced is not None,
         assumptions=[
             scene_note,
             f"{query.num_variations} image(s) per attempt at ${image_price:g} and ~{image_s:g} s each ({generator})",
-            f"{calls} agent call(s) per scene at ${call_price:g} and ~{call_s:g} s each ({llm})",
+            f"{calls} agent call(s) per scene; {call_note}",
             f"up to {attempts_max} attempt(s) per scene; the low figures assume the first attempt passes",
             "enhancement may stop early at the approval threshold, which only lowers the figures",
         ],
