@@ -18,7 +18,13 @@ from langgraph.runtime import Runtime
 from imageforge.graph.cancel import stoppable
 from imageforge.graph.context import Context
 from imageforge.graph.events import emit
-from imageforge.graph.selection import choose_winner, explain_winner, quality_scores_document, validate
+from imageforge.graph.selection import (
+    choose_winner,
+    combined_consistency,
+    explain_winner,
+    quality_scores_document,
+    validate,
+)
 from imageforge.graph.services import services_for
 from imageforge.graph.state import SceneInput, SceneOutput, SceneState
 from imageforge.scoring.ensemble import combine, effective_weights, ensemble_report, rank
@@ -138,7 +144,7 @@ async def score(state: SceneState, runtime: Runtime[Context]) -> dict:
     prompt = state.enhancement.final.prompt
     attempt = _attempt_number(state)
 
-    def run() -> tuple[dict[str, list[float]], list[float] | None, dict[str, str]]:
+    def run() -> tuple[dict[str, list[float]], list[float] | None, list[float] | None, dict[str, str]]:
         images = [load_image(item.path) for item in state.images]
         components: dict[str, list[float]] = {}
         failed: dict[str, str] = {}
@@ -147,13 +153,17 @@ async def score(state: SceneState, runtime: Runtime[Context]) -> dict:
                 components[scorer.slot] = [float(v) for v in scorer.score(images, prompt)]
             except Exception as exc:
                 failed[scorer.slot] = f"{scorer.name} failed: {exc}"
-        consistency = None
+        to_reference = to_anchor = None
         if references:
-            consistency = scorers.consistency.score(images, [r.open() for r in references[:1]])
-        return components, consistency, failed
+            opened = [r.open() for r in references]
+            to_reference = [float(v) for v in scorers.consistency.score(images, opened[:1])]
+            # The anchor, when it is a second reference: validated by combined_consistency.
+            if len(opened) > 1:
+                to_anchor = [float(v) for v in scorers.consistency.score(images, opened[1:2])]
+        return components, to_reference, to_anchor, failed
 
     started = time.perf_counter()
-    components, consistency, failed = await asyncio.to_thread(run)
+    components, to_reference, to_anchor, failed = await asyncio.to_thread(run)
     weights = effective_weights(components)
     overalls = combine(components, weights)
     ranks = rank(overalls)
@@ -167,7 +177,11 @@ async def score(state: SceneState, runtime: Runtime[Context]) -> dict:
             reference_id=reference_id,
             components={slot: round(values[i], 2) for slot, values in components.items()},
             overall=round(overalls[i], 2),
-            consistency=None if consistency is None else round(float(consistency[i]), 2),
+            consistency=None
+            if to_reference is None
+            else round(combined_consistency(to_reference[i], None if to_anchor is None else to_anchor[i]), 2),
+            consistency_reference=None if to_reference is None else round(to_reference[i], 2),
+            consistency_anchor=None if to_anchor is None else round(to_anchor[i], 2),
             rank=ranks[i],
         )
         for i, item in enumerate(state.images)
@@ -206,6 +220,7 @@ async def validate_attempt(state: SceneState, runtime: Runtime[Context]) -> dict
     attempt = Attempt(
         attempt=_attempt_number(state),
         reference=references[0] if references else None,
+        anchor=references[1] if len(references) > 1 else None,
         seeds=[item.seed for item in state.images],
         variations=state.scored,
         best_index=best.index,

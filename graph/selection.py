@@ -20,6 +20,16 @@ def best_iteration(iterations: Sequence[Iteration]) -> int:
     return best + 1
 
 
+def combined_consistency(reference: float, anchor: float | None) -> float:
+    """The consistency an attempt is validated on, when the storyboard's anchor (the user's
+    image or scene 1's winner) was a second reference beside the chosen one: the lower of the
+    two similarities. A variation must look like the reference it follows *and* must not have
+    drifted from the anchor; scene-to-scene similarity alone lets a long storyboard drift a
+    little each scene until it no longer resembles its start. Without an anchor (it is the
+    chosen reference itself, or there is none) the reference's similarity alone."""
+    return reference if anchor is None else min(reference, anchor)
+
+
 def validate(
     best: VariationScore,
     *,
@@ -83,6 +93,11 @@ def explain_winner(attempt: Attempt, weights: Mapping[str, float], status: Scene
             f"Consistency with reference {attempt.reference.id if attempt.reference else '-'}: "
             f"{winner.consistency:.1f} / 100"
         )
+        if winner.consistency_anchor is not None and winner.consistency_reference is not None:
+            lines[-1] += (
+                f" (the lower of {winner.consistency_reference:.1f} with the reference and "
+                f"{winner.consistency_anchor:.1f} with the anchor {attempt.anchor.id if attempt.anchor else '-'})"
+            )
     if len(ranked) > 1:
         runner = ranked[1]
         slot = deciding_component(winner.components, runner.components, weights)
@@ -111,6 +126,7 @@ def quality_scores_document(attempts: Sequence[Attempt], weights: Mapping[str, f
             {
                 "attempt": a.attempt,
                 "reference": None if a.reference is None else a.reference.model_dump(mode="json"),
+                "anchor": None if a.anchor is None else a.anchor.model_dump(mode="json"),
                 "passed": a.passed,
                 "reason": a.reason,
                 "size": a.size,

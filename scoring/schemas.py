@@ -39,5 +39,16 @@ class VariationScore(BaseModel):
     reference_id: str | None = None
     components: dict[str, float] = Field(description="slot -> 0-100")
     overall: float = Field(ge=0, le=100)
-    consistency: float | None = Field(None, ge=0, le=100, description="Similarity to the references, 0-100.")
+    consistency: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="Similarity to the references, 0-100: the lower of consistency_reference and consistency_anchor.",
+    )
+    consistency_reference: float | None = Field(
+        None, ge=0, le=100, description="Similarity to the attempt's chosen reference, 0-100."
+    )
+    consistency_anchor: float | None = Field(
+        None, ge=0, le=100, description="Similarity to the storyboard's anchor when it was a second reference, 0-100."
+    )
     rank: int = Field(0, ge=0, description="1 = best within its attempt; 0 until ranked.")

@@ -10,15 +10,37 @@ ASCII prompt tokenizes, and different prompts give different text embeddings.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from tiny_clip import tiny_clip_text_config, tiny_clip_tokenizer, tiny_vision_config
 
 __all__ = [
+    "TEST_DEVICE_VARIABLE",
     "build_tiny_sd_pipeline",
+    "device_for",
     "save_tiny_ip_adapter",
     "save_tiny_sd_pipeline",
 ]
+
+TEST_DEVICE_VARIABLE = "IMAGEFORGE_TEST_DEVICE"
+"""Where the tests marked ``gpu`` run their tiny models: "cpu" (the default), "cuda", "cuda:1"."""
+
+
+def device_for(request) -> str:
+    """The device a test's tiny models run on: ``IMAGEFORGE_TEST_DEVICE`` (default "cpu") for a
+    test marked ``gpu``, "cpu" for every other test, so that setting the variable moves only
+    the tests meant for an accelerator (``IMAGEFORGE_TEST_DEVICE=cuda pytest -m gpu``). A
+    requested CUDA device that torch cannot see skips the test rather than failing it."""
+    import pytest
+    import torch
+
+    if request.node.get_closest_marker("gpu") is None:
+        return "cpu"
+    device = os.environ.get(TEST_DEVICE_VARIABLE, "cpu").strip() or "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        pytest.skip(f"{TEST_DEVICE_VARIABLE}={device} but torch sees no CUDA device")
+    return device
 
 
 def build_tiny_sd_pipeline(workdir: Path, *, seed: int = 0):

@@ -73,6 +73,11 @@ class ModelRepo(BaseModel):
     kind: RepoKind
     revision: str = Field("main", description="The branch, tag or commit that ``pull`` fetches and lookups read.")
     filename: str | None = Field(None, description="The one file to fetch, for kind 'file'.")
+    sha256: str | None = Field(
+        None,
+        description="For kind 'file': the file's published SHA-256; ``pull`` verifies the download against it and "
+        "refuses (and removes) a file that differs.",
+    )
     install_as: str | None = Field(
         None,
         description="For kind 'file': where the file also lives, relative to HF_HOME, for loaders "
@@ -173,6 +178,9 @@ CATALOGUE: dict[str, ModelSet] = {
                     repo_id="camenduru/improved-aesthetic-predictor",
                     kind="file",
                     filename="sac+logos+ava1-l14-linearMSE.pth",
+                    # The LFS object of LAION's release (3,714,759 bytes), identical in every
+                    # Hub copy of it (camenduru, trl-lib/ddpo-aesthetic-predictor, ...).
+                    sha256="21dd590f3ccdc646f0d53120778b296013b096a035a2718c9cb0d511bff0f1e0",
                     install_as="imageforge/sac+logos+ava1-l14-linearMSE.pth",
                 ),
             ),
@@ -615,6 +623,27 @@ def plan_pull(name: str, *, api: HfApi | None = None) -> PullPlan:
     return PullPlan(name=model_set.name, repos=[_plan_repo(repo, client) for repo in model_set.repos])
 
 
+def _verify_sha256(path: Path, repo: ModelRepo) -> None:
+    """``HubError`` when the downloaded ``path`` is not the published file; the bad copy is
+    removed from the cache (the snapshot link and its blob) so that it never counts as present."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() == repo.sha256:
+        return
+    blob = path.resolve()
+    path.unlink(missing_ok=True)
+    if blob != path:
+        blob.unlink(missing_ok=True)
+    raise HubError(
+        f"{repo.repo_id}/{repo.filename} has SHA-256 {digest.hexdigest()}, not the published {repo.sha256}: "
+        "the download is corrupt or the repository now serves another file. It was removed and not installed."
+    )
+
+
 def pull(
     name: str,
     *,
@@ -625,8 +654,9 @@ def pull(
     """Download the set ``name`` into the Hugging Face cache; returns the snapshot folders.
 
     ``progress`` is a tqdm class for the byte progress bars (huggingface_hub's default bars
-    when None). Files already in the cache are not fetched again. A file with ``install_as``
-    is also copied there.
+    when None). Files already in the cache are not fetched again. A file with ``sha256`` is
+    verified after the download (``HubError`` when it differs); one with ``install_as`` is
+    also copied there.
     """
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HTTPError
@@ -654,6 +684,8 @@ def pull(
         except (OSError, HTTPError) as exc:
             raise _hub_error(exc, planned.repo_id, client.endpoint) from exc
         repo = repos.get(planned.repo_id)
+        if repo is not None and repo.sha256 is not None and repo.filename is not None:
+            _verify_sha256(folder / repo.filename, repo)
         if repo is not None and repo.install_as is not None and repo.filename is not None:
             atomic_write_bytes(hf_home() / repo.install_as, (folder / repo.filename).read_bytes())
         paths.append(folder)

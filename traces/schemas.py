@@ -22,6 +22,9 @@ class Attempt(BaseModel):
 
     attempt: int = Field(ge=1)
     reference: ReferenceImage | None = Field(None, description="The reference the strategy chose, if any.")
+    anchor: ReferenceImage | None = Field(
+        None, description="The storyboard's anchor when it conditioned the attempt as a second reference."
+    )
     seeds: list[int]
     variations: list[VariationScore] = Field(description="Every variation, ranked within the attempt.")
     best_index: int = Field(ge=1, description="1-based variation index of the attempt's best image.")

@@ -141,9 +141,12 @@ async def test_an_assistant_conversation_runs_through_the_server(llama_server: L
     assistant = compile_assistant(InMemorySaver())
     context = AssistantContext(service=FakeService(), llm=services.llm)
     before = len(llama_server.statuses())
-    for message in ("Make a 10 second storyboard about artisan coffee", "How is it going?"):
-        result = await run_turn(assistant, conversation_id="llama", message=message, context=context)
-        assert result.reply
+    # One turn is a tool call, its result and the reply: the second request carries the history
+    # with an assistant message that only calls a tool, the shape some servers refuse with null content.
+    result = await run_turn(
+        assistant, conversation_id="llama", message="Make a 10 second storyboard about artisan coffee", context=context
+    )
+    assert result.reply
 
     statuses = llama_server.statuses()[before:]
     assert len(statuses) >= 2 and set(statuses) == {200}, f"the server refused requests: {statuses}"

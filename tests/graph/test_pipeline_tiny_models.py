@@ -23,7 +23,7 @@ import torch
 from factories import make_context
 from PIL import Image
 from tiny_clip import save_tiny_blip2, save_tiny_clip
-from tiny_models import save_tiny_sd_pipeline
+from tiny_models import device_for, save_tiny_sd_pipeline
 
 import imageforge.graph.services as services_module
 from imageforge.graph.context import BackendSettings, Context, GenerationSettings
@@ -169,19 +169,28 @@ def _assert_every_slot_scored(summary) -> None:
                 assert all(0.0 <= v <= 100.0 for v in variation.components.values())
 
 
-async def test_storyboard_on_tiny_diffusers_and_tiny_scorers(tmp_path, tiny):
+@pytest.fixture
+def device(request) -> str:
+    """cpu; IMAGEFORGE_TEST_DEVICE for the tests marked gpu (benchmarks/gpu_check.sh)."""
+    return device_for(request)
+
+
+@pytest.mark.gpu
+async def test_storyboard_on_tiny_diffusers_and_tiny_scorers(tmp_path, tiny, device):
     # The backends, each loaded from disk by the function users call.
-    generator = RecordingGenerator(load_diffusers_generator(str(tiny["sd"]), device="cpu", steps=2, guidance_scale=7.5))
+    generator = RecordingGenerator(
+        load_diffusers_generator(str(tiny["sd"]), device=device, steps=2, guidance_scale=7.5)
+    )
     models = ModelCache()
     pickscore = load_pickscore_scorer(
-        model=str(tiny["pick_clip"]), processor=str(tiny["pick_clip"]), device="cpu", models=models
+        model=str(tiny["pick_clip"]), processor=str(tiny["pick_clip"]), device=device, models=models
     )
-    backbone = load_clip_backbone(str(tiny["clip"]), device="cpu", models=models)
+    backbone = load_clip_backbone(str(tiny["clip"]), device=device, models=models)
     clip_score, aesthetic = clip_family_scorers(
         backbone, load_aesthetic_head(tiny["head"], embed_dim=backbone.embed_dim)
     )
-    vqa = load_vqa_scorer(model=str(tiny["blip2"]), device="cpu", models=models)
-    consistency = load_embedding_consistency_scorer(model=str(tiny["clip"]), device="cpu", models=models)
+    vqa = load_vqa_scorer(model=str(tiny["blip2"]), device=device, models=models)
+    consistency = load_embedding_consistency_scorer(model=str(tiny["clip"]), device=device, models=models)
     # CLIP-score, aesthetic and consistency share one backbone (one vision pass per image).
     assert consistency.embedder is backbone
     services = Services(
@@ -364,3 +373,50 @@ async def test_frame_has_the_models_native_area_unless_the_resolution_is_given(t
     summary = await run_storyboard(StoryboardRequest(generation_id="given", concept=CONCEPT, scenes=SCENES[:1]), given)
     attempt = summary.scenes[0].attempts[0]
     assert attempt.size == "64x32" and "set explicitly" in attempt.size_source
+
+
+# -- the anchor reference on a real backend (issue 11, point 3) -------------------------------
+
+
+async def test_the_anchor_conditions_generation_and_validation_on_tiny_diffusers(tmp_path, tiny):
+    """Scene 3 follows scene 2's winner and is anchored to scene 1's: the diffusers generator
+    gets both (image-to-image from the reference blended with the anchor), consistency is
+    measured against both and the lower one is validated, and quality_scores.json records
+    both similarities."""
+    from imageforge.graph.selection import combined_consistency, validate
+
+    context = _tiny_diffusers_context(tmp_path, tiny, resolution=RESOLUTION, quality_threshold=0.0)
+    generator = RecordingGenerator(context.services.generator)
+    context = dataclasses.replace(context, services=dataclasses.replace(context.services, generator=generator))
+    scenes = [*SCENES, "The cup steams on a windowsill at sunrise"]
+    summary = await run_storyboard(StoryboardRequest(generation_id="anchor", concept=CONCEPT, scenes=scenes), context)
+    assert summary.status == "completed", summary.error
+    scene1, scene2, scene3 = summary.scenes
+    # Scene 2 follows scene 1's winner, which is the anchor itself: one reference.
+    assert scene2.attempts[0].anchor is None
+    assert {m["references_used"] for m in generator.calls[1]["metadata"]} == {1}
+    # Scene 3: the chosen reference (scene 2's winner) and the anchor (scene 1's).
+    attempt = scene3.attempts[0]
+    assert attempt.reference.path == scene2.winner_path
+    assert attempt.anchor is not None and attempt.anchor.path == scene1.winner_path
+    call = generator.calls[2]
+    assert len(call["references"]) == 2
+    assert {(m["mode"], m["anchor"], m["references_used"]) for m in call["metadata"]} == {("img2img", "init_blend", 2)}
+    for variation in attempt.variations:
+        assert variation.consistency_reference is not None and variation.consistency_anchor is not None
+        assert variation.consistency == pytest.approx(
+            combined_consistency(variation.consistency_reference, variation.consistency_anchor), abs=0.01
+        )
+    scores = json.loads((Path(context.trace_root) / "anchor" / "scene_3" / layout.QUALITY_SCORES).read_text())
+    recorded = scores["attempts"][0]
+    assert recorded["anchor"]["path"] == scene1.winner_path
+    assert {"consistency_reference", "consistency_anchor"} <= set(recorded["variations"][0])
+    # Validation sees the anchor: a threshold between the two similarities fails the attempt
+    # (judged on the scene-to-scene similarity alone it would pass).
+    best = attempt.best
+    assert best.consistency_anchor < best.consistency_reference  # seeded: scene 3 is nearer scene 2
+    threshold = (best.consistency_reference + best.consistency_anchor) / 2
+    passed, _, failures = validate(best, quality_threshold=0.0, consistency_threshold=threshold)
+    assert not passed and failures == ["Consistency validation failed"]
+    reference_only = best.model_copy(update={"consistency": best.consistency_reference})
+    assert validate(reference_only, quality_threshold=0.0, consistency_threshold=threshold)[0]

@@ -21,6 +21,15 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def device(request) -> str:
+    """cpu; IMAGEFORGE_TEST_DEVICE for the tests marked gpu (benchmarks/gpu_check.sh), where the
+    scorers load in half precision."""
+    from tests.tiny_models import device_for
+
+    return device_for(request)
+
+
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory) -> Callable[..., Path]:
     """``tiny_clip(projection_dim=32, seed=0)``: the folder of that tiny CLIP, saved on first use."""

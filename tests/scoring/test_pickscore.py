@@ -96,9 +96,10 @@ def test_texts_change_the_score(clip_dir):
     assert scorer.raw_scores(images, "a red cat") != pytest.approx(scorer.raw_scores(images, "an empty blue room"))
 
 
-def test_batches_of_four_take_two_passes_and_match_one_by_one(clip_dir):
+@pytest.mark.gpu
+def test_batches_of_four_take_two_passes_and_match_one_by_one(clip_dir, device):
     scorer = PickScoreScorer(
-        backbone=load_clip_backbone(str(clip_dir), device="cpu", models=ModelCache()),
+        backbone=load_clip_backbone(str(clip_dir), device=device, models=ModelCache()),
         batch_size=4,
     )
     calls = []
@@ -108,7 +109,8 @@ def test_batches_of_four_take_two_passes_and_match_one_by_one(clip_dir):
     hook.remove()
     assert len(calls) == 2
     single = [scorer.raw_scores([im.copy()], PROMPT)[0] for im in images]
-    assert batched == pytest.approx(single, abs=1e-4)
+    # Half precision on an accelerator: batched and single sums round differently.
+    assert batched == pytest.approx(single, abs=1e-4 if device == "cpu" else 5e-2)
 
 
 def test_defaults_name_the_published_checkpoints_and_never_download(tmp_path, monkeypatch):

@@ -183,10 +183,12 @@ def test_long_prompts_are_cut_to_fit_not_failed(tiny_dirs):
 # -- InstructBLIP's own Q-Former tokenizer (issue 11, point 1) ------------------------------
 
 
-def test_instructblip_uses_its_own_qformer_tokenizer(tiny_dirs):
+@pytest.mark.gpu
+def test_instructblip_uses_its_own_qformer_tokenizer(tiny_dirs, device):
     """The tiny InstructBLIP ships a Q-Former tokenizer (BERT WordPiece) that differs from the
     language model's, as the real checkpoint does; the Q-Former must get its ids."""
-    vqa = load_vqa_model(str(tiny_dirs["instructblip-t5"]), device="cpu", models=ModelCache())
+    # bf16 on a CUDA GPU that has it (InstructBLIP's Flan-T5), fp32 on the CPU.
+    vqa = load_vqa_model(str(tiny_dirs["instructblip-t5"]), device=device, models=ModelCache())
     qformer_tokenizer = vqa.processor.qformer_tokenizer
     assert type(qformer_tokenizer).__name__ == "BertTokenizer"
     assert type(vqa.processor.tokenizer).__name__ != "BertTokenizer"
@@ -200,7 +202,7 @@ def test_instructblip_uses_its_own_qformer_tokenizer(tiny_dirs):
         hook.remove()
     question = VQA_QUESTION.format(PROMPT)
     expected = qformer_tokenizer(f"Question: {question}")["input_ids"]
-    assert seen[0][0].tolist()[: len(expected)] == expected
+    assert seen[0][0].cpu().tolist()[: len(expected)] == expected
     assert expected != vqa.processor.tokenizer(f"Question: {question}")["input_ids"]
 
 

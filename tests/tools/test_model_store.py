@@ -560,3 +560,33 @@ def test_an_instructblip_snapshot_needs_its_qformer_tokenizer(hub, tmp_path):
     shutil.copytree(whole / "qformer_tokenizer", snapshot / "qformer_tokenizer")
     assert model_store.is_available("vqa")
     assert resolve_weights(vqa_repo) == (str(snapshot), True)
+
+
+def test_the_aesthetic_head_is_verified_after_download(hub, online, monkeypatch):
+    """The catalogue pins the published head's SHA-256; a download that differs is refused,
+    removed from the cache and not installed where the loader looks."""
+    aesthetic = model_store.CATALOGUE["aesthetic"]
+    [repo] = aesthetic.repos
+    assert (repo.repo_id, repo.filename) == (
+        "camenduru/improved-aesthetic-predictor",
+        "sac+logos+ava1-l14-linearMSE.pth",
+    )
+    assert repo.sha256 == "21dd590f3ccdc646f0d53120778b296013b096a035a2718c9cb0d511bff0f1e0"
+    installed = model_store.hf_home() / repo.install_as
+
+    served = b"not the LAION head"
+    fake = FakeHub(repo.repo_id, {repo.filename: served, "README.md": b"card"})
+    try:
+        api = HfApi(endpoint=fake.endpoint)
+        with pytest.raises(model_store.HubError, match=r"SHA-256 .* not the published 21dd590f"):
+            model_store.pull("aesthetic", api=api)
+        assert not installed.exists()
+        assert not model_store.is_available("aesthetic")
+
+        # The same file under a catalogue entry that pins its hash is accepted and installed.
+        pinned = repo.model_copy(update={"sha256": hashlib.sha256(served).hexdigest()})
+        monkeypatch.setitem(model_store.CATALOGUE, "aesthetic", aesthetic.model_copy(update={"repos": (pinned,)}))
+        model_store.pull("aesthetic", api=api)
+    finally:
+        fake.close()
+    assert installed.read_bytes() == served
