@@ -106,7 +106,7 @@ class ReportStatusArgs(BaseModel):
 @cache
 def load_assistant_prompt() -> str:
     """The system prompt of the LLM-backed assistant (``agents/prompts/assistant.txt``)."""
-    return files("agents").joinpath("prompts", "assistant.txt").read_text(encoding="utf-8").strip()
+    return files("imageforge.agents").joinpath("prompts", "assistant.txt").read_text(encoding="utf-8").strip()
 
 
 def capabilities() -> str:

@@ -16,4 +16,4 @@ def load_system_prompt(name: str) -> str:
     """The text of ``agents/prompts/<name>.txt``."""
     if name not in SYSTEM_PROMPT_NAMES:
         raise ValueError(f"`name` must be one of {SYSTEM_PROMPT_NAMES}, got {name!r}.")
-    return files("agents").joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8").strip()
+    return files("imageforge.agents").joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8").strip()

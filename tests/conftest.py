@@ -1,11 +1,33 @@
-"""Fixtures shared across the suite."""
+"""Fixtures shared across the suite, and a guard on how our code is imported."""
 
 from __future__ import annotations
+
+import importlib.abc
+import sys
 
 import pytest
 from factories import make_context
 
 from imageforge.graph.context import Context
+
+
+class _BareLayerImports(importlib.abc.MetaPathFinder):
+    """Fail an import of a layer folder by its bare name (``agents``, ``tools``, ...).
+
+    The repository root is on ``sys.path`` under ``python -m pytest``, so ``import agents`` (or
+    ``importlib.resources.files("agents")``) would work here and fail for every installed user,
+    whose only package is ``imageforge``. This makes the tests see what users see.
+    """
+
+    LAYERS = frozenset({"agents", "api", "graph", "scoring", "tools", "traces"})
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        if fullname.split(".")[0] in self.LAYERS:
+            raise ModuleNotFoundError(f"No module named {fullname!r}: import imageforge.{fullname} instead")
+        return None
+
+
+sys.meta_path.insert(0, _BareLayerImports())
 
 
 @pytest.fixture(autouse=True)
