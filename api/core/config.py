@@ -7,6 +7,7 @@ backend choices) and the built services; secrets stop here.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -252,7 +253,10 @@ def settings_markdown() -> str:
         if isinstance(default, tuple):
             default = ",".join(default)
         if isinstance(default, dict):
-            default = ", ".join(f"{key}={value}" for key, value in default.items())
+            plain = {
+                key: value.model_dump() if isinstance(value, BaseModel) else value for key, value in default.items()
+            }
+            default = json.dumps(plain, separators=(",", ":"))
         shown = "none" if default is None else f"`{default}`"
         lines.append(f"| `{env}` | {shown} | {description} |")
     return "\n".join(lines)
