@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from imageforge.agents.settings import LLMSettings
 from imageforge.scoring.settings import ScorerSettings
 from imageforge.tools.settings import GeneratorSettings
+from imageforge.tools.sizes import DEFAULT_LONG_EDGE
 
 if TYPE_CHECKING:
     from imageforge.graph.services import Services
@@ -55,7 +56,13 @@ class GenerationSettings(BaseModel):
     )
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Base seed; every variation seed derives from it.")
     aspect_ratio: AspectRatio = Field("square", description="Frame shape (seed 002 presets).")
-    resolution: int = Field(512, ge=64, le=2048, description="Long edge of the image in pixels.")
+    resolution: int | None = Field(
+        None,
+        ge=64,
+        le=2048,
+        description="Long edge of the image in pixels; unset: the model's native area at the aspect ratio "
+        f"(a long edge of {DEFAULT_LONG_EDGE} px for a generator that states none).",
+    )
 
     @property
     def max_attempts(self) -> int:

@@ -90,7 +90,6 @@ async def generate(state: SceneState, runtime: Runtime[Context]) -> dict:
         services.generator,
         settings.aspect_ratio,
         settings.resolution,
-        resolution_given="resolution" in settings.model_fields_set,
     )
 
     def run() -> tuple[list[StoredImage], dict]:

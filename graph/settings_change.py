@@ -88,7 +88,7 @@ def _format(name: str, value: Any) -> str:
     if name == "seed":
         return "random" if value is None else str(value)
     if name == "resolution":
-        return f"{value} px"
+        return "the model's native size" if value is None else f"{value} px"
     if isinstance(value, float):
         return _number(value)
     return str(value)
@@ -168,7 +168,7 @@ def describe_settings(settings: GenerationSettings) -> str:
         f"{variations} per scene, up to {iterations} (approval at {settings.approval_threshold:g}), "
         f"quality >= {settings.quality_threshold:g}, {consistency}, {retries}, "
         f"strict mode {_format('strict', settings.strict)}, seed {_format('seed', settings.seed)}, "
-        f"{settings.aspect_ratio} at {settings.resolution} px"
+        f"{settings.aspect_ratio} at {_format('resolution', settings.resolution)}"
     )
 
 

@@ -23,7 +23,7 @@ import math
 
 from imageforge.tools.schemas import ImageSize
 
-__all__ = ["ASPECT_RATIOS", "choose_frame", "native_frame", "size_for"]
+__all__ = ["ASPECT_RATIOS", "DEFAULT_LONG_EDGE", "choose_frame", "native_frame", "size_for"]
 
 #: Preset name -> (width, height) proportions. "square" is seed 002's 1:1.
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
@@ -32,6 +32,10 @@ ASPECT_RATIOS: dict[str, tuple[int, int]] = {
     "4:5": (4, 5),
     "21:9": (21, 9),
 }
+
+
+#: The long edge of a frame when neither the request nor the generator says (the sketch, OpenAI).
+DEFAULT_LONG_EDGE = 512
 
 
 def _round_to(value: float, multiple: int) -> int:
@@ -78,22 +82,20 @@ def native_frame(aspect_ratio: str, native_edge: int, multiple: int = 8) -> Imag
     return ImageSize(width=_round_to(native_edge * scale, multiple), height=_round_to(native_edge / scale, multiple))
 
 
-def choose_frame(
-    generator: object, aspect_ratio: str, resolution: int, *, resolution_given: bool
-) -> tuple[ImageSize, str]:
+def choose_frame(generator: object, aspect_ratio: str, resolution: int | None) -> tuple[ImageSize, str]:
     """The frame a scene asks ``generator`` for, and one line saying where it came from.
 
-    An explicitly set ``resolution`` (``--resolution``, a request's ``resolution``) always
-    wins: its long edge, as ``size_for``. Otherwise a generator with a ``native_edge``
-    attribute gets its model's native area (``native_frame``), rounded to its
-    ``size_multiple`` (8 when it has none); any other generator gets ``resolution`` (the
-    setting's default) as the long edge.
+    A set ``resolution`` (``--resolution``, a request's ``resolution``) always wins: its long
+    edge, as ``size_for``. Unset, a generator with a ``native_edge`` attribute gets its
+    model's native area (``native_frame``), rounded to its ``size_multiple`` (8 when it has
+    none); any other generator gets a long edge of ``DEFAULT_LONG_EDGE``.
     """
     multiple = int(getattr(generator, "size_multiple", 8) or 8)
     native_edge = getattr(generator, "native_edge", None)
-    if resolution_given or not native_edge:
-        reason = "set explicitly" if resolution_given else "the default; the generator states no native size"
-        return size_for(aspect_ratio, resolution, multiple), f"long edge {resolution} px (resolution {reason})"
+    if resolution is not None or not native_edge:
+        edge = resolution if resolution is not None else DEFAULT_LONG_EDGE
+        reason = "set explicitly" if resolution is not None else "the default; the generator states no native size"
+        return size_for(aspect_ratio, edge, multiple), f"long edge {edge} px (resolution {reason})"
     family = getattr(generator, "native_family", "") or "the model"
     frame = native_frame(aspect_ratio, int(native_edge), multiple)
     return frame, f"{aspect_ratio} at the native area of {family}, {native_edge}x{native_edge} px"

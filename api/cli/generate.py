@@ -133,7 +133,9 @@ def generate(
     ] = Path("output"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the result document on stdout.")] = False,
     aspect_ratio: Annotated[str, typer.Option("--aspect-ratio", help="square, 16:9, 4:5 or 21:9.")] = "square",
-    resolution: Annotated[int, typer.Option("--resolution", help="Long edge in pixels.")] = 512,
+    resolution: Annotated[
+        int | None, typer.Option("--resolution", help="Long edge in pixels (default: the model's native area).")
+    ] = None,
     llm: Annotated[str | None, typer.Option("--llm", help="auto, heuristic or openai.")] = None,
     llm_model: Annotated[str | None, typer.Option("--llm-model", help="Chat model name.")] = None,
     llm_base_url: Annotated[str | None, typer.Option("--llm-base-url", help="OpenAI-compatible endpoint.")] = None,

@@ -462,7 +462,7 @@ def test_the_tiny_pipeline_states_its_native_size(generator):
     from imageforge.tools.sizes import choose_frame
 
     assert (generator.native_edge, generator.native_family, generator.size_multiple) == (32, "the model's config", 8)
-    frame, _ = choose_frame(generator, "16:9", 512, resolution_given=False)
+    frame, _ = choose_frame(generator, "16:9", None)
     assert (frame.width, frame.height) == (40, 24)
 
 

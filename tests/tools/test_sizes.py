@@ -98,13 +98,24 @@ class _NativeGenerator:
 
 
 def test_choose_frame_uses_the_native_area_unless_the_resolution_is_given():
-    frame, source = choose_frame(_NativeGenerator(), "16:9", 512, resolution_given=False)
+    frame, source = choose_frame(_NativeGenerator(), "16:9", None)
     assert (frame.width, frame.height) == (1360, 768)
     assert "native area of SDXL" in source
     # --resolution still overrides, rounded to the generator's multiple.
-    frame, source = choose_frame(_NativeGenerator(), "16:9", 512, resolution_given=True)
+    frame, source = choose_frame(_NativeGenerator(), "16:9", 512)
     assert (frame.width, frame.height) == (512, 288)
     assert "set explicitly" in source
     # A generator without a native size (sketch, OpenAI) keeps the resolution setting.
-    frame, _ = choose_frame(object(), "16:9", 512, resolution_given=False)
+    frame, _ = choose_frame(object(), "16:9", None)
     assert (frame.width, frame.height) == (512, 288)
+
+
+def test_a_request_that_names_no_resolution_gets_the_native_area() -> None:
+    """Neither the CLI nor the API fills in a resolution: unset reaches the frame choice as None."""
+    from imageforge.api.models.generation import GenerationOptions
+    from imageforge.graph.context import GenerationSettings
+
+    assert GenerationSettings().resolution is None
+    assert GenerationOptions().generation_settings().resolution is None
+    frame, source = choose_frame(_NativeGenerator(), "16:9", GenerationSettings().resolution)
+    assert "native area" in source and frame.width * frame.height > 512 * 288
