@@ -38,6 +38,19 @@ ASPECT_RATIOS: dict[str, tuple[int, int]] = {
 DEFAULT_LONG_EDGE = 512
 
 
+def _check(aspect_ratio: str, multiple: int, **edge: int) -> tuple[int, int]:
+    """The preset's proportions, after refusing a bad preset, multiple or edge (named by its argument)."""
+    if aspect_ratio not in ASPECT_RATIOS:
+        known = ", ".join(repr(name) for name in ASPECT_RATIOS)
+        raise ValueError(f"`aspect_ratio` must be one of {known}, got {aspect_ratio!r}.")
+    if multiple < 1:
+        raise ValueError(f"`multiple` must be a positive integer, got {multiple!r}.")
+    for name, value in edge.items():
+        if value < multiple:
+            raise ValueError(f"`{name}` must be at least `multiple` ({multiple}), got {value!r}.")
+    return ASPECT_RATIOS[aspect_ratio]
+
+
 def _round_to(value: float, multiple: int) -> int:
     return max(multiple, round(value / multiple) * multiple)
 
@@ -48,14 +61,7 @@ def size_for(aspect_ratio: str, resolution: int, multiple: int = 8) -> ImageSize
     >>> str(size_for("16:9", 512))
     '512x288'
     """
-    if aspect_ratio not in ASPECT_RATIOS:
-        known = ", ".join(repr(name) for name in ASPECT_RATIOS)
-        raise ValueError(f"`aspect_ratio` must be one of {known}, got {aspect_ratio!r}.")
-    if multiple < 1:
-        raise ValueError(f"`multiple` must be a positive integer, got {multiple!r}.")
-    if resolution < multiple:
-        raise ValueError(f"`resolution` must be at least `multiple` ({multiple}), got {resolution!r}.")
-    ratio_w, ratio_h = ASPECT_RATIOS[aspect_ratio]
+    ratio_w, ratio_h = _check(aspect_ratio, multiple, resolution=resolution)
     long_edge = _round_to(resolution, multiple)
     if ratio_w >= ratio_h:
         width, height = long_edge, _round_to(resolution * ratio_h / ratio_w, multiple)
@@ -70,14 +76,7 @@ def native_frame(aspect_ratio: str, native_edge: int, multiple: int = 8) -> Imag
     >>> str(native_frame("16:9", 512)), str(native_frame("16:9", 1024, multiple=16))
     ('680x384', '1360x768')
     """
-    if aspect_ratio not in ASPECT_RATIOS:
-        known = ", ".join(repr(name) for name in ASPECT_RATIOS)
-        raise ValueError(f"`aspect_ratio` must be one of {known}, got {aspect_ratio!r}.")
-    if multiple < 1:
-        raise ValueError(f"`multiple` must be a positive integer, got {multiple!r}.")
-    if native_edge < multiple:
-        raise ValueError(f"`native_edge` must be at least `multiple` ({multiple}), got {native_edge!r}.")
-    ratio_w, ratio_h = ASPECT_RATIOS[aspect_ratio]
+    ratio_w, ratio_h = _check(aspect_ratio, multiple, native_edge=native_edge)
     scale = math.sqrt(ratio_w / ratio_h)
     return ImageSize(width=_round_to(native_edge * scale, multiple), height=_round_to(native_edge / scale, multiple))
 
