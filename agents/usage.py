@@ -12,7 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from imageforge.agents.schemas import AgentEvent
 
-__all__ = ["DEFAULT_PRICES", "AgentUsage", "ModelPrice", "UsageTotals", "llm_cost_usd", "usage_totals"]
+__all__ = [
+    "DEFAULT_PRICES",
+    "AgentUsage",
+    "ModelPrice",
+    "UsageTotals",
+    "llm_cost_usd",
+    "price_for",
+    "tokens_cost_usd",
+    "usage_totals",
+]
 
 
 class ModelPrice(BaseModel):
@@ -32,6 +41,17 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
     "gpt-4.1-mini": ModelPrice(prompt=0.40, completion=1.60),
     "gpt-4.1": ModelPrice(prompt=2.00, completion=8.00),
 }
+
+
+def price_for(model: str, prices: dict[str, ModelPrice]) -> ModelPrice | None:
+    """The price of a served model name, which often carries a date or a path
+    ("gpt-4o-mini-2024-07-18"): the longest table key it starts with; None when no key fits."""
+    key = max((k for k in prices if model.startswith(k)), key=len, default=None)
+    return None if key is None else prices[key]
+
+
+def tokens_cost_usd(prompt_tokens: float, completion_tokens: float, price: ModelPrice) -> float:
+    return (prompt_tokens * price.prompt + completion_tokens * price.completion) / 1e6
 
 
 class AgentUsage(BaseModel):
@@ -74,21 +94,15 @@ def usage_totals(events: Iterable[AgentEvent]) -> UsageTotals:
 
 
 def llm_cost_usd(events: Iterable[AgentEvent], prices: dict[str, ModelPrice]) -> tuple[float, list[str]]:
-    """The requests' cost from measured tokens: (USD for the priced models, models with no price).
-
-    A served model name often carries a date or a path ("gpt-4o-mini-2024-07-18"): the longest
-    table key it starts with prices it.
-    """
+    """The requests' cost from measured tokens: (USD for the priced models, models with no price)."""
     total, unpriced = 0.0, []
     for event in events:
         if event.kind != "llm_call" or event.usage is None:
             continue
-        name = event.usage.model
-        key = max((k for k in prices if name.startswith(k)), key=len, default=None)
-        if key is None:
-            if name not in unpriced:
-                unpriced.append(name)
+        price = price_for(event.usage.model, prices)
+        if price is None:
+            if event.usage.model not in unpriced:
+                unpriced.append(event.usage.model)
             continue
-        price = prices[key]
-        total += (event.usage.prompt_tokens * price.prompt + event.usage.completion_tokens * price.completion) / 1e6
+        total += tokens_cost_usd(event.usage.prompt_tokens, event.usage.completion_tokens, price)
     return round(total, 6), unpriced

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from imageforge.api.deps import SettingsDep
 from imageforge.api.models.operations import EstimatePublic
-from imageforge.api.services.estimate import EstimateQuery, estimate, mean_call, recent_summaries
+from imageforge.api.services.estimate import EstimateQuery, estimate, measured_calls
 
 router = APIRouter(prefix="/api", tags=["estimate"])
 
@@ -18,7 +18,7 @@ def get_estimate(query: Annotated[EstimateQuery, Query()], settings: SettingsDep
     """Images, time and cost for these settings: seed 004's tables, with the LLM's per-call tokens
     and seconds measured over this deployment's recent runs when there are any (``measured``)."""
     try:
-        return estimate(query, settings, mean_call(recent_summaries(settings.trace_root)))
+        return estimate(query, settings, measured_calls(settings.trace_root))
     except ValueError as exc:  # a backend the deployment has no price for
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

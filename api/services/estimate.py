@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cachetools.func import ttl_cache
 from pydantic import BaseModel, ConfigDict, Field
 
 from imageforge.agents.heuristics import DEFAULT_SCENES, MAX_SCENES, SECONDS_PER_SCENE, scenes_for_duration
 from imageforge.agents.settings import LLMBackend
+from imageforge.agents.usage import price_for, tokens_cost_usd
 from imageforge.api.core.config import Settings
 from imageforge.api.models.operations import EstimatePublic
 from imageforge.tools.settings import GeneratorBackend
@@ -27,6 +29,7 @@ __all__ = [
     "MeasuredCalls",
     "estimate",
     "mean_call",
+    "measured_calls",
     "recent_summaries",
     "resolve_generator",
     "resolve_llm",
@@ -125,16 +128,22 @@ def recent_summaries(trace_root: Path, limit: int = RECENT_RUNS) -> list[RunSumm
     return found
 
 
+@ttl_cache(maxsize=8, ttl=60)
+def measured_calls(trace_root: Path) -> MeasuredCalls | None:
+    """``mean_call`` over the recent runs under ``trace_root``, read at most once a minute: the
+    estimate endpoint is public and cheap, and scanning the trace folder per request is not."""
+    return mean_call(recent_summaries(trace_root))
+
+
 def _priced_call(settings: Settings, measured: MeasuredCalls | None) -> tuple[float, float, str] | None:
     """(USD, seconds, note) of one agent call from measured tokens and the model's price, or None."""
     if measured is None:
         return None
     model = settings.llm.model
-    key = max((k for k in settings.llm_prices if model.startswith(k)), key=len, default=None)
-    if key is None:
+    price = price_for(model, settings.llm_prices)
+    if price is None:
         return None
-    price = settings.llm_prices[key]
-    usd = (measured.prompt_tokens * price.prompt + measured.completion_tokens * price.completion) / 1e6
+    usd = tokens_cost_usd(measured.prompt_tokens, measured.completion_tokens, price)
     note = (
         f"agent calls measured over the last {measured.runs} completed run(s): "
         f"{measured.prompt_tokens:.0f} prompt + {measured.completion_tokens:.0f} completion tokens and "
