@@ -149,16 +149,18 @@ async def score(state: SceneState, runtime: Runtime[Context]) -> dict:
         failed: dict[str, str] = {}
         for scorer in scorers.scorers:
             try:
-                components[scorer.slot] = [float(v) for v in scorer.score(images, prompt)]
+                # Out of memory shrinks the batch and retries (ScorerSet.score); only a scorer
+                # that fails otherwise, or even on one image, is left out of this attempt.
+                components[scorer.slot] = scorers.score(scorer, images, prompt)
             except Exception as exc:
                 failed[scorer.slot] = f"{scorer.name} failed: {exc}"
         to_reference = to_anchor = None
         if references:
             opened = [r.open() for r in references]
-            to_reference = [float(v) for v in scorers.consistency.score(images, opened[:1])]
+            to_reference = scorers.consistency_scores(images, opened[:1])
             # The anchor, when it is a second reference: validated by combined_consistency.
             if len(opened) > 1:
-                to_anchor = [float(v) for v in scorers.consistency.score(images, opened[1:2])]
+                to_anchor = scorers.consistency_scores(images, opened[1:2])
         return components, to_reference, to_anchor, failed
 
     started = time.perf_counter()

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from imageforge.scoring.frames import whole_frames
-from imageforge.tools.devices import default_dtype, dtype_name, resolve_device
+from imageforge.tools.devices import default_dtype, device_lock, dtype_name, resolve_device
 from imageforge.tools.model_cache import ModelCache, model_cache, resolve_weights
 
 __all__ = [
@@ -237,8 +237,9 @@ class ClipBackbone:
         dtype = next(self.model.parameters()).dtype
 
         def embed(pixels: torch.Tensor) -> torch.Tensor:
-            out = self.model.get_image_features(pixel_values=pixels.to(self.device, dtype))
-            return pooled_embeddings(out, "image")
+            with device_lock(self.device):  # one model call at a time on a device (tools.devices)
+                out = self.model.get_image_features(pixel_values=pixels.to(self.device, dtype))
+                return pooled_embeddings(out, "image")
 
         return embed_image_batches(images, batch_size, self.image_processor, embed, self.embed_dim)
 
@@ -260,7 +261,7 @@ class ClipBackbone:
             max_length=self.max_text_length,
             return_tensors="pt",
         )
-        with torch.inference_mode():
+        with torch.inference_mode(), device_lock(self.device):
             out = self.model.get_text_features(
                 input_ids=tokens["input_ids"].to(self.device),
                 attention_mask=tokens["attention_mask"].to(self.device),

@@ -30,7 +30,7 @@ from imageforge.scoring.clip_backbone import (
     torch_dtype_kwargs,
 )
 from imageforge.scoring.normalise import CONSISTENCY_BANDS, consistency_to_100
-from imageforge.tools.devices import dtype_name, resolve_device
+from imageforge.tools.devices import device_lock, dtype_name, resolve_device
 from imageforge.tools.model_cache import ModelCache, model_cache, resolve_weights
 
 __all__ = [
@@ -75,7 +75,8 @@ class DinoBackbone:
         dtype = next(self.model.parameters()).dtype
 
         def embed(pixels: torch.Tensor) -> torch.Tensor:
-            return _pooled_cls(self.model(pixel_values=pixels.to(self.device, dtype)))
+            with device_lock(self.device):  # one model call at a time on a device (tools.devices)
+                return _pooled_cls(self.model(pixel_values=pixels.to(self.device, dtype)))
 
         width = int(self.model.config.hidden_size)
         return embed_image_batches(images, batch_size, self.image_processor, embed, width)

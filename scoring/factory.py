@@ -14,12 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from PIL import Image
+
 from imageforge.scoring.base import ConsistencyScorer, Scorer
 from imageforge.scoring.consistency import HistogramConsistencyScorer
 from imageforge.scoring.ensemble import ensemble_report
 from imageforge.scoring.schemas import BASE_WEIGHTS, EnsembleReport, ScorerInfo
 from imageforge.scoring.settings import ScorerSettings
 from imageforge.scoring.technical import TechnicalQualityScorer
+from imageforge.tools.batching import AdaptiveBatch, run_adaptive
 from imageforge.tools.model_cache import ModelNotAvailableError
 
 if TYPE_CHECKING:  # the module imports torch; the factories load it only when called
@@ -154,6 +157,25 @@ class ScorerSet:
     scorers: list[Scorer]
     consistency: ConsistencyScorer
     missing: dict[str, str] = field(default_factory=dict)
+    batches: dict[str, AdaptiveBatch] = field(default_factory=dict, repr=False)
+
+    def score(self, scorer: Scorer, images: list[Image.Image], prompt: str) -> list[float]:
+        """``scorer`` over ``images`` in chunks that fit on its device.
+
+        A scorer that runs out of memory retries the rest with half the chunk instead of
+        dropping out, so every attempt of a scene is ranked under the same weights; the
+        chunk grows back after successes (tools.batching). Scores are per image, so
+        chunking does not change them.
+        """
+        batch = self.batches.setdefault(scorer.slot, AdaptiveBatch())
+        return run_adaptive(lambda chunk: [float(v) for v in scorer.score(list(chunk), prompt)], images, batch)
+
+    def consistency_scores(self, images: list[Image.Image], references: list[Image.Image]) -> list[float]:
+        """The consistency scorer over ``images`` in chunks that fit, as ``score``."""
+        batch = self.batches.setdefault("consistency", AdaptiveBatch())
+        return run_adaptive(
+            lambda chunk: [float(v) for v in self.consistency.score(list(chunk), references)], images, batch
+        )
 
     def infos(self) -> list[ScorerInfo]:
         return [

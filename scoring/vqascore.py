@@ -48,7 +48,7 @@ from imageforge.scoring.clip_backbone import (
 from imageforge.scoring.frames import whole_frame, whole_frames
 from imageforge.scoring.normalise import probability_to_100
 from imageforge.scoring.schemas import Slot
-from imageforge.tools.devices import dtype_name, resolve_device
+from imageforge.tools.devices import device_lock, dtype_name, resolve_device
 from imageforge.tools.model_cache import ModelCache, model_cache, resolve_weights
 
 __all__ = [
@@ -139,7 +139,7 @@ class VQAModel:
             for k, v in inputs.items()
             if isinstance(v, torch.Tensor)
         }
-        with torch.inference_mode():
+        with torch.inference_mode(), device_lock(self.device):  # one model call at a time (tools.devices)
             if self.encoder_decoder:
                 text_config = getattr(self.model.config, "text_config", self.model.config)
                 start = text_config.decoder_start_token_id

@@ -7,6 +7,7 @@ import this module without paying torch's start-up time.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ __all__ = [
     "CapabilityProbe",
     "cuda_index",
     "default_dtype",
+    "device_lock",
     "dtype_name",
     "free_device_memory",
     "is_out_of_memory",
@@ -28,6 +30,27 @@ CapabilityProbe = Callable[[int], tuple[int, int]]
 """CUDA device index -> compute capability (major, minor), as ``torch.cuda.get_device_capability``."""
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+_device_locks: dict[str, threading.RLock] = {}
+_device_locks_guard = threading.Lock()
+
+
+def device_lock(device: str) -> threading.RLock:
+    """The one lock of ``device`` in this process, held around every model forward pass.
+
+    A worker runs several jobs at once, and their generator and scorer calls reach the same
+    accelerator from different threads: two of them at once can exhaust its memory where each
+    alone fits. Holding this lock for each call (a diffusion batch, one scorer batch) queues
+    the device calls while everything else (the LLM, trace writes) goes on concurrently.
+    Re-entrant, so a scorer that calls another model on the same device does not deadlock.
+    "cuda" and "cuda:0" are the same device.
+    """
+    key = "cuda:0" if device == "cuda" else device
+    with _device_locks_guard:
+        lock = _device_locks.get(key)
+        if lock is None:
+            lock = _device_locks[key] = threading.RLock()
+        return lock
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -139,13 +162,14 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 
 def free_device_memory(device: str) -> None:
-    """Return cached blocks to the allocator after an out-of-memory error, before retrying."""
+    """Return cached blocks to the allocator after an out-of-memory error, before retrying.
+    ``"any"`` empties whichever accelerator is present (for callers that do not know theirs)."""
     import gc
 
     import torch
 
     gc.collect()
-    if device.startswith("cuda") and torch.cuda.is_available():
+    if device.startswith(("cuda", "any")) and torch.cuda.is_available():
         torch.cuda.empty_cache()
-    elif device == "mps" and torch.backends.mps.is_available():
+    elif device in ("mps", "any") and torch.backends.mps.is_available():
         torch.mps.empty_cache()

@@ -45,8 +45,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from PIL import Image
 
 from imageforge.tools.base import GenerationError
+from imageforge.tools.batching import AdaptiveBatch
 from imageforge.tools.devices import (
     default_dtype,
+    device_lock,
     dtype_name,
     free_device_memory,
     is_out_of_memory,
@@ -275,7 +277,7 @@ class DiffusersGenerator:
         self.cache_model_id = cache_model_id or model
         self.max_batch_size = max_batch_size
         self._lock = lock or threading.Lock()
-        self._oom_batch_limit: int | None = None
+        self._batch = AdaptiveBatch(max_batch_size)
         self._strength_by_steps: dict[int, float | None] = {}
         self._size_multiple = _size_multiple(text2img)
         if native is None:
@@ -457,14 +459,15 @@ class DiffusersGenerator:
         the batch sizes run."""
         made: dict[int, tuple[Image.Image, int]] = {}
         batch_sizes: list[int] = []
-        # A batch size that ran out of memory once is not tried again by later calls.
-        batch = min(len(seeds), self.max_batch_size or len(seeds), self._oom_batch_limit or len(seeds))
         position = 0
         while position < len(seeds):
-            chunk = seeds[position : position + batch]
+            # A size that just ran out of memory is not tried again until enough smaller
+            # batches have fit (tools.batching.AdaptiveBatch).
+            chunk = seeds[position : position + self._batch.size(len(seeds) - position)]
             out_of_memory: str | None = None
             try:
-                with self._lock:
+                # The device lock first: a scorer on the same device waits for this batch.
+                with device_lock(self.device), self._lock:
                     result = self._run(prompt, negative_prompt, chunk, reference, frame, mode, steps, anchor=anchor)
             except Exception as exc:
                 if not is_out_of_memory(exc):
@@ -482,14 +485,14 @@ class DiffusersGenerator:
                         f"({self.dtype}, {steps} steps). Lower the resolution, enable attention/VAE slicing or "
                         f"CPU offload, or use a smaller model. ({out_of_memory})"
                     ) from None
-                batch = max(1, len(chunk) // 2)
-                self._oom_batch_limit = batch
+                batch = self._batch.shrink(len(chunk))
                 message = (
                     f"Out of memory on {self.device} with a batch of {len(chunk)}; retrying in batches of {batch}."
                 )
                 logger.warning(message)
                 warnings.append(message)
                 continue
+            self._batch.succeeded(len(chunk))
             batch_sizes.append(len(chunk))
             for seed, image in zip(chunk, result, strict=True):
                 made[seed] = (image, len(chunk))
