@@ -362,7 +362,10 @@ def _place(scene: ScenePlan, markers: ConsistencyMarkers, theme: Theme) -> tuple
     if markers.setting.strip():
         marker_location = find_location(markers.setting)
         if own is None or own == marker_location or own.short.lower() in markers.setting.lower():
-            return marker_location or own or theme.location, markers.setting.strip(), True
+            # A setting no table knows (a lighthouse, a laboratory) is described as written,
+            # without another place's props.
+            unknown = Location(description=markers.setting.strip(), short=markers.setting.strip(), surface="", props="")
+            return marker_location or own or unknown, markers.setting.strip(), True
     location = own or theme.location
     return location, location.description, False
 
@@ -393,8 +396,8 @@ def plan_shot(scene: ScenePlan, markers: ConsistencyMarkers) -> ShotPlan:
     kelvin = int(stable_choice(tuple(str(k) for k in light.kelvins), scene.prompt, "kelvin"))
 
     surface = location.surface
-    on_surface = f" on the {surface}" if shot_class in ("detail", "hero") and location.indoor else ""
-    setting_detail = f"{setting}, {location.props}{on_surface}"
+    on_surface = f" on the {surface}" if surface and shot_class in ("detail", "hero") and location.indoor else ""
+    setting_detail = ", ".join(part for part in (setting, f"{location.props}{on_surface}".strip()) if part)
     palette = list(markers.palette) or list(theme.palette)
     if len(palette) < 3:
         palette += [c for c in theme.palette if c not in palette][: 3 - len(palette)]

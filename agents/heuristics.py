@@ -40,6 +40,7 @@ from imageforge.agents.schemas import (
     ScenePlan,
     StoryboardPlan,
 )
+from imageforge.agents.subject import Subject, check_subject, key_terms, names_term, read_subject, subject_book
 from imageforge.agents.themes import (
     Location,
     Person,
@@ -48,8 +49,12 @@ from imageforge.agents.themes import (
     find_location,
     find_person,
     find_time_of_day,
+    has_phrase,
     match_theme,
     product_phrase,
+    stable_choice,
+    theme_book,
+    tokens,
 )
 
 __all__ = [
@@ -59,7 +64,9 @@ __all__ = [
     "check_plan_inputs",
     "critique_heuristic",
     "enhance_heuristic",
+    "is_product_concept",
     "plan_heuristic",
+    "scene_subject",
     "scenes_for_duration",
 ]
 
@@ -177,16 +184,54 @@ def check_plan_inputs(concept: str, target_duration_s: float | None, num_scenes:
         raise ValueError(f"`num_scenes` must be between 1 and {MAX_SCENES} or None, got {num_scenes}.")
 
 
+def is_product_concept(concept: str, subject: Subject | None = None) -> bool:
+    """Whether ``concept`` asks for a product advertisement rather than a story.
+
+    It does when it names the ad ("launch", "commercial"), when its subject names a known
+    product ("wireless headphones"), or when the subject is a thing that opens with a word a
+    brand would use ("handmade leather wallet", "organic honey").
+    """
+    subject = subject or read_subject(concept)
+    words = set(tokens(concept))
+    if words & subject_book().words.ad_words:
+        return True
+    phrase = subject.phrase.lower()
+    if any(has_phrase(phrase, product) for product in theme_book().products):
+        return True
+    first = tokens(phrase)[:1]
+    return subject.kind == "thing" and bool(first) and first[0] in theme_book().words.brandable
+
+
+def scene_subject(scene: ScenePlan) -> str:
+    """The subject a scene's every version must name: the planner's, else the prompt's own
+    (read past vague praise and tag soup, which no version keeps)."""
+    return scene.subject.strip() or read_subject(_clean(scene.prompt) or scene.prompt).text
+
+
+def _product_subject(prompt: str, product: str, person: Person) -> str:
+    """The product where the scene shows it; else who or what the scene shows instead."""
+    head = product.split()[-1]
+    if names_term(prompt, head):
+        return product
+    role = person.short.split(" in ")[0]
+    if all(names_term(prompt, t) for t in key_terms(role)):
+        return role
+    return read_subject(prompt).text
+
+
 def plan_heuristic(
     concept: str, target_duration_s: float | None = None, num_scenes: int | None = None
 ) -> StoryboardPlan:
-    """Plan a storyboard from the concept's own words: product, place, time, person, theme."""
+    """Plan a storyboard from the concept's own words: its subject, place, time and person."""
     # 1. Check inputs
     check_plan_inputs(concept, target_duration_s, num_scenes)
 
     # 2. Read the concept
     concept = concept.strip()
     n = num_scenes or scenes_for_duration(target_duration_s)
+    subject = read_subject(concept)
+    if not is_product_concept(concept, subject):
+        return _plan_story(concept, subject, target_duration_s, n)
     theme = match_theme(concept)
     product = product_phrase(concept, theme)
     location = find_location(concept) or theme.location
@@ -232,6 +277,120 @@ def plan_heuristic(
                 beat=beat,
                 duration_s=duration,
                 character_ids=list(dict.fromkeys(ids)),
+                subject=_product_subject(prompt, product, person),
+            )
+        )
+    return StoryboardPlan(
+        concept=concept,
+        target_duration_s=target_duration_s,
+        scenes=scenes,
+        markers=markers,
+        source="heuristic",
+    )
+
+
+def _story_setting(concept: str, subject: Subject, named: str) -> str:
+    """Where a story takes place: a place it names, else the world of its subject."""
+    places, known = subject_book().words.places, theme_book().locations
+    if subject.kind == "place":
+        return f"{named} {subject.where}".strip()
+    where = subject.where.split(" ", 1)[1] if " " in subject.where else ""
+    head = where.split()[-1] if where else ""
+    if head and (head.lower() in places or head.lower() in known or head[:1].isupper()):
+        return where  # "in her laboratory", "am Hafen"; not "at work" or "in the rain"
+    for word in tokens(concept):  # the first place the concept names
+        if word in known:
+            return known[word].description
+        if word in places:
+            return f"the {word}"
+    if subject.kind == "idea":
+        return "a quiet, open landscape"
+    return f"the world of {named}"
+
+
+def _companion(concept: str, subject: Subject) -> str:
+    """A second person the concept names beside a person subject ("her grandmother"), if any."""
+    if subject.kind != "person":
+        return ""
+    people = subject_book().words.people | set(theme_book().people)
+    for word in tokens(concept):
+        if word in people and word not in subject.terms and not has_phrase(subject.phrase.lower(), word):
+            return word
+    return ""
+
+
+def _story_hook(concept: str, subject: Subject, fill: dict[str, str], template: str) -> str:
+    """The opening scene: the whole concept when it is a short description that starts with its
+    subject (so the story's own words, "last night before automation", are in frame), else the
+    arc's hook."""
+    words = tokens(concept)
+    first_terms = [w for w in words[:6] if names_term(" ".join(subject.terms), w)]
+    framed = bool(words) and words[0] in subject_book().words.frames  # "Portrait of ..." is no scene
+    if not first_terms or framed or len(words) > 25 or subject.kind == "idea":
+        return template.format(**fill)
+    text = concept.rstrip(".")
+    if text.split()[0].lower() in subject_book().words.determiners:
+        text = text[:1].lower() + text[1:]
+    time = "" if find_time_of_day(concept) else f", {fill['time']}"
+    return f"Wide establishing view: {text}{time}" if subject.verb else f"Wide establishing view of {text}{time}"
+
+
+def _plan_story(concept: str, subject: Subject, target_duration_s: float | None, n: int) -> StoryboardPlan:
+    """A storyboard about the concept's subject: every scene names it, the beats suit its kind."""
+    book = subject_book()
+    arc = book.arc[subject.kind]
+    named = subject.text if subject.kind != "idea" else subject.phrase.lower()
+    words = named.split()
+    one_common_word = len(words) == 1 and subject.kind in ("thing", "event")
+    if one_common_word or (len(words) > 1 and words[1][:1].islower()):
+        named = named[:1].lower() + named[1:]  # "Dragons" opened the sentence; "Chinese New Year" stays
+    time_key = find_time_of_day(concept) or stable_choice(book.look.times, concept, "time")
+    setting = _story_setting(concept, subject, named)
+    where = f" {subject.where}" if subject.where else ""
+    in_subject = any(names_term(setting, term) for term in subject.terms)
+    if not where and subject.kind in ("person", "thing") and not setting.startswith("the world") and not in_subject:
+        where = f" in {setting}"
+    fill = {"s": named, "where": where, "time": _TIME_PHRASES[time_key]}
+    companion = _companion(concept, subject)
+    if companion:
+        fill["s"] = f"{named} and the {companion}"  # "a girl teaches her grandmother": both in frame
+
+    if n == 1:
+        beats = [("payoff", arc.payoff)]
+    else:
+        middle = [arc.middle[i % len(arc.middle)] for i in range(n - 2)]
+        beats = [("hook", arc.hook), *middle, ("payoff", arc.payoff)]
+
+    theme = match_theme(concept)
+    characters: list[str] = []
+    if subject.kind == "person":
+        look = stable_choice(book.look.looks, subject.phrase, "look")
+        characters = [f"{named} with {look}"]
+    elif subject.kind == "thing":
+        characters = [named]
+    markers = ConsistencyMarkers(
+        characters=characters,
+        palette=list(theme.palette if theme is not theme_book().fallback else book.look.palette),
+        setting=setting,
+        style=book.look.style,
+        brand_keywords=[],
+    )
+    scenes = []
+    for number, ((beat, template), duration) in enumerate(
+        zip(beats, _durations(target_duration_s, n), strict=False), start=1
+    ):
+        text = _story_hook(concept, subject, fill, template) if beat == "hook" else template.format(**fill)
+        prompt = _sentence_case(text)
+        if number > len(arc.middle) + 1 and 1 < number < n:
+            prompt += ", moments later"
+        scenes.append(
+            ScenePlan(
+                scene_number=number,
+                prompt=prompt,
+                beat=beat,
+                duration_s=duration,
+                character_ids=["character_1"] if characters else [],
+                subject=named,
             )
         )
     return StoryboardPlan(
@@ -520,13 +679,19 @@ def enhance_heuristic(
     if analyze_prompt(base_text).vague or analyze_prompt(base_text).tag_soup:
         note += "; removed vague words and tag soup"
 
+    subject = scene_subject(scene)
     if previous is not None and previous.source == "llm":
-        # Keep the LLM's wording; append only what it lacks.
+        # Keep the LLM's wording; append only what it lacks, and the subject if it lost it.
         lacking = (included - present) - {"subject", "action"}
         body = _clean(previous.prompt).rstrip(".") + "."
+        if not check_subject(body, subject).kept:
+            body += f" In frame: {subject}."
+            note += "; put the scene's subject back"
         prompt = " ".join([body, *_sentences(scene, shot, lacking, with_subject=False)])
     else:
         prompt = " ".join(_sentences(scene, shot, included, with_subject=True))
+        if not check_subject(prompt, subject).kept:
+            prompt = f"{_cap(subject)}: {prompt}"
     return EnhancedPrompt(
         prompt=prompt,
         negative_prompt=shot.negative_prompt,
@@ -590,7 +755,12 @@ def _suggestion(key: str, shot: ShotPlan, markers: ConsistencyMarkers, missing_k
 
 
 def critique_heuristic(enhanced: EnhancedPrompt, scene: ScenePlan, markers: ConsistencyMarkers) -> Critique:
-    """Score ``enhanced`` with the rubric and say, concretely, what would raise the score."""
+    """Score ``enhanced`` with the rubric and say, concretely, what would raise the score.
+
+    A version that no longer names the scene's subject fails, whatever its scores: the
+    critique says so first and its first suggestion puts the subject back.
+    """
+    subject_check = check_subject(enhanced.prompt, scene_subject(scene))
     scores = score_prompt(enhanced.prompt, markers)
     missing_keys = missing_element_keys(enhanced.prompt, markers)
     missing_text = missing_elements(enhanced.prompt, markers)
@@ -611,9 +781,13 @@ def critique_heuristic(enhanced: EnhancedPrompt, scene: ScenePlan, markers: Cons
             )
     if len(parts) == 1:
         parts.append("Every rubric element is present; the prompt reads as a production brief.")
+    if not subject_check.kept:
+        parts.insert(0, f"Subject lost, so this version fails: {subject_check.detail}.")
 
     # 2. Suggestions: concrete edits in the same order, problems first
     suggestions: list[str] = []
+    if not subject_check.kept:
+        suggestions.append(f"Name the scene's subject again in the first sentence: '{subject_check.subject}'.")
     if analysis.vague:
         suggestions.append("Replace vague words (" + ", ".join(analysis.vague) + ") with concrete descriptions.")
     if analysis.conflicts:
@@ -629,4 +803,10 @@ def critique_heuristic(enhanced: EnhancedPrompt, scene: ScenePlan, markers: Cons
             text = _suggestion(key, shot, markers, analysis.brand_keywords_missing)
             if text:
                 suggestions.append(text)
-    return Critique(scores=scores, critique=" ".join(parts), suggestions=suggestions[:8], source="heuristic")
+    return Critique(
+        scores=scores,
+        critique=" ".join(parts),
+        suggestions=suggestions[:8],
+        source="heuristic",
+        subject_check=subject_check,
+    )

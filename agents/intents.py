@@ -19,7 +19,9 @@ What it understands, in order of precedence:
 
 Numbers may be digits or words ("six", "twenty-five"), scenes and images ordinals too
 ("the second scene"). Values are passed on as given, even out of range: the tools check
-ranges and explain them.
+ranges and explain them. A count that comes out negative ("no more than -3 iterations",
+"minus two retries", "0 attempts") is not guessed at (dropping the sign would read it as 3):
+the parser asks back instead.
 """
 
 from __future__ import annotations
@@ -172,16 +174,50 @@ _LEAD = (
     r"(?:(?:please\s+)?(?:use|with|at\s+most|no\s+more\s+than|not\s+more\s+than|up\s+to|max(?:imum)?(?:\s+of)?"
     r"|only|just|limit(?:\s+it)?\s+to|set(?:\s+it)?\s+to|try|make\s+it|give\s+me|and|in|at|as)\s+)*"
 )
-_SET = r"\s*(?:to|=|:|of|at|at\s+least|above|over|>=|>)?\s*"
+_SET = r"\s*(?:to|=|:|of|at|at\s+least|above|over|>=|>)?\s*(?:[-\u2212]\s*)?"  # a sign: see _number_of
 
 SettingsHandler = Callable[[re.Match[str]], dict[str, Any]]
 
 
+#: A minus sign (not a hyphen inside "2-3" or "twenty-five") or the word, right before a number.
+_NEGATIVE = re.compile(r"(?:(?<![\w.])[-\u2212\u2013]\s*|\b(?:minus|negative)\s+)$", re.IGNORECASE)
+
+
 def _number_of(match: re.Match[str]) -> int | float:
+    """The number in group ``n``, negative when a minus sign or "minus" stands before it."""
     value = parse_number(match.group("n"))
     if value is None:  # the patterns only capture NUM, which always parses
         raise ValueError(f"`match` holds no number: {match.group(0)!r}")
-    return value
+    return -value if _NEGATIVE.search(match.string[: match.start("n")]) else value
+
+
+#: What each count is called when the parser asks back about it.
+_COUNT_LABELS = {
+    "num_variations": "variations per scene",
+    "max_enhancement_iterations": "enhancement iterations",
+    "max_retries": "retries",
+    "consistency_threshold": "consistency threshold",
+    "quality_threshold": "quality threshold",
+    "approval_threshold": "approval threshold",
+}
+
+
+class _Unclear(Exception):
+    """A message the parser will not guess at; the message is the question to ask back."""
+
+
+def _check_counts(changes: dict[str, Any]) -> None:
+    for name, label in _COUNT_LABELS.items():
+        value = changes.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            question = (
+                f"What {label} (0 to 100) do you want?"
+                if name.endswith("_threshold")
+                else f"How many {'attempts per scene' if name == 'max_retries' else label} do you want?"
+            )
+            raise _Unclear(
+                f"That would make the {label} {value:g}, which can't be below zero, so I changed nothing. {question}"
+            )
 
 
 def _ratio(match: re.Match[str]) -> dict[str, Any]:
@@ -371,6 +407,7 @@ def _settings(text: str, *, loose: bool) -> tuple[dict[str, Any], str]:
             for name, value in handler(match).items():
                 changes.setdefault(name, value)
             working = working[: match.start()] + "\0" * (match.end() - match.start()) + working[match.end() :]
+    _check_counts(changes)
     return changes, working.replace("\0", " ")
 
 
@@ -522,6 +559,13 @@ def parse_message(message: str) -> ParsedMessage:
     text = " ".join(message.replace("\u2019", "'").split())
     if not text:
         return ParsedMessage(kind="unknown")
+    try:
+        return _parse(text)
+    except _Unclear as exc:
+        return ParsedMessage(kind="clarify", question=str(exc))
+
+
+def _parse(text: str) -> ParsedMessage:
     # 1. Explain a winner
     if _EXPLAIN.search(text) and (
         _WIN.search(text)

@@ -36,6 +36,10 @@ class SceneDraft(BaseModel):
         default_factory=list,
         description="'character_<k>' for each markers.characters[k-1] shown in this scene.",
     )
+    subject: str = Field(
+        "",
+        description="Who or what the scene shows, in the concept's own words (e.g. 'the lighthouse keeper').",
+    )
 
 
 class PlanDraft(BaseModel):
@@ -98,6 +102,7 @@ def _to_plan(draft: PlanDraft, concept: str, target_duration_s: float | None) ->
             beat=scene.beat.strip(),
             duration_s=max(0.0, duration),
             character_ids=list(dict.fromkeys(scene.character_ids)),
+            subject=scene.subject.strip(),
         )
         for number, (scene, duration) in enumerate(
             zip(draft.scenes, _durations(draft.scenes, target_duration_s), strict=False), start=1

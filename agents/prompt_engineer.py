@@ -3,7 +3,8 @@
 Five dimensions, 0-100 each (``agents.rubric`` and ``prompts/prompt_engineer.txt`` spell out
 what earns points). The overall score is always the weighted mean computed here from the
 dimension scores, never a number the LLM reports, so one threshold means the same thing
-whichever agent answered.
+whichever agent answered. Faithfulness is a pass/fail item beside them: a version that lost
+the scene's subject (the LLM's ``subject_kept``, the heuristic's term check) scores 0 overall.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from langchain_core.language_models import BaseChatModel
 
 from imageforge.agents.errors import LLMParseError, LLMRequestError
-from imageforge.agents.heuristics import critique_heuristic
+from imageforge.agents.heuristics import critique_heuristic, scene_subject
 from imageforge.agents.messages import user_message
 from imageforge.agents.schemas import (
     AgentEvent,
@@ -34,6 +35,7 @@ def _user_message(enhanced: EnhancedPrompt, scene: ScenePlan, markers: Consisten
         "Score the enhanced prompt below against the rubric, name what is missing and give "
         "concrete suggestions. Call the CritiqueDraft tool.",
         {
+            "scene_subject": scene_subject(scene),
             "enhanced": enhanced.model_dump(mode="json", exclude={"source", "addressed"}),
             "scene": scene.model_dump(mode="json"),
             "markers": markers.model_dump(mode="json"),
@@ -73,5 +75,11 @@ async def review(
                 detail=f"heuristic prompt engineer used: {error}",
             ),
         ]
-    critique = Critique(scores=draft.scores, critique=draft.critique, suggestions=draft.suggestions, source="llm")
+    critique = Critique(
+        scores=draft.scores,
+        critique=draft.critique,
+        suggestions=draft.suggestions,
+        subject_kept=draft.subject_kept,
+        source="llm",
+    )
     return critique, events

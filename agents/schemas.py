@@ -48,6 +48,13 @@ class ScenePlan(BaseModel):
     character_ids: list[str] = Field(
         default_factory=list, description="Characters whose references join this scene's candidates."
     )
+    subject: str = Field(
+        "",
+        description=(
+            "What the scene shows, in the concept's own words; every enhanced version must still name it. "
+            "Empty: the prompt's leading noun phrase."
+        ),
+    )
 
 
 class StoryboardPlan(BaseModel):
@@ -113,20 +120,42 @@ class CritiqueDraft(BaseModel):
     scores: DimensionScores
     critique: str = Field(description="What is missing or weak, addressed to the cinematographer.")
     suggestions: list[str] = Field(default_factory=list, description="Concrete edits, one per item.")
+    subject_kept: bool = Field(
+        True,
+        description="False when the prompt no longer shows the scene's subject (the faithfulness item).",
+    )
+
+
+class SubjectCheck(BaseModel):
+    """Whether a version of a scene's prompt still names the scene's subject."""
+
+    subject: str = Field(description="The scene's subject as the check read it.")
+    terms: list[str] = Field(default_factory=list, description="Key terms the prompt must contain.")
+    missing: list[str] = Field(default_factory=list, description="Key terms the prompt lacks.")
+    kept: bool = Field(description="False when the version lost the subject: it then fails the critique.")
+    detail: str = Field("", description="The check's verdict in words, for the trace.")
 
 
 class Critique(CritiqueDraft):
-    """A scored critique. ``weights`` and ``overall`` are derived from ``scores``."""
+    """A scored critique. ``weights`` and ``overall`` are derived from ``scores``.
+
+    A version that lost the scene's subject (``subject_kept`` false) fails whatever its
+    other scores: its overall is 0, so it is never approved and never kept over a version
+    that names the subject. The dimension scores stay as given, for the trace.
+    """
 
     model_config = ConfigDict(validate_assignment=False)
 
     weights: dict[str, float] = Field(default_factory=lambda: dict(DIMENSION_WEIGHTS))
     overall: float = 0.0
     source: AgentSource = "heuristic"
+    subject_check: SubjectCheck | None = Field(None, description="The term check, where one was run.")
 
     @model_validator(mode="after")
     def _derive_overall(self) -> Critique:
-        self.overall = weighted_overall(self.scores, self.weights)
+        if self.subject_check is not None and not self.subject_check.kept:
+            self.subject_kept = False
+        self.overall = weighted_overall(self.scores, self.weights) if self.subject_kept else 0.0
         return self
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import Depends, HTTPException, Query, Request, WebSocket, status
 from fastapi.concurrency import run_in_threadpool
@@ -20,23 +21,27 @@ from imageforge.api.core.security import InvalidTokenError, decode_access_token
 from imageforge.api.crud import user as crud
 from imageforge.api.models.user import User
 from imageforge.api.services.backends import DefaultBackends
-from imageforge.api.services.jobs import JobRunner
+from imageforge.api.services.job_queue import JobQueue
 
 __all__ = [
+    "SESSION_COOKIE",
     "BackendsDep",
     "CurrentUser",
     "ImagesSettingsDep",
     "MetricsDep",
+    "OptionalUser",
+    "PageUser",
     "RunnerDep",
     "SessionDep",
     "SettingsDep",
     "StreamUser",
     "TokenDep",
-    "cached_user_id",
     "get_current_user",
+    "get_page_user",
     "images_settings",
     "load_user",
-    "token_user_id",
+    "require_admin",
+    "sign_in_location",
     "user_from_token",
 ]
 
@@ -57,7 +62,7 @@ def get_db(request: Request) -> Iterator[Session]:
         yield session
 
 
-async def get_runner(request: Request) -> JobRunner:
+async def get_runner(request: Request) -> JobQueue:
     return request.app.state.runner
 
 
@@ -83,7 +88,7 @@ async def get_images_settings(request: Request) -> OpenAIImagesSettings:
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_db)]
-RunnerDep = Annotated[JobRunner, Depends(get_runner)]
+RunnerDep = Annotated[JobQueue, Depends(get_runner)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 BackendsDep = Annotated[DefaultBackends, Depends(get_backends)]
 ImagesSettingsDep = Annotated[OpenAIImagesSettings, Depends(get_images_settings)]
@@ -95,69 +100,71 @@ TokenDep = Annotated[str | None, Depends(_oauth2)]
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
-def token_user_id(settings: Settings, token: str | None) -> int:
-    """The user id a bearer token names, verified (signature, expiry); 401 otherwise."""
+def _unauthorized(reason: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, f"Could not validate credentials: {reason}.", _UNAUTHORIZED)
+
+
+def user_from_token(session: Session, settings: Settings, token: str | None) -> User:
+    """The user a bearer token names, checked against the database on every call (active, and
+    the token's version still theirs, so deactivation or a password change bites at once);
+    the dev user in dev mode. Raises 401 otherwise."""
+    if settings.dev_mode:
+        return crud.get_or_create_dev_user(session=session)
     if not token:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "Not authenticated: send `Authorization: Bearer <token>`.", _UNAUTHORIZED
         )
     try:
-        return int(decode_access_token(token, settings))
-    except (InvalidTokenError, ValueError) as exc:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, f"Could not validate credentials: {exc}", _UNAUTHORIZED
-        ) from exc
-
-
-def user_from_token(session: Session, settings: Settings, token: str | None) -> User:
-    """The user a bearer token names; the dev user in dev mode. Raises 401 otherwise."""
-    if settings.dev_mode:
-        return crud.get_or_create_dev_user(session=session)
-    user_id = token_user_id(settings, token)
-    user = crud.get_user(session=session, user_id=user_id)
+        claims = decode_access_token(token, settings)
+    except InvalidTokenError as exc:
+        raise _unauthorized(str(exc)) from exc
+    user = crud.get_user_by_public_id(session=session, public_id=claims.subject)
     if user is None or not user.is_active:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "Could not validate credentials: unknown or inactive user.", _UNAUTHORIZED
-        )
+        raise _unauthorized("unknown or inactive user")
+    if user.token_version != claims.version:
+        raise _unauthorized("the token has been revoked (password changed or account deactivated); sign in again")
     return user
-
-
-def cached_user_id(app: Any, token: str | None) -> int | None:
-    """The caller's id without touching the database when possible: the token is verified
-    here, and the user's being active comes from ``app.state.user_cache``. ``None`` means
-    "look the user up" (and then remember them). Raises 401 for a bad token."""
-    settings: Settings = app.state.settings
-    if settings.dev_mode:
-        return app.state.dev_user_id
-    user_id = token_user_id(settings, token)
-    return user_id if app.state.user_cache.get(user_id) is not None else None
 
 
 def load_user(app: Any, token: str | None) -> User:
-    """The caller from the database (blocking), remembered in ``app.state.user_cache``."""
+    """The caller from the database (blocking: call it in the thread pool)."""
     with Session(app.state.engine) as session:
-        user = user_from_token(session, app.state.settings, token)
-    app.state.user_cache.remember(user.id, user)
-    return user
+        return user_from_token(session, app.state.settings, token)
 
 
 async def get_current_user(request: Request, token: TokenDep) -> User:
-    """The caller. ``async`` so that a cached user costs no trip to the thread pool; the
-    token is verified on every request either way."""
-    app = request.app
-    user_id = cached_user_id(app, token)
-    user: User | None = app.state.user_cache.get(user_id) if user_id is not None else None
-    if user is None:
-        user = await run_in_threadpool(load_user, app, token)
-    return user
+    return await run_in_threadpool(load_user, request.app, token)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-#: Cookie set by the trace viewer so that the images and the event stream a page loads are
-#: authenticated without headers. Honoured on GET only, so it can never authorise a change.
+async def get_optional_user(request: Request, token: TokenDep) -> User | None:
+    """The caller when they sent a token (401 for a bad one), None for an anonymous call."""
+    settings: Settings = request.app.state.settings
+    if not token and not settings.dev_mode:
+        return None
+    return await run_in_threadpool(load_user, request.app, token)
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
+"""For endpoints that answer everyone but tell a signed-in caller more (``/health``)."""
+
+
+def require_admin(user: User) -> User:
+    if not user.is_superuser:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "This needs an administrator account.")
+    return user
+
+
+#: Cookie set by the sign-in page (``/login``) so that the pages, images and event streams a
+#: browser loads are authenticated without headers. Honoured on GET only, so it can never
+#: authorise a change; SameSite=strict keeps it off cross-site requests.
 SESSION_COOKIE = "imageforge_token"
+
+
+def _cookie_token(request: Request) -> str | None:
+    return request.cookies.get(SESSION_COOKIE) if request.method in ("GET", "HEAD") else None
 
 
 async def get_stream_user(
@@ -167,13 +174,37 @@ async def get_stream_user(
         str | None, Query(description="The bearer token, for clients that cannot set headers (EventSource, <img>).")
     ] = None,
 ) -> User:
-    cookie = request.cookies.get(SESSION_COOKIE) if request.method in ("GET", "HEAD") else None
-    return await get_current_user(request, header_token or token or cookie)
+    return await get_current_user(request, header_token or token or _cookie_token(request))
 
 
 StreamUser = Annotated[User, Depends(get_stream_user)]
-"""The caller of a GET that browsers load directly (pages, images, EventSource):
-``Authorization: Bearer``, ``?token=`` or the viewer's session cookie."""
+"""The caller of a GET that browsers load directly (images, EventSource):
+``Authorization: Bearer``, ``?token=`` or the sign-in cookie."""
+
+
+def sign_in_location(request: Request) -> str:
+    """Where a page sends a caller who is not signed in: the sign-in form, told to come back
+    (without a ``token`` parameter: a token in an address is never carried along)."""
+    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
+    return "/login?" + urlencode({"next": request.url.path + (f"?{query}" if query else "")})
+
+
+async def get_page_user(request: Request, header_token: TokenDep) -> User:
+    """The caller of an HTML page: ``Authorization: Bearer`` or the sign-in cookie, never a token
+    in the address. A caller without valid credentials is sent to the sign-in form (303)."""
+    token = header_token or _cookie_token(request)
+    try:
+        return await get_current_user(request, token)
+    except HTTPException as exc:
+        if exc.status_code != status.HTTP_401_UNAUTHORIZED or header_token:
+            raise
+        raise HTTPException(
+            status.HTTP_303_SEE_OTHER, "Sign in first.", {"Location": sign_in_location(request)}
+        ) from exc
+
+
+PageUser = Annotated[User, Depends(get_page_user)]
+"""The caller of a server-rendered page (trace viewer, assistant): see ``get_page_user``."""
 
 
 def websocket_token(websocket: WebSocket) -> str | None:
@@ -183,4 +214,6 @@ def websocket_token(websocket: WebSocket) -> str | None:
         return token
     header = websocket.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None

@@ -15,36 +15,43 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imageforge.api.core.checkpoints import open_checkpointer
 from imageforge.api.core.config import Settings, get_settings
 from imageforge.api.core.db import create_db_engine, init_db
+from imageforge.api.core.headers import SecurityHeadersMiddleware
+from imageforge.api.core.json_guard import encodable, reject_invalid_json_values
 from imageforge.api.core.limits import BodyLimitMiddleware
+from imageforge.api.core.logging import install_redaction
 from imageforge.api.core.metrics import ServiceMetrics
-from imageforge.api.core.security import UserCache
 from imageforge.api.crud import generation as generation_crud
 from imageforge.api.crud import user as user_crud
 from imageforge.api.deps import images_settings
 from imageforge.api.models.character import SmartImageError, SmartImageErrorDetails
 from imageforge.api.routes import (
     assistant,
+    assistant_page,
     characters,
+    docs,
     estimate,
     generate,
     generations,
     login,
     openai_images,
     presets,
+    signin,
     storyboards,
     traces,
     users,
@@ -55,12 +62,13 @@ from imageforge.api.services import openai_compat
 from imageforge.api.services.assistant import open_assistant
 from imageforge.api.services.backends import DefaultBackends
 from imageforge.api.services.event_hub import EventHub
+from imageforge.api.services.job_queue import JobQueue
 from imageforge.api.services.jobs import JobRunner, QueueFullError
 from imageforge.api.services.pipeline import Pipeline, make_pipeline
 from imageforge.api.services.retention import sweep_periodically
 from imageforge.api.services.smart_images import SmartImageFailure
 from imageforge.api.services.status import StatusDocumentCache
-from imageforge.api.services.uploads import UploadError
+from imageforge.api.services.uploads import UploadError, configure_decoding
 
 __all__ = ["create_app"]
 
@@ -73,6 +81,7 @@ FORM_OVERHEAD = 1024 * 1024
 
 ROUTERS = (
     login,
+    signin,
     users,
     generate,
     storyboards,
@@ -85,7 +94,12 @@ ROUTERS = (
     characters,
     presets,
     assistant,
+    assistant_page,
+    docs,
 )
+
+#: The pages' scripts and styles, served as files so that no page needs inline code (strict CSP).
+STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
 
 #: Handlers whose errors are answered in OpenAI's shape, and the one answered in seed 003's.
 OPENAI_ENDPOINTS: frozenset[Callable[..., Any]] = frozenset(
@@ -131,17 +145,21 @@ def _invalid_parameters(errors: list[dict[str, Any]]) -> str:
 
 
 async def invalid_request(request: Request, exc: Exception) -> Response:
-    """A request that fails validation: OpenAI's 400, seed 003's 422, or FastAPI's 422."""
+    """A request that fails validation: OpenAI's 400, seed 003's 422, or FastAPI's 422.
+
+    The errors echo the caller's input, which may hold what strict JSON cannot encode (NaN, a
+    lone surrogate in a form field): it is made printable first, so this answer never fails.
+    """
     assert isinstance(exc, RequestValidationError)
     endpoint = _endpoint(request)
+    errors = encodable(jsonable_encoder(exc.errors()))
     if endpoint in OPENAI_ENDPOINTS:
-        return openai_compat.validation_error(exc.errors()).response()
+        return openai_compat.validation_error(errors).response()
     if endpoint is SMART_IMAGE_ENDPOINT:
-        errors = jsonable_encoder(exc.errors())
         reasons = sorted({str(e.get("loc", ["body"])[-1]) for e in errors})
         details = SmartImageErrorDetails(failureReasons=[f"Invalid parameter: {r}" for r in reasons])
         return smart_image_error(422, _invalid_parameters(errors), details, errors)
-    return await request_validation_exception_handler(request, exc)
+    return JSONResponse({"detail": errors}, status_code=422)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -181,13 +199,14 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
     graph, for tests of the service alone."""
     settings = settings if settings is not None else get_settings()
     settings.check_secrets()
+    try:
+        settings.check_execution()
+    except ValueError as exc:  # one clear line, not a traceback
+        sys.exit(f"error: {exc}")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Jobs run in this process beside the API. A shorter GIL switch interval (default
-        # 5 ms) lets a status request in while a worker thread runs Python code, trading a
-        # little job throughput for request latency.
-        sys.setswitchinterval(settings.gil_switch_interval_s)
+        distributed = bool(settings.broker_url)
         if settings.dev_mode:
             logger.warning(
                 "DEV MODE: authentication is disabled and every request acts as %s. "
@@ -206,24 +225,32 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
         app.state.engine = engine
         backends = DefaultBackends(settings)
         app.state.backends = backends
-        if pipeline is None:
+        if pipeline is None and not distributed:  # distributed: the workers load the models
             await asyncio.to_thread(backends.build)
         metrics = ServiceMetrics(slo_p95_s=settings.slo_p95_s)
         hub = EventHub()
         documents: StatusDocumentCache[Any] = StatusDocumentCache(max_entries=settings.status_cache_entries)
-        runner = JobRunner(
-            engine=engine,
-            pipeline=pipeline if pipeline is not None else make_pipeline(settings, backends),
-            checkpointer=lambda: open_checkpointer(settings),
-            trace_root=settings.trace_root,
-            workers=settings.workers,
-            queue_size=settings.queue_size,
-            retry_after_s=settings.retry_after_s,
-            hub=hub,
-            metrics=metrics,
-            on_change=documents.invalidate,
-            retention=settings.trace_retention,
-        )
+        runner: JobQueue
+        if distributed:
+            from imageforge.api.services.distributed import DistributedQueue  # celery and redis: only here
+
+            runner = DistributedQueue(
+                settings=settings, engine=engine, hub=hub, metrics=metrics, on_change=documents.invalidate
+            )
+        else:
+            runner = JobRunner(
+                engine=engine,
+                pipeline=pipeline if pipeline is not None else make_pipeline(settings, backends),
+                checkpointer=lambda: open_checkpointer(settings),
+                trace_root=settings.trace_root,
+                workers=settings.workers,
+                queue_size=settings.queue_size,
+                retry_after_s=settings.retry_after_s,
+                hub=hub,
+                metrics=metrics,
+                on_change=documents.invalidate,
+                retention=settings.trace_retention,
+            )
 
         def counts() -> dict[str, int]:
             with Session(engine) as session:
@@ -235,14 +262,13 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
         app.state.metrics = metrics
         app.state.runner = runner
         app.state.documents = documents
-        app.state.user_cache = UserCache(ttl_s=settings.user_cache_ttl_s)
         recovered = await runner.start()
         if recovered:
             logger.info("re-queued %d unfinished generation(s) from a previous run", recovered)
         logger.info(
-            "ImageForge %s: %d worker(s), queue of %d, database %s, traces under %s",
+            "ImageForge %s: %s, queue of %d, database %s, traces under %s",
             _version(),
-            settings.workers,
+            "jobs run by `imageforge worker` processes (Celery)" if distributed else f"{settings.workers} worker(s)",
             settings.queue_size,
             "PostgreSQL" if settings.is_postgres else "SQLite",
             settings.trace_root,
@@ -274,6 +300,9 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
         version=_version(),
         summary="Agentic storyboard generation: critique loop, best-of-N images, weighted scoring, traces.",
         lifespan=lifespan,
+        docs_url=None,  # routes/docs.py serves them under the pages' CSP
+        redoc_url=None,
+        dependencies=[Depends(reject_invalid_json_values)],
     )
     app.state.settings = settings
 
@@ -286,12 +315,16 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
             else JSON_BODY_LIMIT
         ),
     )
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: every answer carries the headers
+    install_redaction()  # no token or URL credential in a log line, however uvicorn was started
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(openai_compat.OpenAIError, openai_error)
     app.add_exception_handler(SmartImageFailure, smart_image_failed)
     app.add_exception_handler(QueueFullError, queue_full)
     app.add_exception_handler(UploadError, upload_refused)
+    configure_decoding(concurrency=settings.upload_decode_concurrency, max_side=settings.upload_max_side)
     for module in ROUTERS:
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -13,7 +13,9 @@ a durable checkpointer and pass the conversation id as ``thread_id``, and the ne
 finds the history, the current storyboard and the settings where the last one left them.
 
 Tools reach the service through ``AssistantContext.service`` (an ``AssistantService``), the
-run context, so this module never imports the API.
+run context, so this module never imports the API. With no service attached (LangGraph
+Studio, ``langgraph dev``, a notebook) they act on an embedded runner (graph.standalone) that
+runs storyboards in this process.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Annotated, Any, Literal, Protocol
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
     AIMessage,
+    AIMessageChunk,
     AnyMessage,
     BaseMessage,
     HumanMessage,
@@ -44,7 +47,8 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, ToolRuntime
 from langgraph.runtime import Runtime
 from langgraph.types import Command
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 from imageforge.agents.assistant import (
     ChangeSettingsArgs,
@@ -57,7 +61,7 @@ from imageforge.agents.assistant import (
     load_assistant_prompt,
 )
 from imageforge.agents.intents import parse_message
-from imageforge.graph.context import GenerationSettings
+from imageforge.graph.context import BackendSettings, Context, GenerationSettings
 from imageforge.graph.settings_change import (
     SettingsChangeError,
     apply_settings_change,
@@ -83,6 +87,7 @@ __all__ = [
     "offline_step",
     "route_model_output",
     "run_turn",
+    "service_of",
     "stream_turn",
     "turn_result",
 ]
@@ -143,13 +148,55 @@ class AssistantState(AssistantInput):
 
 @dataclass(kw_only=True)
 class AssistantContext:
-    """Run dependencies of one assistant turn."""
+    """Run dependencies of one assistant turn.
 
-    service: AssistantService = field(metadata={"description": "Carries out the tools' requests for this user."})
+    The service passes its ``service`` and ``llm``; LangGraph Studio can set only the JSON-able
+    fields, which configure the embedded runner the tools use when no service is attached.
+    """
+
+    service: AssistantService | None = field(
+        default=None,
+        metadata={"description": "Carries out the tools' requests for this user; None: the embedded runner."},
+    )
     llm: BaseChatModel | None = field(
         default=None,
         metadata={"description": "OpenAI-compatible chat model; None: the intent parser answers."},
     )
+    trace_root: str = field(
+        default="output/reference_image_traces",
+        metadata={"description": "The embedded runner's trace folder (used when no service is attached)."},
+    )
+    backends: BackendSettings = field(
+        default_factory=BackendSettings,
+        metadata={"description": "The embedded runner's backends (used when no service is attached)."},
+    )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.backends, BackendSettings):  # built from JSON by LangGraph's server
+            self.backends = BackendSettings.model_validate(self.backends)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        """Studio's context form: the JSON-able fields only (service and model are set in code)."""
+        return core_schema.no_info_after_validator_function(
+            lambda fields: cls(**dict(fields)), handler.generate_schema(AssistantContextFields)
+        )
+
+
+class AssistantContextFields(BaseModel):
+    """The JSON-able part of ``AssistantContext``."""
+
+    trace_root: str = Field("output/reference_image_traces", description="The embedded runner's trace folder.")
+    backends: BackendSettings = Field(default_factory=BackendSettings, description="The embedded runner's backends.")
+
+
+def service_of(context: AssistantContext) -> AssistantService:
+    """The attached service, or the embedded runner for this trace root and these backends."""
+    if context.service is not None:
+        return context.service
+    from imageforge.graph.standalone import embedded_runner  # imports the storyboard graph: only when needed
+
+    return embedded_runner(context.trace_root, context.backends)
 
 
 AssistantRuntime = ToolRuntime[AssistantContext, AssistantState]
@@ -181,7 +228,7 @@ async def start_storyboard(
     the conversation's current storyboard."""
     args = StartStoryboardArgs(description=description, target_duration_s=target_duration_s, num_scenes=num_scenes)
     settings = effective_settings(runtime.state.settings)
-    outcome = await runtime.context.service.start_storyboard(args, settings)
+    outcome = await service_of(runtime.context).start_storyboard(args, settings)
     return _answer(runtime, "start_storyboard", outcome)
 
 
@@ -224,7 +271,7 @@ async def refine_scene(scene: int, instruction: str = "", *, runtime: AssistantR
     new storyboard that keeps the scenes before it and redoes this scene and the ones after it.
     The new storyboard becomes the current one."""
     args = RefineSceneArgs(scene=scene, instruction=instruction)
-    outcome = await runtime.context.service.refine_scene(runtime.state.generation_id, args, runtime.state.settings)
+    outcome = await service_of(runtime.context).refine_scene(runtime.state.generation_id, args, runtime.state.settings)
     return _answer(runtime, "refine_scene", outcome)
 
 
@@ -233,7 +280,7 @@ async def explain_winner(scene: int | None = None, image: int | None = None, *, 
     """Explain from the trace why a variation won its scene in the current storyboard (overall
     score, runner-up margin, deciding score component), or why the image asked about lost."""
     args = ExplainWinnerArgs(scene=scene, image=image)
-    outcome = await runtime.context.service.explain_winner(runtime.state.generation_id, args)
+    outcome = await service_of(runtime.context).explain_winner(runtime.state.generation_id, args)
     return _answer(runtime, "explain_winner", outcome)
 
 
@@ -241,7 +288,7 @@ async def explain_winner(scene: int | None = None, image: int | None = None, *, 
 async def report_status(generation_id: str | None = None, *, runtime: AssistantRuntime) -> Command:
     """Report how a storyboard is going (the current one unless the user named another):
     status, progress, finished scenes and their quality, errors."""
-    outcome = await runtime.context.service.report_status(generation_id or runtime.state.generation_id)
+    outcome = await service_of(runtime.context).report_status(generation_id or runtime.state.generation_id)
     return _answer(runtime, "report_status", outcome)
 
 
@@ -368,6 +415,11 @@ async def call_model(state: AssistantState, runtime: Runtime[AssistantContext]) 
         note = f"I stopped after {done} steps in one turn. What was done:\n{_summary(results)}"
         return {"messages": [AIMessage(content=note, response_metadata={"source": PARSER_SOURCE})]}
     llm = runtime.context.llm
+    if llm is None and runtime.context.service is None:  # standalone: the embedded runner's chat model
+        from imageforge.graph.services import aservices_for  # only when needed, as service_of does
+
+        standalone = Context(backends=runtime.context.backends, trace_root=runtime.context.trace_root)
+        llm = (await aservices_for(standalone)).llm
     if llm is not None:
         try:
             return {"messages": [await _ask_llm(llm, state)]}
@@ -475,23 +527,38 @@ async def stream_turn(
     generation_id: str | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """Run one turn, yielding its steps as they happen: ``tool_call`` (name, args),
-    ``tool_result`` (name, content, status, action) and ``reply`` (content) events.
+    ``tool_result`` (name, content, status, action) and ``reply`` (content) events, and before
+    a reply from a chat model its text as it is written, in ``reply_delta`` (content) events.
 
     ``generation_id`` makes that storyboard the conversation's current one first.
     """
     # The input is a partial state dict (only the keys this turn sets), which LangGraph takes
-    # but its stubs do not: they ask for a whole AssistantInput.
+    # but its stubs do not: they ask for a whole AssistantInput. "messages" streams the chat
+    # model's tokens (LangGraph switches an ``ainvoke`` inside a node to streaming for it);
+    # "updates" carries each node's finished output, which stays the authority on the reply.
     stream = assistant.astream(  # type: ignore[call-overload]
         _payload(message, generation_id),
         _config(conversation_id),
         context=context,
-        stream_mode="updates",
+        stream_mode=["updates", "messages"],
     )
     async with aclosing(stream):
-        async for chunk in stream:
+        async for mode, chunk in stream:
+            if mode == "messages":
+                delta = _reply_delta(*chunk)
+                if delta:
+                    yield {"type": "reply_delta", "content": delta}
+                continue
             for node, update in chunk.items():
                 for step in _steps(node, update):
                     yield step
+
+
+def _reply_delta(message: Any, metadata: dict[str, Any]) -> str:
+    """The text a streamed chunk of the model node adds; tool-call chunks add none."""
+    if metadata.get("langgraph_node") != "model" or not isinstance(message, AIMessageChunk):
+        return ""
+    return message.content if isinstance(message.content, str) else _text(message)
 
 
 async def run_turn(

@@ -1,21 +1,28 @@
-"""The storyboard graph: plan -> enhance every scene concurrently -> scenes in order -> finish.
+"""The storyboard graph: plan -> one pipelined turn per scene -> finish.
 
 ```
-START -> plan ==Send per scene==> enhance_scene (subgraph) -> gather -> [next] ==Send==> scene (subgraph)
-                                                                             ^               |
-                                                                             +---- chain <---+
-                                                                     [next] -> finish -> END
+START -> plan ==Send per scene==> scene_turn (subgraph: enhance -> wait_turn -> scene -> publish) -> finish -> END
 ```
-Scenes enhance concurrently because they do not depend on each other; they then generate
-one at a time because each needs the previous winner as its reference. Every scene is its
-own super-step, so a durable checkpointer resumes a killed run after its last finished scene.
+Every scene's turn starts at once: its critique loop runs concurrently with the others, and
+it generates as soon as its own prompt is final and the previous scene has its winner (the
+reference it chains from; graph.pipeline). No barrier waits for every prompt. Each turn
+checkpoints in its own namespace, so a durable checkpointer resumes a killed run inside
+every unfinished scene and never repeats a finished one.
+
+Nodes never block the event loop: trace writes, image encoding and model calls run in
+worker threads (``asyncio.to_thread``), so the graph also runs under ``langgraph dev``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import re
+import uuid
 from datetime import UTC, datetime
 from typing import Literal
 
+from langgraph.config import get_config
 from langgraph.errors import NodeError
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -27,16 +34,18 @@ from imageforge.agents.schemas import AgentEvent, ScenePlan, StoryboardPlan
 from imageforge.agents.usage import usage_totals
 from imageforge.graph.cancel import reraise_cancel, stoppable
 from imageforge.graph.context import Context
-from imageforge.graph.derive import anchor_from, keep_scenes, winner_reference
-from imageforge.graph.enhancement import LLM_RETRY, enhancement_graph
+from imageforge.graph.derive import keep_scenes
+from imageforge.graph.enhancement import LLM_RETRY
 from imageforge.graph.events import emit
-from imageforge.graph.scene import scene_graph
-from imageforge.graph.services import services_for
-from imageforge.graph.state import EnhanceInput, InputState, OutputState, SceneInput, State
+from imageforge.graph.pipeline import scene_turn_graph
+from imageforge.graph.services import aservices_for, services_for
+from imageforge.graph.state import InputState, OutputState, SceneTurnInput, State
 from imageforge.tools.schemas import ReferenceImage
 from imageforge.tools.seeds import random_base_seed
 from imageforge.traces.schemas import RunStatus, RunSummary, llm_events
 from imageforge.traces.writer import TraceWriter
+
+_GENERATION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 
 def _now() -> str:
@@ -53,7 +62,7 @@ def _summary(state: State, context: Context, status: RunStatus) -> RunSummary:
     started = datetime.fromisoformat(state.started_at) if state.started_at else datetime.now(UTC)
     finished = None if status == "running" else datetime.now(UTC)
     return RunSummary(
-        generation_id=state.generation_id,
+        generation_id=_generation_id(state),
         status=status,
         concept=state.concept,
         plan=state.plan,
@@ -71,6 +80,24 @@ def _summary(state: State, context: Context, status: RunStatus) -> RunSummary:
     )
 
 
+def _generation_id(state: State) -> str:
+    if state.generation_id is None:
+        raise ValueError("the generation id is set by the plan node")
+    return state.generation_id
+
+
+def new_generation_id() -> str:
+    """A generation id for a run that came without one (LangGraph Studio): the thread's id when
+    it makes a valid trace folder name, so a resumed thread keeps its folder; else a fresh one."""
+    try:
+        thread = get_config().get("configurable", {}).get("thread_id")
+    except RuntimeError:  # outside a run
+        thread = None
+    if isinstance(thread, str) and _GENERATION_ID.match(thread):
+        return thread
+    return f"gen-{uuid.uuid4().hex[:12]}"
+
+
 def _explicit_plan(state: State) -> StoryboardPlan:
     """Scenes given by the caller; the markers still come from the concept."""
     if len(state.scenes or []) > MAX_SCENES:
@@ -86,7 +113,7 @@ def _explicit_plan(state: State) -> StoryboardPlan:
     )
 
 
-def _plan_update(
+async def _plan_update(
     state: State,
     runtime: Runtime[Context],
     plan: StoryboardPlan,
@@ -98,18 +125,17 @@ def _plan_update(
         anchor = ReferenceImage(id="user", kind="user", path=state.reference_path, keywords=[])
     seed = runtime.context.settings.seed
     update = {
+        "generation_id": _generation_id(state),
         "plan": plan,
         "anchor": anchor,
         "base_seed": random_base_seed() if seed is None else seed,
         "started_at": _now(),
-        "next_scene": 1,
         "warnings": warnings,
         "plan_events": events or [],
     }
     provisional = State(**{**state.__dict__, **update, "warnings": warnings})
-    TraceWriter(runtime.context.trace_root, state.generation_id).summary(
-        summarize(provisional, runtime.context, "running")
-    )
+    summary = summarize(provisional, runtime.context, "running")
+    await asyncio.to_thread(TraceWriter(runtime.context.trace_root, _generation_id(state)).summary, summary)
     emit(
         "plan_ready",
         f"{len(plan.scenes)} scene(s) planned",
@@ -120,15 +146,13 @@ def _plan_update(
     return update
 
 
-def _reused(state: State, runtime: Runtime[Context]) -> dict:
-    """Scenes kept from an earlier generation, and the chain state after them."""
+async def _reused(state: State, runtime: Runtime[Context]) -> dict:
+    """Scenes kept from an earlier generation, copied into this one."""
     if not state.reuse_from or state.keep_scenes <= 0:
         return {}
-    results, enhancements = keep_scenes(
-        runtime.context.trace_root, state.reuse_from, state.generation_id, state.keep_scenes
+    results, enhancements = await asyncio.to_thread(
+        keep_scenes, runtime.context.trace_root, state.reuse_from, _generation_id(state), state.keep_scenes
     )
-    previous = winner_reference(results[max(results)])
-    anchor = None if state.reference_path else anchor_from(winner_reference(results[1]))
     for number in sorted(results):
         emit(
             "scene_done",
@@ -137,27 +161,22 @@ def _reused(state: State, runtime: Runtime[Context]) -> dict:
             reused=True,
             result=results[number].model_dump(mode="json"),
         )
-    return {
-        "results": results,
-        "enhancements": enhancements,
-        "previous": previous,
-        "next_scene": max(results) + 1,
-        **({"anchor": anchor} if anchor else {}),
-    }
+    return {"results": results, "enhancements": enhancements}
 
 
 async def plan(state: State, runtime: Runtime[Context]) -> dict:
     """Scenes from the planner, the caller's explicit scenes or plan; kept scenes copied."""
-    TraceWriter(runtime.context.trace_root, state.generation_id).ensure_writable()
-    emit("run_started", f"generation {state.generation_id}", generation_id=state.generation_id)
+    state = dataclasses.replace(state, generation_id=state.generation_id or new_generation_id())
+    generation_id = _generation_id(state)
+    services = await aservices_for(runtime.context)  # built off the event loop, once per process
+    await asyncio.to_thread(TraceWriter(runtime.context.trace_root, generation_id).ensure_writable)
+    emit("run_started", f"generation {generation_id}", generation_id=generation_id)
     if state.plan is not None:
-        return {**_plan_update(state, runtime, state.plan, []), **_reused(state, runtime)}
+        return {**await _plan_update(state, runtime, state.plan, []), **await _reused(state, runtime)}
     if state.scenes:
-        return _plan_update(state, runtime, _explicit_plan(state), [])
-    storyboard, events = await planner.plan(
-        state.concept, state.target_duration_s, state.num_scenes, llm=services_for(runtime.context).llm
-    )
-    return _plan_update(
+        return await _plan_update(state, runtime, _explicit_plan(state), [])
+    storyboard, events = await planner.plan(state.concept, state.target_duration_s, state.num_scenes, llm=services.llm)
+    return await _plan_update(
         state,
         runtime,
         storyboard,
@@ -170,111 +189,75 @@ async def plan_fallback(state: State, runtime: Runtime[Context], error: NodeErro
     reraise_cancel(error.error)
     if state.plan is not None or state.scenes:
         raise error.error  # the caller's own scenes: replacing them with a planned storyboard would hide the error
+    state = dataclasses.replace(state, generation_id=state.generation_id or new_generation_id())
     storyboard = plan_heuristic(state.concept, state.target_duration_s, state.num_scenes).model_copy(
         update={"source": "fallback"}
     )
     warning = (
         f"planner: LLM failed after {LLM_RETRY.max_attempts} attempts ({error.error}); the heuristic planner answered"
     )
-    update = _plan_update(state, runtime, storyboard, [warning])
-    return Command(update=update, goto=[_enhance_send(state.generation_id, storyboard, s) for s in storyboard.scenes])
+    update = await _plan_update(state, runtime, storyboard, [warning])
+    return Command(update=update, goto=start_scenes(State(**{**state.__dict__, **update})))
 
 
-def _enhance_send(generation_id: str, storyboard: StoryboardPlan, scene: ScenePlan) -> Send:
-    return Send("enhance_scene", EnhanceInput(generation_id=generation_id, scene=scene, markers=storyboard.markers))
-
-
-def enhance_all(state: State) -> list[Send]:
-    """Fan out: one enhancement loop per scene, all at once."""
-    if state.plan is None:
-        raise ValueError("enhancement fans out only after planning")
-    return [
-        _enhance_send(state.generation_id, state.plan, s)
-        for s in state.plan.scenes
-        if s.scene_number not in state.enhancements
-    ]
-
-
-def next_step(state: State) -> Send | Literal["finish"]:
-    """The next scene in order, or the end (all done, or a strict scene failed)."""
-    if state.plan is None:
-        raise ValueError("scenes run only after planning")
-    if state.error is not None or state.next_scene > len(state.plan.scenes):
-        return "finish"
-    scene = state.plan.scenes[state.next_scene - 1]
+def _turn(state: State, plan: StoryboardPlan, scene: ScenePlan) -> Send:
     named = dict.fromkeys([*scene.character_ids, *state.characters])
     characters = [ref for cid in named for ref in state.character_references.get(cid, [])]
-    candidates = [r for r in (state.previous, state.anchor) if r is not None] + characters
-    unique = [r for i, r in enumerate(candidates) if all(r.path != c.path for c in candidates[:i])]
     return Send(
-        "scene",
-        SceneInput(
-            generation_id=state.generation_id,
+        "scene_turn",
+        SceneTurnInput(
+            generation_id=_generation_id(state),
             scene=scene,
-            enhancement=state.enhancements[scene.scene_number],
+            markers=plan.markers,
             base_seed=state.base_seed,
-            candidates=unique,
             anchor=state.anchor,
-            chain_scene=state.previous.scene_number if state.previous else None,
+            characters=characters,
+            kept=dict(state.results),
+            total=len(plan.scenes),
         ),
     )
 
 
-async def gather(state: State, runtime: Runtime[Context]) -> dict:
-    """Join after the concurrent enhancement: record every scene's final prompt."""
-    TraceWriter(runtime.context.trace_root, state.generation_id).summary(summarize(state, runtime.context, "running"))
-    return {}
+def start_scenes(state: State) -> list[Send] | Literal["finish"]:
+    """Fan out: every scene not kept from an earlier generation starts its turn now."""
+    if state.plan is None:
+        raise ValueError("scenes start only after planning")
+    plan = state.plan
+    turns = [_turn(state, plan, s) for s in plan.scenes if s.scene_number not in state.results]
+    return turns or "finish"
 
 
-async def chain(state: State, runtime: Runtime[Context]) -> dict:
-    """The finished scene's winner becomes the next scene's reference."""
-    number = state.next_scene
-    result = state.results[number]
-    update: dict = {"next_scene": number + 1, "warnings": result.warnings}
-    if result.status == "failed":
-        update["error"] = (
-            f"scene {number} failed validation in strict mode: {result.error['error'] if result.error else ''}"
-        )
-    else:
-        winner = winner_reference(result)
-        update["previous"] = winner
-        if state.anchor is None:
-            update["anchor"] = anchor_from(winner)
-    merged = State(**{**state.__dict__, **update, "warnings": [*state.warnings, *result.warnings]})
-    TraceWriter(runtime.context.trace_root, state.generation_id).summary(summarize(merged, runtime.context, "running"))
-    emit(
-        "scene_done",
-        f"scene {number}: {result.status}",
-        scene=number,
-        total=len(state.plan.scenes) if state.plan else None,
-        result=result.model_dump(mode="json"),
-    )
-    return update
+def _strict_failure(state: State) -> str | None:
+    failed = [state.results[k] for k in sorted(state.results) if state.results[k].status == "failed"]
+    if not failed:
+        return None
+    first = failed[0]
+    return f"scene {first.scene_number} failed validation in strict mode: {first.error['error'] if first.error else ''}"
 
 
 async def finish(state: State, runtime: Runtime[Context]) -> dict:
-    status: RunStatus = "failed" if state.error else "completed"
+    """The final summary.json: completed, or failed at the first scene that failed in strict mode."""
+    error = state.error or _strict_failure(state)
+    state = dataclasses.replace(state, error=error)
+    status: RunStatus = "failed" if error else "completed"
     summary = summarize(state, runtime.context, status)
-    TraceWriter(runtime.context.trace_root, state.generation_id).summary(summary)
+    await asyncio.to_thread(TraceWriter(runtime.context.trace_root, _generation_id(state)).summary, summary)
     emit("run_done", f"generation {state.generation_id}: {status}", status=status, elapsed_s=summary.elapsed_s)
-    return {}
+    return {"error": error}
 
 
 builder = StateGraph(State, context_schema=Context, input_schema=InputState, output_schema=OutputState)
 builder.add_node(
-    "plan", stoppable(plan), retry_policy=LLM_RETRY, error_handler=plan_fallback, destinations=("enhance_scene",)
+    "plan",
+    stoppable(plan),
+    retry_policy=LLM_RETRY,
+    error_handler=plan_fallback,  # its Command goes where the conditional edge below would
 )
-builder.add_node("enhance_scene", enhancement_graph)
-builder.add_node("gather", stoppable(gather))
-builder.add_node("scene", scene_graph)
-builder.add_node("chain", stoppable(chain))
+builder.add_node("scene_turn", scene_turn_graph)
 builder.add_node("finish", stoppable(finish))
 builder.add_edge(START, "plan")
-builder.add_conditional_edges("plan", enhance_all, ["enhance_scene"])
-builder.add_edge("enhance_scene", "gather")
-builder.add_conditional_edges("gather", next_step, ["scene", "finish"])
-builder.add_edge("scene", "chain")
-builder.add_conditional_edges("chain", next_step, ["scene", "finish"])
+builder.add_conditional_edges("plan", start_scenes, ["scene_turn", "finish"])
+builder.add_edge("scene_turn", "finish")
 builder.add_edge("finish", END)
 
 graph = builder.compile(name="ImageForge storyboard")

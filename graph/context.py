@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, field_validator
+from pydantic_core import core_schema
 
 from imageforge.agents.settings import LLMSettings
 from imageforge.scoring.settings import ScorerSettings
@@ -113,4 +114,29 @@ class Context:
     )
     should_stop: Callable[[], bool] | None = field(
         default=None, metadata={"description": "Polled at every node start; True cancels the run there."}
+    )
+
+    def __post_init__(self) -> None:
+        # LangGraph builds the context from a JSON object (``langgraph dev``, Studio): Context(**dict).
+        if not isinstance(self.settings, GenerationSettings):
+            self.settings = GenerationSettings.model_validate(self.settings)
+        if not isinstance(self.backends, BackendSettings):
+            self.backends = BackendSettings.model_validate(self.backends)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        """The schema a caller sees (LangGraph Studio's context form): the JSON-able fields only;
+        built backends and the stop callback are set in code."""
+        return core_schema.no_info_after_validator_function(
+            lambda fields: cls(**dict(fields)), handler.generate_schema(ContextFields)
+        )
+
+
+class ContextFields(BaseModel):
+    """The JSON-able part of ``Context``: what LangGraph Studio or an API client may set."""
+
+    settings: GenerationSettings = Field(default_factory=GenerationSettings, description="Validated request settings.")
+    backends: BackendSettings = Field(default_factory=BackendSettings, description="Which backend serves each role.")
+    trace_root: str = Field(
+        "output/reference_image_traces", description="Folder that holds one trace folder per generation."
     )

@@ -4,11 +4,12 @@ Each LLM node retries transient faults (after the client's own retries) through 
 RetryPolicy whose ``retry_on`` names them, since the default policy skips most errors; when
 the retries are spent, the node's error handler lets the heuristic agent answer that step,
 so one failed LLM call never ends a storyboard. Every step writes its trace file as it
-finishes.
+finishes, in a worker thread (file I/O never runs on the event loop).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Literal
 
@@ -26,7 +27,7 @@ from imageforge.graph.cancel import reraise_cancel, stoppable
 from imageforge.graph.context import Context
 from imageforge.graph.events import emit
 from imageforge.graph.selection import best_iteration
-from imageforge.graph.services import services_for
+from imageforge.graph.services import aservices_for
 from imageforge.graph.state import EnhanceInput, EnhanceOutput, EnhanceState
 from imageforge.traces.writer import TraceWriter
 
@@ -45,9 +46,10 @@ def _writer(state: EnhanceState, runtime: Runtime[Context]) -> TraceWriter:
     return TraceWriter(runtime.context.trace_root, state.generation_id)
 
 
-def _draft_update(state: EnhanceState, runtime: Runtime[Context], enhanced, events, started: float) -> dict:
+async def _draft_update(state: EnhanceState, runtime: Runtime[Context], enhanced, events, started: float) -> dict:
     iteration = len(state.iterations) + 1
-    _writer(state, runtime).cinematographer(state.scene.scene_number, iteration, enhanced, events)
+    writer = _writer(state, runtime)
+    await asyncio.to_thread(writer.cinematographer, state.scene.scene_number, iteration, enhanced, events)
     return {"draft": enhanced, "draft_events": events, "draft_started": started}
 
 
@@ -56,7 +58,7 @@ async def cinematographer(state: EnhanceState, runtime: Runtime[Context]) -> dic
     started = time.perf_counter()
     iteration = len(state.iterations) + 1
     if iteration == 1:
-        _writer(state, runtime).original_prompt(state.scene.scene_number, state.scene.prompt)
+        await asyncio.to_thread(_writer(state, runtime).original_prompt, state.scene.scene_number, state.scene.prompt)
     last = state.iterations[-1] if state.iterations else None
     enhanced, events = await cinematographer_agent.enhance(
         state.scene,
@@ -64,9 +66,9 @@ async def cinematographer(state: EnhanceState, runtime: Runtime[Context]) -> dic
         previous=last.enhanced if last else None,
         critique=last.critique if last else None,
         iteration=iteration,
-        llm=services_for(runtime.context).llm,
+        llm=(await aservices_for(runtime.context)).llm,
     )
-    return _draft_update(state, runtime, enhanced, events, started)
+    return await _draft_update(state, runtime, enhanced, events, started)
 
 
 async def cinematographer_fallback(state: EnhanceState, runtime: Runtime[Context], error: NodeError) -> Command:
@@ -79,11 +81,12 @@ async def cinematographer_fallback(state: EnhanceState, runtime: Runtime[Context
         critique=last.critique if last else None,
         iteration=len(state.iterations) + 1,
     ).model_copy(update={"source": "fallback"})
-    update = _draft_update(state, runtime, enhanced, _fallback_events("cinematographer", error), time.perf_counter())
+    events = _fallback_events("cinematographer", error)
+    update = await _draft_update(state, runtime, enhanced, events, time.perf_counter())
     return Command(update=update, goto="prompt_engineer")
 
 
-def _review_update(state: EnhanceState, runtime: Runtime[Context], critique, events) -> dict:
+async def _review_update(state: EnhanceState, runtime: Runtime[Context], critique, events) -> dict:
     assert state.draft is not None, "prompt_engineer runs only after the cinematographer"
     number = len(state.iterations) + 1
     iteration = Iteration(
@@ -94,13 +97,15 @@ def _review_update(state: EnhanceState, runtime: Runtime[Context], critique, eve
         elapsed_s=round(time.perf_counter() - state.draft_started, 4),
     )
     threshold = runtime.context.settings.approval_threshold
-    _writer(state, runtime).prompt_engineer(state.scene.scene_number, number, critique, threshold, events)
+    writer = _writer(state, runtime)
+    await asyncio.to_thread(writer.prompt_engineer, state.scene.scene_number, number, critique, threshold, events)
     emit(
         "enhance_iteration",
         f"scene {state.scene.scene_number}: iteration {number} scored {critique.overall:.1f}",
         scene=state.scene.scene_number,
         iteration=number,
         overall=critique.overall,
+        subject_kept=critique.subject_kept,
         max_iterations=runtime.context.settings.max_enhancement_iterations,
     )
     return {"iterations": [iteration], "draft": None, "draft_events": []}
@@ -110,16 +115,16 @@ async def prompt_engineer(state: EnhanceState, runtime: Runtime[Context]) -> dic
     """Score the draft on five dimensions and critique it."""
     assert state.draft is not None, "prompt_engineer runs only after the cinematographer"
     critique, events = await prompt_engineer_agent.review(
-        state.draft, state.scene, state.markers, llm=services_for(runtime.context).llm
+        state.draft, state.scene, state.markers, llm=(await aservices_for(runtime.context)).llm
     )
-    return _review_update(state, runtime, critique, events)
+    return await _review_update(state, runtime, critique, events)
 
 
 async def prompt_engineer_fallback(state: EnhanceState, runtime: Runtime[Context], error: NodeError) -> Command:
     reraise_cancel(error.error)
     assert state.draft is not None
     critique = critique_heuristic(state.draft, state.scene, state.markers).model_copy(update={"source": "fallback"})
-    update = _review_update(state, runtime, critique, _fallback_events("prompt_engineer", error))
+    update = await _review_update(state, runtime, critique, _fallback_events("prompt_engineer", error))
     return Command(update=update, goto=_route(state.iterations + update["iterations"], runtime.context))
 
 
@@ -138,19 +143,51 @@ def route_after_review(state: EnhanceState, runtime: Runtime[Context]) -> Litera
     return _route(state.iterations, runtime.context)
 
 
+def _faithful_pass(state: EnhanceState, runtime: Runtime[Context], number: int) -> Iteration:
+    """A heuristic version built from the scene's prompt, critiqued and traced like any other."""
+    started = time.perf_counter()
+    enhanced = enhance_heuristic(state.scene, state.markers, iteration=number)
+    enhanced = enhanced.model_copy(
+        update={"addressed": "every version lost the scene's subject: " + enhanced.addressed}
+    )
+    critique = critique_heuristic(enhanced, state.scene, state.markers)
+    event = AgentEvent(
+        agent="prompt_engineer",
+        kind="fallback",
+        detail="every version lost the scene's subject; rebuilt from the scene",
+    )
+    writer = _writer(state, runtime)
+    writer.cinematographer(state.scene.scene_number, number, enhanced, [event])
+    writer.prompt_engineer(state.scene.scene_number, number, critique, runtime.context.settings.approval_threshold, [])
+    return Iteration(
+        iteration=number,
+        enhanced=enhanced,
+        critique=critique,
+        events=[event],
+        elapsed_s=round(time.perf_counter() - started, 4),
+    )
+
+
 async def finalize(state: EnhanceState, runtime: Runtime[Context]) -> dict:
-    """Keep the best-scoring version, not merely the last."""
+    """Keep the best-scoring version, not merely the last, and never one that lost the subject.
+
+    When every version lost the scene's subject (an LLM that kept drifting), a heuristic pass
+    from the scene's own prompt, which names it, is added and kept instead.
+    """
     settings = runtime.context.settings
     last = state.iterations[-1]
+    iterations = list(state.iterations)
+    if not any(i.critique.subject_kept for i in iterations):
+        iterations.append(await asyncio.to_thread(_faithful_pass, state, runtime, len(iterations) + 1))
     result = EnhancementResult(
         scene_number=state.scene.scene_number,
         original_prompt=state.scene.prompt,
-        iterations=state.iterations,
-        best_iteration=best_iteration(state.iterations),
+        iterations=iterations,
+        best_iteration=best_iteration(iterations),
         approval_threshold=settings.approval_threshold,
         stop_reason="approved" if last.critique.overall >= settings.approval_threshold else "max_iterations",
     )
-    _writer(state, runtime).enhancement(result)
+    await asyncio.to_thread(_writer(state, runtime).enhancement, result)
     emit(
         "enhance_done",
         f"scene {result.scene_number}: kept iteration {result.best_iteration} at {result.best.critique.overall:.1f}",
@@ -169,14 +206,12 @@ builder.add_node(
     stoppable(cinematographer),
     retry_policy=LLM_RETRY,
     error_handler=cinematographer_fallback,
-    destinations=("prompt_engineer",),
 )
 builder.add_node(
     "prompt_engineer",
     stoppable(prompt_engineer),
     retry_policy=LLM_RETRY,
     error_handler=prompt_engineer_fallback,
-    destinations=("cinematographer", "finalize"),
 )
 builder.add_node("finalize", stoppable(finalize))
 builder.add_edge(START, "cinematographer")

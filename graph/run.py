@@ -7,6 +7,7 @@ failed or cancelled), so a trace never claims to be running when nothing runs it
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import logging
@@ -164,8 +165,8 @@ async def run_storyboard(
                     if inspect.isawaitable(result):
                         await result
     except RunCancelled:
-        return _finalize(context, request, "cancelled", None)
+        return await asyncio.to_thread(_finalize, context, request, "cancelled", None)
     except Exception as exc:  # the run failed: record it, keep what was finished
         logger.exception("generation %s failed", request.generation_id)
-        return _finalize(context, request, "failed", f"{type(exc).__name__}: {exc}")
-    return read_summary(context.trace_root, request.generation_id)
+        return await asyncio.to_thread(_finalize, context, request, "failed", f"{type(exc).__name__}: {exc}")
+    return await asyncio.to_thread(read_summary, context.trace_root, request.generation_id)

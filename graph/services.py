@@ -7,6 +7,7 @@ are read) and pass them in the run context.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,19 +46,20 @@ _cache: dict[tuple[BackendSettings, str | None, int], Services] = {}
 _lock = threading.Lock()
 
 
-def build_services(backends: BackendSettings, *, api_key: str | None = None) -> Services:
+def build_services(backends: BackendSettings, *, api_key: str | None = None, owner: int | None = None) -> Services:
     """Build (or reuse) the backends for these settings.
 
     Reused per thread: an event loop lives in one thread, and the chat model's async HTTP
     client belongs to the loop that first used it (the service runs jobs on a loop of their
     own). Model weights are shared regardless: generators and scorers load them once per
-    process through tools.model_cache.
+    process through tools.model_cache. ``owner`` names the thread whose event loop will use
+    them (default: the calling thread), so they can be built in a worker thread for a loop.
     """
     from imageforge.agents.chat_model import describe_llm, load_chat_model
     from imageforge.scoring.factory import build_scorers
     from imageforge.tools.factory import build_generator
 
-    key = (backends, api_key, threading.get_ident())
+    key = (backends, api_key, threading.get_ident() if owner is None else owner)
     with _lock:
         if key in _cache:
             return _cache[key]
@@ -81,4 +83,16 @@ def build_services(backends: BackendSettings, *, api_key: str | None = None) -> 
 
 
 def services_for(context: Context) -> Services:
+    """The run's backends; blocking when they are not built yet (see ``aservices_for``)."""
     return context.services if context.services is not None else build_services(context.backends)
+
+
+async def aservices_for(context: Context) -> Services:
+    """The run's backends, built in a worker thread when this loop has none yet: loading models
+    reads files and must not block the event loop (``langgraph dev`` refuses it)."""
+    if context.services is not None:
+        return context.services
+    built = _cache.get((context.backends, None, threading.get_ident()))  # a dict read needs no lock
+    if built is not None:
+        return built
+    return await asyncio.to_thread(build_services, context.backends, owner=threading.get_ident())

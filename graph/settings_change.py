@@ -129,7 +129,7 @@ def apply_settings_change(overrides: dict[str, Any], change: ChangeSettingsArgs)
             + "; ".join(problems)
             + ". Nothing changed; current settings: "
             + describe_settings(current)
-            + "."
+            + ". Which value do you want instead?"
         ) from exc
     changed = {
         name: (getattr(current, name), getattr(settings, name))

@@ -37,8 +37,13 @@ def merge(left: dict[K, V] | None, right: dict[K, V] | None) -> dict[K, V]:
 # Storyboard ------------------------------------------------------------------------------
 @dataclass(kw_only=True)
 class InputState:
-    generation_id: str = field(metadata={"description": "Names the trace folder and the checkpoint thread."})
     concept: str = field(metadata={"description": "What the storyboard is about."})
+    generation_id: str | None = field(
+        default=None,
+        metadata={
+            "description": "Names the trace folder (and, for the service, the checkpoint thread); made when absent."
+        },
+    )
     target_duration_s: float | None = field(
         default=None, metadata={"description": "Video length; sets the scene count."}
     )
@@ -70,9 +75,7 @@ class State(InputState):
     started_at: str | None = None
     enhancements: Annotated[dict[int, EnhancementResult], merge] = field(default_factory=dict)
     results: Annotated[dict[int, SceneResult], merge] = field(default_factory=dict)
-    anchor: ReferenceImage | None = field(default=None, metadata={"description": "The user image or scene 1's winner."})
-    previous: ReferenceImage | None = field(default=None, metadata={"description": "The last scene's winner."})
-    next_scene: int = 1
+    anchor: ReferenceImage | None = field(default=None, metadata={"description": "The user image, when given."})
     warnings: Annotated[list[str], operator.add] = field(default_factory=list)
     plan_events: list[AgentEvent] = field(
         default_factory=list, metadata={"description": "The planner's LLM calls, retries and fallbacks."}
@@ -82,11 +85,46 @@ class State(InputState):
 
 @dataclass(kw_only=True)
 class OutputState:
-    generation_id: str
+    generation_id: str | None = None
     plan: StoryboardPlan | None = None
     results: dict[int, SceneResult] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+
+
+# One scene's whole way: enhance, wait for the previous winner, generate --------------------
+@dataclass(kw_only=True)
+class SceneTurnInput:
+    generation_id: str
+    scene: ScenePlan
+    markers: ConsistencyMarkers
+    base_seed: int
+    anchor: ReferenceImage | None = field(default=None, metadata={"description": "The user image, when given."})
+    characters: list[ReferenceImage] = field(
+        default_factory=list, metadata={"description": "References of the characters this scene names."}
+    )
+    kept: dict[int, SceneResult] = field(
+        default_factory=dict, metadata={"description": "Scenes kept from an earlier generation (derive)."}
+    )
+    total: int = 0
+
+
+@dataclass(kw_only=True)
+class SceneTurnState(SceneTurnInput):
+    enhancements: Annotated[dict[int, EnhancementResult], merge] = field(default_factory=dict)
+    enhancement: EnhancementResult | None = None
+    candidates: list[ReferenceImage] = field(default_factory=list)
+    chain_scene: int | None = None
+    blocked: str | None = field(default=None, metadata={"description": "Why this scene did not generate."})
+    results: Annotated[dict[int, SceneResult], merge] = field(default_factory=dict)
+    warnings: Annotated[list[str], operator.add] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class SceneTurnOutput:
+    enhancements: Annotated[dict[int, EnhancementResult], merge] = field(default_factory=dict)
+    results: Annotated[dict[int, SceneResult], merge] = field(default_factory=dict)
+    warnings: Annotated[list[str], operator.add] = field(default_factory=list)
 
 
 # Enhancement loop (one scene) --------------------------------------------------------------

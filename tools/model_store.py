@@ -10,6 +10,12 @@ huggingface_hub does the work: ``snapshot_download`` fetches with allow/ignore p
 with ``local_files_only=True``, finds a snapshot and checks it against the listing it cached;
 ``scan_cache_dir`` measures it. Added here: which files to fetch (``pull_patterns``) and a
 layout rule huggingface_hub has no notion of (every component a model needs has weights).
+
+Revisions are pinned: ``pull`` records the commit it fetched (the snapshot folder's name is the
+commit hash) in ``HF_HOME/imageforge/revisions.json``, and every lookup here (so every loader,
+through ``tools.model_cache.resolve_weights``) reads that commit, not whatever ``main`` points
+at now. ``imageforge models pull NAME --revision REV`` fetches and pins a given branch, tag or
+commit.
 """
 
 from __future__ import annotations
@@ -52,7 +58,10 @@ __all__ = [
     "plan_pull",
     "pull",
     "pull_patterns",
+    "recorded_revision",
+    "recorded_revisions",
     "remote_size",
+    "revisions_file",
     "select_files",
     "weights_variant",
 ]
@@ -369,6 +378,7 @@ def _complete_snapshot(repo: ModelRepo) -> Path | None:
     from huggingface_hub import get_cached_repo_tree
     from huggingface_hub.errors import CachedRepoTreeNotFoundError
 
+    repo = _pinned(repo)
     try:
         listing = get_cached_repo_tree(repo.repo_id, revision=repo.revision, cache_dir=hub_cache_dir())
         patterns = pull_patterns(repo, [entry.path for entry in listing])
@@ -380,6 +390,37 @@ def _complete_snapshot(repo: ModelRepo) -> Path | None:
     if repo.install_as is not None and (hf_home() / repo.install_as).is_file():
         return hf_home() / repo.install_as
     return None
+
+
+def revisions_file() -> Path:
+    """Where ``pull`` records the commit it fetched of each repository."""
+    return hf_home() / "imageforge" / "revisions.json"
+
+
+def recorded_revisions() -> dict[str, str]:
+    """Repository id -> the commit ``pull`` fetched last; empty when nothing was pulled."""
+    try:
+        data = json.loads(revisions_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def recorded_revision(repo_id: str) -> str | None:
+    """The commit of ``repo_id`` that ``pull`` fetched (and loaders read), or None."""
+    return recorded_revisions().get(repo_id)
+
+
+def _record_revision(repo_id: str, commit: str) -> None:
+    revisions = recorded_revisions()
+    revisions[repo_id] = commit
+    atomic_write_bytes(revisions_file(), (json.dumps(revisions, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def _pinned(repo: ModelRepo) -> ModelRepo:
+    """``repo`` at the commit recorded for it, when one was."""
+    commit = recorded_revision(repo.repo_id)
+    return repo if commit is None or commit == repo.revision else repo.model_copy(update={"revision": commit})
 
 
 def _catalogued_repo(repo_id: str) -> ModelRepo | None:
@@ -405,7 +446,7 @@ def local_model_path(name_or_path: str, kind: FolderKind | None = None) -> Path 
         return folder if _is_complete(folder, ModelRepo(repo_id=name_or_path, kind=kind or _layout(folder))) else None
     repo = _catalogued_repo(name_or_path) if kind is None else None
     if repo is None:
-        snapshot = local_snapshot(name_or_path)
+        snapshot = local_snapshot(name_or_path, recorded_revision(name_or_path) or "main")
         if snapshot is None:
             return None
         repo = ModelRepo(repo_id=name_or_path, kind=kind or _layout(snapshot))
@@ -567,7 +608,12 @@ def _online_api(api: HfApi | None, what: str) -> HfApi:
 
 
 def _hub_error(exc: BaseException, repo_id: str, endpoint: str) -> HubError:
-    from huggingface_hub.errors import GatedRepoError, OfflineModeIsEnabled, RepositoryNotFoundError
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     if isinstance(exc, OfflineModeIsEnabled):
         return _offline(repo_id)
@@ -575,6 +621,8 @@ def _hub_error(exc: BaseException, repo_id: str, endpoint: str) -> HubError:
         return HubError(
             f"{repo_id} is gated: accept its licence on the Hub and log in (`hf auth login`), then pull again."
         )
+    if isinstance(exc, RevisionNotFoundError):
+        return HubError(f"{repo_id} has no such revision (branch, tag or commit) on {endpoint}.")
     if isinstance(exc, RepositoryNotFoundError):
         return HubError(f"{repo_id} was not found on {endpoint} (or it is private and you are not logged in).")
     return HubError(f"Cannot reach the Hugging Face Hub at {endpoint} for {repo_id}: {exc}")
@@ -615,12 +663,25 @@ def remote_size(repo_id: str, *, api: HfApi | None = None) -> int:
     return _plan_repo(repo, client).size_bytes if repo else sum(_listing(repo_id, "main", client).values())
 
 
-def plan_pull(name: str, *, api: HfApi | None = None) -> PullPlan:
+def plan_pull(name: str, *, api: HfApi | None = None, revisions: dict[str, str] | None = None) -> PullPlan:
     """What ``pull(name)`` would fetch and its size, from the hub's file listing (network).
-    ``ValueError`` for an unknown name, ``HubError`` when offline or the hub cannot answer."""
+
+    ``revisions`` (repository id -> branch, tag or commit) fetches those instead of the
+    catalogue's revision. ``ValueError`` for an unknown name or a revision for a repository
+    the set does not hold, ``HubError`` when offline or the hub cannot answer.
+    """
     model_set = get_model_set(name)
+    revisions = revisions or {}
+    unknown = sorted(set(revisions) - {repo.repo_id for repo in model_set.repos})
+    if unknown:
+        held = ", ".join(repo.repo_id for repo in model_set.repos)
+        raise ValueError(f"{model_set.name} holds {held}, not {', '.join(unknown)}.")
+    repos = [
+        repo.model_copy(update={"revision": revisions[repo.repo_id]}) if repo.repo_id in revisions else repo
+        for repo in model_set.repos
+    ]
     client = _online_api(api, model_set.name)
-    return PullPlan(name=model_set.name, repos=[_plan_repo(repo, client) for repo in model_set.repos])
+    return PullPlan(name=model_set.name, repos=[_plan_repo(repo, client) for repo in repos])
 
 
 def _verify_sha256(path: Path, repo: ModelRepo) -> None:
@@ -656,7 +717,8 @@ def pull(
     ``progress`` is a tqdm class for the byte progress bars (huggingface_hub's default bars
     when None). Files already in the cache are not fetched again. A file with ``sha256`` is
     verified after the download (``HubError`` when it differs); one with ``install_as`` is
-    also copied there.
+    also copied there. The commit fetched (the snapshot folder's name) is recorded
+    (``recorded_revision``), and lookups and loaders read that commit from then on.
     """
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HTTPError
@@ -688,5 +750,6 @@ def pull(
             _verify_sha256(folder / repo.filename, repo)
         if repo is not None and repo.install_as is not None and repo.filename is not None:
             atomic_write_bytes(hf_home() / repo.install_as, (folder / repo.filename).read_bytes())
+        _record_revision(planned.repo_id, folder.name)  # snapshots/<commit hash>
         paths.append(folder)
     return paths

@@ -33,6 +33,7 @@ __all__ = [
     "atomic_write_bytes",
     "image_digest",
     "load_image",
+    "private_dirs",
     "save_png",
     "save_pngs",
 ]
@@ -47,14 +48,28 @@ class InvalidImageError(ValueError):
     """A file that cannot be used as an image: missing, not an image, truncated or too large."""
 
 
+def private_dirs(folder: Path) -> Path:
+    """Create ``folder`` and its missing parents owner-only (0700). ``Path.mkdir`` and
+    ``os.makedirs`` give only the last folder the mode; the ones between get 0755."""
+    missing = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for each in reversed(missing):
+        each.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = False) -> Path:
     """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one.
 
     The temporary file lives in the target's folder because ``os.replace`` is atomic only
-    within one file system. Missing parent folders are created. ``durable`` adds fsyncs.
+    within one file system. Missing parent folders are created owner-only (0700); the file is
+    0600 (``mkstemp``'s mode, kept by the rename). ``durable`` adds fsyncs.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dirs(target.parent)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -79,7 +94,7 @@ def atomic_copy(source: str | os.PathLike[str], path: str | os.PathLike[str]) ->
     where links are not supported the bytes are copied.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dirs(target.parent)
     tmp_name = target.parent / f".{target.name}.{os.getpid()}.{id(target)}.tmp"
     try:
         os.link(source, tmp_name)

@@ -3,7 +3,8 @@
 Every file is written to a temporary name and renamed into place (tools.storage), so a
 crash or a SIGKILL leaves either the previous version or the new one, never half a file.
 Files are written by the node that produced their content, so a run that dies midway still
-leaves a readable trace of everything it finished.
+leaves a readable trace of everything it finished. Folders are created 0700 and files 0600:
+only the service's own user reads a trace.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from imageforge.agents.schemas import AgentEvent, Critique, EnhancedPrompt, EnhancementResult
-from imageforge.tools.storage import atomic_copy, atomic_write_bytes
+from imageforge.tools.storage import atomic_copy, atomic_write_bytes, private_dirs
 from imageforge.traces import layout
 from imageforge.traces.schemas import RunSummary, SceneResult
 
 
 def write_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dirs(path.parent)
     atomic_write_bytes(path, text.encode("utf-8"))
     return path
 
@@ -59,6 +60,17 @@ def render_enhanced(enhanced: EnhancedPrompt, iteration: int, events: list[Agent
     )
 
 
+def _subject_line(critique: Critique) -> str:
+    """The faithfulness check: a version that lost the scene's subject fails whatever its scores."""
+    check = critique.subject_check
+    if check is not None:
+        verdict = "kept" if check.kept else "LOST, so this version fails whatever its scores"
+        return f"Subject check: {verdict} ({check.detail})"
+    if critique.subject_kept:
+        return "Subject check: kept (the prompt engineer's faithfulness item)"
+    return "Subject check: LOST (the prompt engineer's faithfulness item), so this version fails whatever its scores"
+
+
 def render_critique(critique: Critique, iteration: int, threshold: float, events: list[AgentEvent]) -> str:
     verdict = "APPROVED" if critique.overall >= threshold else "below threshold, another pass requested"
     scores = "\n".join(
@@ -68,7 +80,8 @@ def render_critique(critique: Critique, iteration: int, threshold: float, events
     suggestions = "\n".join(f"- {s}" for s in critique.suggestions) or "- (none)"
     return (
         f"Agent 2 (prompt engineer), iteration {iteration}, source: {critique.source}\n"
-        f"Overall: {critique.overall:.1f} (approval threshold {threshold:g}): {verdict}\n\n"
+        f"Overall: {critique.overall:.1f} (approval threshold {threshold:g}): {verdict}\n"
+        f"{_subject_line(critique)}\n\n"
         f"Scores:\n{scores}\n\nCritique:\n{critique.critique}\n\nSuggestions:\n{suggestions}\n"
         f"{_events_block(events)}"
     )
@@ -85,8 +98,12 @@ class TraceWriter:
         return self.root / f"scene_{scene_number}"
 
     def ensure_writable(self) -> None:
-        """Fail early, before any work, when the trace folder cannot be written."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Fail early, before any work, when the trace folder cannot be written.
+
+        The folder is owner-only (0700; the files in it are 0600, ``atomic_write_bytes``): a
+        trace holds a user's prompts and images.
+        """
+        private_dirs(self.root)
         probe = self.root / ".write-probe"
         probe.write_bytes(b"")
         probe.unlink()

@@ -1,4 +1,5 @@
-"""The service's commands: ``imageforge serve``, ``imageforge users create``, ``imageforge token``.
+"""The service's commands: ``imageforge serve``, ``imageforge users create|deactivate|delete|password``,
+``imageforge token``.
 
 ``register(app)`` mounts them on the main typer app (``api/cli/__init__.py``). Settings come from the
 environment and ``.env`` like the server's, so a user created here is a user of the server
@@ -7,6 +8,7 @@ that uses the same database.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated
 
@@ -19,7 +21,7 @@ from imageforge.api.core.db import create_db_engine, init_db
 from imageforge.api.core.logging import log_config
 from imageforge.api.core.security import create_access_token
 from imageforge.api.crud import user as crud
-from imageforge.api.models.user import UserCreate
+from imageforge.api.models.user import User, UserCreate
 
 __all__ = ["register", "serve", "token", "users_app"]
 
@@ -80,11 +82,15 @@ def create_user(
     password: Annotated[
         str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters.")
     ],
+    admin: Annotated[
+        bool,
+        typer.Option("--admin", help="An administrator: sees deployment details (/health) and may run deep checks."),
+    ] = False,
 ) -> None:
     """Register a user in the service's database."""
     settings = _settings()
     try:
-        user_create = UserCreate.model_validate({"email": email, "password": password})
+        user_create = UserCreate.model_validate({"email": email, "password": password, "is_superuser": admin})
     except ValidationError as exc:
         messages = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
         typer.echo(f"Invalid user: {messages}", err=True)
@@ -99,7 +105,7 @@ def create_user(
         raise typer.Exit(1) from exc
     finally:
         engine.dispose()
-    typer.echo(f"Created user {user.id}: {user.email}")
+    typer.echo(f"Created {'administrator' if user.is_superuser else 'user'} {user.public_id}: {user.email}")
 
 
 def token(
@@ -122,7 +128,74 @@ def token(
         typer.echo("Incorrect email or password, or an inactive user.", err=True)
         raise typer.Exit(1)
     lifetime = timedelta(minutes=expires_minutes) if expires_minutes is not None else None
-    typer.echo(create_access_token(user.id, settings, expires_delta=lifetime))  # type: ignore[arg-type]
+    typer.echo(create_access_token(user, settings, expires_delta=lifetime))
+
+
+def _change_user(email: str, change: Callable[[Session, User], str]) -> None:
+    """Apply ``change`` to the user with this e-mail and print what it says; exit 2 when there is
+    no such user."""
+    settings = _settings()
+    engine = create_db_engine(settings)
+    try:
+        init_db(engine)
+        with Session(engine) as session:
+            user = crud.get_user_by_email(session=session, email=email)
+            if user is None:
+                typer.echo(f"No user with the e-mail {email!r}.", err=True)
+                raise typer.Exit(2)
+            typer.echo(change(session, user))
+    finally:
+        engine.dispose()
+
+
+EmailOption = Annotated[str, typer.Option(help="The user's e-mail address.")]
+
+
+@users_app.command("deactivate")
+def deactivate_user(email: EmailOption) -> None:
+    """Stop a user from signing in; every token they hold stops working at once."""
+
+    def change(session: Session, user: User) -> str:
+        crud.deactivate_user(session=session, user=user)
+        return f"Deactivated {email}; their tokens are revoked."
+
+    _change_user(email, change)
+
+
+@users_app.command("delete")
+def delete_user(
+    email: EmailOption,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a user's account: e-mail, password and tokens. Their generations stay, owned by an
+    anonymous tombstone, until retention removes them."""
+    if not yes:
+        typer.confirm(f"Delete the account {email}?", abort=True)
+
+    def change(session: Session, user: User) -> str:
+        crud.delete_user(session=session, user=user)
+        return f"Deleted {email}; their tokens are revoked."
+
+    _change_user(email, change)
+
+
+@users_app.command("password")
+def set_password(
+    email: EmailOption,
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters.")
+    ],
+) -> None:
+    """Set a user's password; every token issued before stops working at once."""
+    if not 8 <= len(password) <= 128:
+        typer.echo("Invalid password: it must have 8 to 128 characters.", err=True)
+        raise typer.Exit(2)
+
+    def change(session: Session, user: User) -> str:
+        crud.set_password(session=session, user=user, password=password)
+        return f"Changed the password of {email}; their older tokens are revoked."
+
+    _change_user(email, change)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imageforge.agents.settings import LLMSettings
 from imageforge.agents.usage import DEFAULT_PRICES, ModelPrice
+from imageforge.api.core.throttle import check_rate
 from imageforge.graph.context import BackendSettings
 from imageforge.scoring.settings import ScorerSettings
 from imageforge.tools.settings import GeneratorSettings
@@ -91,11 +92,61 @@ class Settings(BaseSettings):
     workers: int = Field(2, ge=1, le=64, description="Storyboards that run at the same time.")
     queue_size: int = Field(100, ge=1, le=100_000, description="Jobs that may wait; a full queue answers 429.")
     retry_after_s: int = Field(30, ge=1, description="Retry-After sent with a 429.")
+    max_jobs_per_user: int = Field(
+        4, ge=1, le=10_000, description="One user's queued plus running jobs; more answers 429 (fair admission)."
+    )
+    smart_image_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        le=86_400,
+        description="How long a smart-image request waits for its job; then it is cancelled (504).",
+    )
+    broker_url: str | None = Field(
+        None,
+        description="redis://host:6379/0 switches to distributed execution: the API runs no job, "
+        "`imageforge worker` processes (Celery) do; unset: jobs run inside `imageforge serve`.",
+    )
+    broker_visibility_timeout_s: int = Field(
+        6 * 3600,
+        ge=60,
+        description="Seconds before Redis hands an unacknowledged job to another worker; longer than the "
+        "longest job. Only a backstop: a lost worker's job is re-queued by its stopped heartbeat in seconds.",
+    )
+    lease_ttl_s: float = Field(
+        15.0, gt=0, description="A running job's lease in Redis expires this long after its worker's last heartbeat."
+    )
+    heartbeat_interval_s: float = Field(
+        3.0, gt=0, description="How often a worker renews its leases, publishes its presence and polls cancels."
+    )
+    max_worker_losses: int = Field(
+        3, ge=1, le=100, description="A job whose worker died this many times while running it is failed."
+    )
 
     # Uploads ---------------------------------------------------------------------------------
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest accepted reference image file.")
     max_image_pixels: int = Field(
-        40_000_000, ge=64 * 64, description="Largest accepted width x height; guards against decompression bombs."
+        4096 * 4096,
+        ge=64 * 64,
+        description="Largest accepted width x height (16.7 MP: any camera photo up to 4096x4096), checked from the "
+        "header before decoding; bounds one decode to about 67 MB of RGBA.",
+    )
+    upload_max_side: int = Field(
+        2048,
+        ge=64,
+        le=16384,
+        description="Uploads are reduced to this long edge while decoding (the largest frame a run renders).",
+    )
+    upload_decode_concurrency: int = Field(
+        2, ge=1, le=64, description="Uploaded images decoded at the same time; the rest wait their turn."
+    )
+    user_storage_quota_bytes: int = Field(
+        2 * 1024**3,
+        ge=0,
+        description="Bytes of traces and uploads one user may keep (2 GiB), on top of retention; a submission or "
+        "upload once it is reached answers 413. 0 turns the quota off.",
+    )
+    storage_quota_cache_s: float = Field(
+        30.0, ge=0, description="How long one measurement of a user's stored bytes is reused by the quota check."
     )
     max_batch_items: int = Field(50, ge=1, le=1000, description="Storyboards per batch request.")
 
@@ -107,6 +158,16 @@ class Settings(BaseSettings):
     jwt_private_key_path: Path | None = Field(None, description="RS256: PEM private key that signs tokens.")
     jwt_public_key_path: Path | None = Field(None, description="RS256: PEM public key that verifies tokens.")
     access_token_expire_minutes: int = Field(60 * 24, ge=1, description="Lifetime of an access token.")
+    login_limit_per_account: Annotated[str, AfterValidator(check_rate)] = Field(
+        "10/minute",
+        description="Login attempts one e-mail address may make (a `limits` rate: `10/minute`, `50/hour`); "
+        "more answer 429 with Retry-After. A successful login resets the count.",
+    )
+    login_limit_per_address: Annotated[str, AfterValidator(check_rate)] = Field(
+        "30/minute",
+        description="Login attempts one client address may make, over all accounts; more answer 429. "
+        "Counted in Redis when IMAGEFORGE_BROKER_URL is set, else in the process.",
+    )
 
     # Backends: each layer's own settings, nested (IMAGEFORGE_LLM__BASE_URL, IMAGEFORGE_GENERATOR__MODEL,
     # IMAGEFORGE_SCORING__SCORERS, ...). A request may pick among backend names, never URLs or paths.
@@ -146,14 +207,8 @@ class Settings(BaseSettings):
         description="Typical seconds per agent call per LLM backend.",
     )
 
-    gil_switch_interval_s: float = Field(
-        0.001, gt=0, le=0.1, description="Python's thread switch interval; shorter favours request latency over jobs."
-    )
     status_cache_entries: int = Field(
         512, ge=1, description="Status documents kept in memory between polls (invalidated on every change)."
-    )
-    user_cache_ttl_s: float = Field(
-        30.0, ge=0, description="How long a verified user counts as active without a database lookup."
     )
 
     # Health and metrics ----------------------------------------------------------------------
@@ -196,6 +251,17 @@ class Settings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"jwt_algorithm RS256 needs {' and '.join(missing)} (PEM files).")
+
+    def check_execution(self) -> None:
+        """Refuse distributed execution on SQLite: the API and the workers share users,
+        generations and checkpoints, and a SQLite file cannot be shared between machines."""
+        if self.broker_url and not self.is_postgres:
+            raise ValueError(
+                "IMAGEFORGE_BROKER_URL (distributed workers) needs PostgreSQL: set "
+                "IMAGEFORGE_DATABASE_URL=postgresql+psycopg://user:password@host/db, or unset the broker URL."
+            )
+        if self.broker_url and self.heartbeat_interval_s >= self.lease_ttl_s:
+            raise ValueError("IMAGEFORGE_HEARTBEAT_INTERVAL_S must be shorter than IMAGEFORGE_LEASE_TTL_S.")
 
     @property
     def effective_database_url(self) -> str:

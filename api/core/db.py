@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine, text
 
 from imageforge.api.core.config import Settings
+from imageforge.api.core.migrations import upgrade_schema
 from imageforge.api.models import character, conversation, generation, preset, user  # noqa: F401  (registers the tables)
+from imageforge.tools.storage import private_dirs
 
 __all__ = ["create_db_engine", "init_db", "ping", "session_scope", "sqlalchemy_url"]
 
@@ -35,11 +39,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _owner_only_sqlite(url: str) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would use 0644 and the umask); its
+    ``-wal`` and ``-shm`` files take the database file's mode. A file an older version left
+    world-readable (it holds password hashes) is tightened."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    private_dirs(path.parent)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+
+
 def create_db_engine(settings: Settings) -> Engine:
     url = sqlalchemy_url(settings.effective_database_url)
     if url.startswith("sqlite"):
         if settings.database_url is None:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dirs(settings.data_dir)
+        _owner_only_sqlite(url)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 10}, pool_size=20, max_overflow=20
         )
@@ -57,6 +76,7 @@ def create_db_engine(settings: Settings) -> Engine:
 
 def init_db(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
+    upgrade_schema(engine)  # columns added since a table was created
 
 
 def ping(engine: Engine) -> bool:

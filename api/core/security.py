@@ -1,10 +1,12 @@
-"""Passwords, access tokens and the cache of active users.
+"""Passwords and access tokens.
 
 Passwords are hashed with argon2id through pwdlib. Hashes written by earlier versions
 (``scrypt$n$r$p$salt$hash``, the standard library's scrypt) still verify, and
 :func:`verify_and_update` hands back an argon2 replacement when one does, so a login
 upgrades the stored hash. Tokens are JWTs: HS256 with the secret from settings, or RS256
-with PEM key files, chosen by ``Settings.jwt_algorithm``.
+with PEM key files, chosen by ``Settings.jwt_algorithm``. A token names its user by a random
+public id and carries the user's token version, which deactivation, a password change or a
+delete makes stale: the caller's deps check it against the database on every request.
 """
 
 from __future__ import annotations
@@ -12,16 +14,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import threading
-import time
-from collections.abc import Callable
+import re
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Protocol
 
 import jwt
-from cachetools import TTLCache
 from pwdlib import PasswordHash
 from pwdlib.exceptions import UnknownHashError
 from pwdlib.hashers.argon2 import Argon2Hasher
@@ -30,15 +31,15 @@ from imageforge.api.core.config import Settings
 
 __all__ = [
     "InvalidTokenError",
-    "UserCache",
+    "TokenClaims",
+    "TokenSubject",
     "create_access_token",
     "decode_access_token",
     "hash_password",
     "verify_and_update",
+    "verify_dummy",
     "verify_password",
 ]
-
-V = TypeVar("V")
 
 _password_hash = PasswordHash((Argon2Hasher(),))
 _LEGACY_SCRYPT = "scrypt$"
@@ -89,11 +90,26 @@ def verify_and_update(password: str, hashed: str) -> tuple[bool, str | None]:
     try:
         return _password_hash.verify_and_update(password, hashed)
     except UnknownHashError:
+        verify_dummy(password)  # the same work as a real hash: timing must not single this user out
         return False, None
 
 
 def verify_password(password: str, hashed: str) -> bool:
     return verify_and_update(password, hashed)[0]
+
+
+_dummy_hashes: dict[int, str] = {}
+
+
+def verify_dummy(password: str) -> None:
+    """The work of a real verification, against a hash no password matches. A login for an
+    unknown e-mail runs it so that it takes as long as one for a known e-mail: the answer's
+    timing must not tell which addresses have accounts."""
+    hasher = _password_hash
+    dummy = _dummy_hashes.get(id(hasher))
+    if dummy is None:
+        dummy = _dummy_hashes.setdefault(id(hasher), hasher.hash(uuid.uuid4().hex))
+    hasher.verify(password, dummy)
 
 
 # Tokens ------------------------------------------------------------------------------------
@@ -118,50 +134,76 @@ def _verifying_key(settings: Settings) -> str:
     return _read_key(settings.jwt_public_key_path)
 
 
-def create_access_token(subject: str | int, settings: Settings, *, expires_delta: timedelta | None = None) -> str:
+class TokenSubject(Protocol):
+    """What a token names: the user's random public id and their current token version."""
+
+    @property
+    def public_id(self) -> str: ...
+
+    @property
+    def token_version(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    subject: str
+    version: int
+    jti: str
+    issued_at: datetime
+
+
+_PUBLIC_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def create_access_token(user: TokenSubject, settings: Settings, *, expires_delta: timedelta | None = None) -> str:
+    """A JWT naming the user by public id (``sub``) and token version (``ver``), with its own
+    id (``jti``) and issue time (``iat``). Raising the user's version revokes it."""
     now = datetime.now(UTC)
     lifetime = expires_delta if expires_delta is not None else timedelta(minutes=settings.access_token_expire_minutes)
-    payload = {"sub": str(subject), "iat": now, "exp": now + lifetime, "type": "access"}
+    payload = {
+        "sub": user.public_id,
+        "ver": user.token_version,
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + lifetime,
+        "type": "access",
+    }
     return jwt.encode(payload, _signing_key(settings), algorithm=settings.jwt_algorithm)
 
 
-def decode_access_token(token: str, settings: Settings) -> str:
-    """The token's subject (a user id), or ``InvalidTokenError`` saying why not."""
+def _reason(exc: jwt.PyJWTError) -> str:
+    """Why a token was refused, in the caller's terms (never PyJWT's own message)."""
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        return "the token has expired; sign in again"
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        return "the token is not valid yet"
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return "the token was not signed by this server"
+    if isinstance(exc, jwt.InvalidAlgorithmError):
+        return "the token is signed with an algorithm this server does not accept"
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"the token lacks the {exc.claim!r} claim"
+    if isinstance(exc, jwt.DecodeError):
+        return "the token is malformed"
+    return "the token is not valid"
+
+
+def decode_access_token(token: str, settings: Settings) -> TokenClaims:
+    """The token's claims, or ``InvalidTokenError`` saying why not (in words fit for a 401)."""
     try:
         payload = jwt.decode(
             token,
             _verifying_key(settings),
             algorithms=[settings.jwt_algorithm],
-            options={"require": ["exp", "sub"]},
+            options={"require": ["exp", "iat", "sub", "jti"]},
         )
     except jwt.PyJWTError as exc:
-        raise InvalidTokenError(f"invalid token: {exc}") from exc
+        raise InvalidTokenError(_reason(exc)) from exc
     if payload.get("type") != "access":
-        raise InvalidTokenError("invalid token: not an access token")
-    return str(payload["sub"])
-
-
-# Active users ------------------------------------------------------------------------------
-class UserCache(Generic[V]):
-    """Users found active by a lookup, kept for ``ttl_s`` seconds by id (a cachetools ``TTLCache``).
-
-    Tokens are still verified on every request; this only saves the user lookup, so a user
-    deactivated in the database loses access within ``ttl_s``.
-    """
-
-    def __init__(
-        self, *, ttl_s: float = 30.0, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        if ttl_s < 0:
-            raise ValueError(f"`ttl_s` must not be negative, got {ttl_s!r}.")
-        self._lock = threading.Lock()  # cachetools caches are not thread-safe
-        self._users: TTLCache[int, V] = TTLCache(maxsize=max_entries, ttl=ttl_s, timer=clock)
-
-    def get(self, user_id: int) -> V | None:
-        """The user, when found active less than ``ttl_s`` ago."""
-        with self._lock:
-            return self._users.get(user_id)
-
-    def remember(self, user_id: int, user: V) -> None:
-        with self._lock:
-            self._users[user_id] = user
+        raise InvalidTokenError("the token is not an access token")
+    subject, version, jti = payload.get("sub"), payload.get("ver"), payload.get("jti")
+    if not isinstance(subject, str) or not _PUBLIC_ID.fullmatch(subject):
+        raise InvalidTokenError("the token does not name a user of this server")
+    if type(version) is not int or version < 0 or not isinstance(jti, str):
+        raise InvalidTokenError("the token was issued by an older version of this server; sign in again")
+    return TokenClaims(subject=subject, version=version, jti=jti, issued_at=datetime.fromtimestamp(payload["iat"], UTC))

@@ -129,7 +129,7 @@ class GalleryImage(SQLModel, table=True):
 
 # Character CRUD shapes ---------------------------------------------------------------------
 class CharacterCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(
@@ -158,7 +158,7 @@ class CharacterCreate(BaseModel):
 class CharacterUpdate(BaseModel):
     """Every field optional; only the fields sent change."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=2000)
@@ -243,7 +243,7 @@ class SmartImageRequest(BaseModel):
     """Seed 003's request body, camelCase, with its ranges; ``numVariations`` and ``seed`` are
     ImageForge's additions (images scored per attempt; reproducible runs)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     prompt: str = Field(min_length=1, max_length=2000, description="The image you want.")
     characterName: str | None = Field(

@@ -60,7 +60,7 @@ class ConversationsPublic(SQLModel):
 class AssistantMessageCreate(BaseModel):
     """POST /api/assistant/messages: one message to the assistant."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     conversation_id: str | None = pydantic.Field(
         None,

@@ -38,9 +38,11 @@ __all__ = [
     "GenerationStatus",
     "GenerationStatusDocument",
     "GenerationsPublic",
+    "JobKind",
     "JobSpec",
     "Scene",
     "ScenePublic",
+    "SmartImageJob",
     "StoryboardPlanPublic",
     "Variation",
     "VariationPublic",
@@ -63,7 +65,13 @@ class BackendChoice(BaseModel):
 
 
 class GenerationOptions(GenerationSettings):
-    """The run's settings plus the backend choice, as the ``settings`` object of a request."""
+    """The run's settings plus the backend choice, as the ``settings`` object of a request.
+
+    Strict, like every request body: ``"4"`` and ``true`` are not numbers; a caller that sends
+    them has a bug that lax coercion would hide (an integer may still stand for a float).
+    """
+
+    model_config = ConfigDict(strict=True)
 
     backends: BackendChoice | None = None
 
@@ -78,7 +86,7 @@ CharacterRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$"
 class GenerationCreate(BaseModel):
     """POST /api/generate: a concept, its length (or scene count, or explicit scenes) and settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     prompt: str = Field(min_length=1, max_length=2000, description="The storyboard's concept.")
     target_duration: float | None = Field(
@@ -152,12 +160,35 @@ class GenerationAccepted(BaseModel):
     events_url: str
 
 
-class JobSpec(BaseModel):
-    """A generation's stored request (``Generation.request``): everything needed to start (or
-    resume) its run."""
+JobKind = Literal["storyboard", "smart_image"]
+"""What a job does after its storyboard run: nothing more, or a smart image's extra steps
+(``api.services.smart_images``). Every other kind of generation (batch item, upload,
+/v1/images, the assistant's actions) is an ordinary storyboard with its own fields set."""
+
+
+class SmartImageJob(BaseModel):
+    """A smart image's inputs beyond its one-scene storyboard, stored in the job so whichever
+    process runs it can write ``smart_image.json`` and add the winner to the gallery."""
 
     model_config = ConfigDict(extra="ignore")
 
+    user_id: int = PydanticField(description="The owner: the gallery image is added to their character only.")
+    character_id: str
+    character_name: str
+    prompt: str
+    style: str
+    tags: list[str] = PydanticField(default_factory=list)
+    body: dict[str, Any] = PydanticField(default_factory=dict, description="Seed 003's request as sent.")
+
+
+class JobSpec(BaseModel):
+    """A generation's stored request (``Generation.request``): everything needed to start (or
+    resume) its run, in JSON, so any process can run it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: JobKind = "storyboard"
+    smart: SmartImageJob | None = PydanticField(None, description="The smart image's inputs (kind smart_image).")
     concept: str
     target_duration_s: float | None = None
     num_scenes: int | None = None

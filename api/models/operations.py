@@ -59,15 +59,21 @@ class EstimatePublic(BaseModel):
 
 
 class HealthPublic(BaseModel):
+    """Anonymous callers get ``status`` alone; signed-in users the service's state; administrators
+    also the deployment's details (``dev_mode``, configured backends, loaded models)."""
+
     status: Literal["healthy", "degraded", "unhealthy"]
-    dev_mode: bool
-    database: str
-    workers: int
-    busy_workers: int
-    queue_depth: int
-    queue_size: int
-    backends: dict[str, Any]
-    loaded_models: list[dict[str, Any]]
-    generator_p95_s: float | None
-    slo_p95_s: float
-    issues: list[str]
+    dev_mode: bool | None = None
+    database: str | None = Field(None, description="ok, unreachable, or corrupt (found by `deep=1`).")
+    workers: int | None = None
+    busy_workers: int | None = None
+    worker_processes: list[dict[str, Any]] | None = Field(
+        None, description="The worker processes alive (distributed: from their heartbeats): name, device, models."
+    )
+    queue_depth: int | None = None
+    queue_size: int | None = None
+    backends: dict[str, Any] | None = None
+    loaded_models: list[dict[str, Any]] | None = None
+    generator_p95_s: float | None = None
+    slo_p95_s: float | None = None
+    issues: list[str] | None = None

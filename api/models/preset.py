@@ -55,7 +55,7 @@ class PresetCreate(BaseModel):
     """POST /api/presets: ``settings`` (only what the preset should set) or the id of a
     generation whose settings to save."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1, max_length=PRESET_NAME_MAX)
     description: str = Field("", max_length=1000)
@@ -81,7 +81,7 @@ class PresetCreate(BaseModel):
 class PresetUpdate(BaseModel):
     """Every field optional; ``settings`` replaces the stored settings as a whole."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str | None = Field(None, min_length=1, max_length=PRESET_NAME_MAX)
     description: str | None = Field(None, max_length=1000)

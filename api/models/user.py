@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime
 
 from pydantic import field_validator
@@ -10,9 +11,15 @@ from sqlmodel import Field, SQLModel
 
 from imageforge.api.models import utcnow
 
-__all__ = ["Token", "User", "UserBase", "UserCreate", "UserPublic"]
+__all__ = ["Token", "User", "UserBase", "UserCreate", "UserPublic", "new_public_id"]
 
 _EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,190}$"
+
+
+def new_public_id() -> str:
+    """A random id (UUID4, 122 random bits) that names the user in tokens. Unlike the integer
+    key, which a database may hand out again after a delete or a reset, it is never reused."""
+    return uuid.uuid4().hex
 
 
 class UserBase(SQLModel):
@@ -30,16 +37,24 @@ class UserBase(SQLModel):
 
 class UserCreate(UserBase):
     password: str = Field(min_length=8, max_length=128)
+    is_superuser: bool = False
 
 
 class User(UserBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(default_factory=new_public_id, unique=True, index=True, max_length=32)
     hashed_password: str
+    is_superuser: bool = Field(default=False, description="May see deployment details (/health's backends, paths).")
+    token_version: int = Field(
+        default=0,
+        description="Part of every token; raised on deactivation or a password change, which revokes older tokens.",
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 
 class UserPublic(UserBase):
-    id: int
+    id: str = Field(description="The user's public id (the integer key stays inside the database).")
+    is_superuser: bool
     created_at: datetime
 
 

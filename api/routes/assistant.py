@@ -4,6 +4,10 @@ A message runs one turn of the assistant graph in the conversation's checkpoint 
 conversation id is the thread id), so the next message finds the history, the current
 storyboard and the settings. With an OpenAI-compatible chat model configured the model picks
 the tools; without one the deterministic intent parser does.
+
+The assistant page (``routes.assistant_page``) calls these routes with the pages' sign-in
+cookie instead of a bearer token (``PanelUser``), and cancels through
+``/conversations/{id}/cancel``.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session
 from sse_starlette import EventSourceResponse
@@ -26,7 +31,14 @@ from imageforge.api.crud.conversation import (
     new_conversation_id,
     touch_conversation,
 )
-from imageforge.api.deps import CurrentUser, RunnerDep, SessionDep, SettingsDep
+from imageforge.api.deps import (
+    SESSION_COOKIE,
+    RunnerDep,
+    SessionDep,
+    SettingsDep,
+    TokenDep,
+    get_current_user,
+)
 from imageforge.api.models.conversation import (
     AssistantAction,
     AssistantMessageCreate,
@@ -36,7 +48,10 @@ from imageforge.api.models.conversation import (
     ConversationPublic,
     ConversationsPublic,
 )
+from imageforge.api.models.generation import CancelPublic
+from imageforge.api.models.user import User
 from imageforge.api.routes import Responses
+from imageforge.api.routes.generations import cancel_generation
 from imageforge.api.services.assistant import AssistantHub, ServiceTools, conversation_messages
 from imageforge.graph.assistant import AssistantContext, TurnResult, run_turn, stream_turn, turn_result
 from imageforge.graph.settings_change import effective_settings
@@ -45,6 +60,32 @@ router = APIRouter(prefix="/api/assistant", tags=["assistant"])
 
 ConversationId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 _NOT_FOUND: Responses = {404: {"description": "No such conversation (or generation) for this user."}}
+
+
+def same_origin(request: Request) -> bool:
+    """The request came from one of this server's own pages: the browser says so
+    (``Sec-Fetch-Site``), or, from a browser too old to send that, ``Origin`` names this host.
+    ``Sec-Fetch-Site`` comes first because under ``Referrer-Policy: no-referrer`` a browser
+    sends ``Origin: null`` even on a same-origin POST."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site == "same-origin"
+    origin = request.headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc == request.headers.get("host")
+
+
+async def get_panel_user(request: Request, token: TokenDep) -> User:
+    """The caller: a bearer token, or the pages' sign-in cookie, which the assistant page
+    (``/assistant``) sends. The cookie authorises a change (a message, a cancel) only on a
+    same-origin request, so another site cannot make a signed-in browser act; the cookie
+    being SameSite=strict is the second lock."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not token and cookie and (request.method in ("GET", "HEAD") or same_origin(request)):
+        token = cookie
+    return await get_current_user(request, token)
+
+
+PanelUser = Annotated[User, Depends(get_panel_user)]
 
 
 def _hub(request: Request) -> AssistantHub:
@@ -100,7 +141,7 @@ def _reply(conversation_id: str, result: TurnResult) -> AssistantReply:
 @router.post("/messages", response_model=AssistantReply, responses=_NOT_FOUND)
 async def post_message(
     body: AssistantMessageCreate,
-    user: CurrentUser,
+    user: PanelUser,
     runner: RunnerDep,
     settings: SettingsDep,
     request: Request,
@@ -145,7 +186,7 @@ async def post_message(
 )
 async def stream_message(
     body: AssistantMessageCreate,
-    user: CurrentUser,
+    user: PanelUser,
     runner: RunnerDep,
     settings: SettingsDep,
     request: Request,
@@ -179,7 +220,7 @@ async def stream_message(
 @router.get("/conversations", response_model=ConversationsPublic)
 def get_conversations(
     session: SessionDep,
-    user: CurrentUser,
+    user: PanelUser,
     skip: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> ConversationsPublic:
@@ -200,7 +241,7 @@ def _owned(session: Session, conversation_id: str, user_id: int) -> Conversation
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationDetail, responses=_NOT_FOUND)
 async def get_conversation_detail(
-    conversation_id: ConversationId, session: SessionDep, user: CurrentUser, request: Request
+    conversation_id: ConversationId, session: SessionDep, user: PanelUser, request: Request
 ) -> ConversationDetail:
     """One conversation: its messages (with the tool steps), current storyboard and settings."""
     conversation = await run_in_threadpool(_owned, session, conversation_id, user.id)  # type: ignore[arg-type]
@@ -221,7 +262,7 @@ async def get_conversation_detail(
     responses=_NOT_FOUND,
 )
 async def remove_conversation(
-    conversation_id: ConversationId, session: SessionDep, user: CurrentUser, request: Request
+    conversation_id: ConversationId, session: SessionDep, user: PanelUser, request: Request
 ) -> Response:
     """Forget a conversation: its record and its checkpointed memory (storyboards stay)."""
     await run_in_threadpool(_owned, session, conversation_id, user.id)  # type: ignore[arg-type]
@@ -230,3 +271,24 @@ async def remove_conversation(
         await hub.checkpointer.adelete_thread(conversation_id)
         await run_in_threadpool(delete_conversation, session=session, conversation_id=conversation_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/conversations/{conversation_id}/cancel",
+    response_model=CancelPublic,
+    responses={
+        **_NOT_FOUND,
+        409: {"description": "The conversation has no storyboard yet."},
+    },
+)
+async def cancel_current(
+    conversation_id: ConversationId, session: SessionDep, user: PanelUser, runner: RunnerDep, request: Request
+) -> CancelPublic:
+    """Cancel the conversation's current storyboard, exactly as POST /api/generations/{id}/cancel
+    does: a queued one at once, a running one at its next step, keeping the scenes it finished."""
+    await run_in_threadpool(_owned, session, conversation_id, user.id)  # type: ignore[arg-type]
+    snapshot = await _hub(request).graph.aget_state({"configurable": {"thread_id": conversation_id}})
+    generation_id = (snapshot.values or {}).get("generation_id")
+    if generation_id is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "This conversation has no storyboard to cancel yet.")
+    return await cancel_generation(generation_id, session, user, runner)

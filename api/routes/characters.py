@@ -11,12 +11,13 @@ from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, UploadFile, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from sqlmodel import Session
 
 from imageforge.api.crud import character as crud
-from imageforge.api.deps import BackendsDep, CurrentUser, SessionDep, SettingsDep, StreamUser
+from imageforge.api.deps import CurrentUser, RunnerDep, SessionDep, SettingsDep, StreamUser
 from imageforge.api.models.character import (
     Character,
     CharacterCreate,
@@ -40,6 +41,7 @@ from imageforge.api.models.operations import Message
 from imageforge.api.routes import Responses
 from imageforge.api.services import characters as files
 from imageforge.api.services import smart_images
+from imageforge.api.services.quota import check_storage_quota
 from imageforge.api.services.uploads import receive_image
 
 __all__ = ["generate_smart_image", "router"]
@@ -239,6 +241,7 @@ async def upload_reference(
             _owned(session, character_id, user.id)  # type: ignore[arg-type]
 
     await asyncio.to_thread(owned)
+    await asyncio.to_thread(check_storage_quota, engine, settings, user.id)  # type: ignore[arg-type]
     picture = await receive_image(
         image,
         field="image",
@@ -373,7 +376,19 @@ def _file(path: FilePath) -> FileResponse:
             "model": SmartImageError,
             "description": "Invalid Parameters: a field is missing or out of range.",
         },
-        503: {"model": SmartImageError, "description": "Service Unavailable: a backend failed."},
+        429: {
+            "model": SmartImageError,
+            "description": "Too Many Requests: the job queue is full, or this user has max_jobs_per_user "
+            "jobs queued or running; see Retry-After.",
+        },
+        503: {
+            "model": SmartImageError,
+            "description": "Service Unavailable: a backend failed, or the job was cancelled.",
+        },
+        504: {
+            "model": SmartImageError,
+            "description": "Gateway Timeout: the job outlived IMAGEFORGE_SMART_IMAGE_TIMEOUT_S and was cancelled.",
+        },
     },
 )
 async def generate_smart_image(
@@ -382,16 +397,27 @@ async def generate_smart_image(
     request: Request,
     user: CurrentUser,
     settings: SettingsDep,
-    backends: BackendsDep,
-) -> SmartImageSuccess:
+    runner: RunnerDep,
+) -> SmartImageSuccess | JSONResponse:
     """Seed 003: analyse the prompt, rank the character's references, generate, validate,
-    retry with the next reference, and add the image that passes to the gallery."""
-    return await smart_images.generate_smart_image(
-        engine=request.app.state.engine,
-        settings=settings,
-        backends=backends,
-        user_id=user.id,  # type: ignore[arg-type]
-        character_id=character_id,
-        body=body,
-        base_url=_root(request),
-    )
+    retry with the next reference, and add the image that passes to the gallery. Runs as a
+    job through the queue; the request waits for it (at most IMAGEFORGE_SMART_IMAGE_TIMEOUT_S)."""
+    try:
+        return await smart_images.generate_smart_image(
+            runner=runner,
+            engine=request.app.state.engine,
+            settings=settings,
+            user_id=user.id,  # type: ignore[arg-type]
+            character_id=character_id,
+            body=body,
+            base_url=_root(request),
+            disconnected=request.is_disconnected,
+        )
+    except smart_images.SmartImageFailure as exc:
+        if not exc.headers:
+            raise  # the app's handler answers it in seed 003's shape
+        # A 429 carries Retry-After, which the app's handler does not pass on.
+        error = SmartImageError(error=exc.error, details=exc.details)
+        return JSONResponse(
+            jsonable_encoder(error, exclude={"detail"}), status_code=exc.status_code, headers=exc.headers
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -30,7 +31,6 @@ from imageforge.api.deps import (
     SessionDep,
     StreamUser,
     TokenDep,
-    cached_user_id,
     load_user,
     user_from_token,
     websocket_token,
@@ -44,10 +44,13 @@ from imageforge.api.models.generation import (
     GenerationStatusDocument,
 )
 from imageforge.api.routes import Responses
-from imageforge.api.services.jobs import JobRunner
+from imageforge.api.services.job_queue import JobQueue
 from imageforge.api.services.status import apply_live, owned_document, to_public
 
 router = APIRouter(prefix="/api/generations", tags=["generations"])
+
+#: Seconds a stream may stay quiet before it re-reads the job's state from the database.
+QUIET_RECHECK_S = 30.0
 
 GenerationId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 _NOT_FOUND: Responses = {404: {"description": "No such generation for this user."}}
@@ -93,20 +96,19 @@ def list_generations(
 async def get_generation(generation_id: GenerationId, token: TokenDep, request: Request) -> Response:
     """Seed 004's status document: status, progress, current step and the storyboard plan.
 
-    Clients poll this, so it is the hot path: usually it is answered from memory on the
-    event loop (the token verified, the user and the document cached until the job runner
-    changes the generation, live progress added); otherwise one trip to the thread pool
-    loads and caches what is missing.
+    Clients poll this, so it is the hot path: the caller is looked up on every request (one
+    indexed query, so that a revoked token stops at once), and the document usually comes
+    from memory (cached until the job runner changes the generation, live progress added);
+    otherwise a second trip to the thread pool loads and caches it.
     """
     app = request.app
     base_url = str(request.base_url)
-    user_id = cached_user_id(app, token)
-    cached = app.state.documents.peek(generation_id, base_url) if user_id is not None else None
+    user_id = (await run_in_threadpool(load_user, app, token)).id  # every request: revocation bites at once
+    cached = app.state.documents.peek(generation_id, base_url)
     if cached is None:
 
         def load() -> GenerationStatusDocument:
-            user = load_user(app, token)
-            return _owned_document(app, generation_id, user.id, base_url)  # type: ignore[arg-type]
+            return _owned_document(app, generation_id, user_id, base_url)  # type: ignore[arg-type]
 
         document = await run_in_threadpool(load)
     else:
@@ -155,9 +157,15 @@ def _http_base_url(connection: HTTPConnection) -> str:
 
 
 async def _event_stream(
-    connection: HTTPConnection, runner: JobRunner, generation_id: str, user_id: int
+    connection: HTTPConnection, runner: JobQueue, generation_id: str, user_id: int
 ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """The current state first, then live events until the job reaches a final status."""
+    """The current state first, then live events until the job reaches a final status.
+
+    No database session is held while the stream is open: the state is read with a short
+    one, then events come from memory. Should the final event be lost on its way from a
+    worker (Redis reconnecting), a quiet stream re-reads the state now and then and ends
+    when the job has.
+    """
     base_url = _http_base_url(connection)
     hub = runner.hub
     queue = hub.subscribe(generation_id)
@@ -166,12 +174,26 @@ async def _event_stream(
         def snapshot() -> GenerationStatusDocument:
             return _owned_document(connection.app, generation_id, user_id, base_url)
 
+        await runner.catch_up(generation_id)
         document = await run_in_threadpool(snapshot)
         yield "state", document.model_dump(mode="json")
         if document.status in TERMINAL_STATUSES:
             return
         while True:
-            event = await queue.get()
+            try:
+                event = await asyncio.wait_for(queue.get(), timeout=QUIET_RECHECK_S)
+            except TimeoutError:
+                document = await run_in_threadpool(snapshot)
+                if document.status not in TERMINAL_STATUSES:
+                    continue
+                event = {
+                    "type": "status",
+                    "generation_id": generation_id,
+                    "status": document.status,
+                    "progress": document.progress,
+                    "current_step": document.current_step,
+                    "error": document.error,
+                }
             yield str(event.get("type", "event")), event
             if event.get("type") == "status" and event.get("status") in TERMINAL_STATUSES:
                 return
@@ -187,11 +209,16 @@ async def _event_stream(
     },
 )
 async def generation_events(
-    generation_id: GenerationId, session: SessionDep, user: StreamUser, runner: RunnerDep, request: Request
+    generation_id: GenerationId, user: StreamUser, runner: RunnerDep, request: Request
 ) -> EventSourceResponse:
     """Server-sent events: a ``state`` event with the status document, then the pipeline's
     progress events and ``status`` events, ending after the final status."""
-    await run_in_threadpool(owned_generation, session, generation_id, user.id)  # type: ignore[arg-type]
+
+    # The ownership check reads the status document (cached between changes, else one short
+    # session, closed before the stream opens): a 404 here, before the stream starts.
+    cached = request.app.state.documents.peek(generation_id, _http_base_url(request))
+    if cached is None or cached[0] != user.id:
+        await run_in_threadpool(_owned_document, request.app, generation_id, user.id, _http_base_url(request))  # type: ignore[arg-type]
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         async for kind, payload in _event_stream(request, runner, generation_id, user.id):  # type: ignore[arg-type]
@@ -220,7 +247,7 @@ async def generation_websocket(websocket: WebSocket, generation_id: str) -> None
         await websocket.close(code=code, reason=str(exc.detail)[:120])
         return
     await websocket.accept()
-    runner: JobRunner = app.state.runner
+    runner: JobQueue = app.state.runner
 
     finished = False
 

@@ -39,7 +39,10 @@ _ERRORS: Responses = {
         "model": OpenAIErrorResponse,
         "description": "Missing or invalid API key (the service's bearer token).",
     },
-    429: {"model": OpenAIErrorResponse, "description": "The job queue is full; see Retry-After."},
+    429: {
+        "model": OpenAIErrorResponse,
+        "description": "The job queue is full, or this user already has max_jobs_per_user jobs; see Retry-After.",
+    },
     500: {"model": OpenAIErrorResponse, "description": "The generation failed or was cancelled."},
     504: {
         "model": OpenAIErrorResponse,

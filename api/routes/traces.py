@@ -27,6 +27,8 @@ _FILE_RESPONSES: Responses = {
     400: {"description": "The path leaves the trace folder or is malformed."},
     404: {"description": "No such generation or file."},
 }
+#: A trace file that does not parse: the caller learns that, not the file's path or content.
+CORRUPT_TRACE = "This generation's trace is damaged (a file does not parse) and cannot be shown."
 TracePath = Annotated[str, Path(min_length=1, max_length=500, description="Relative to the generation's trace folder.")]
 
 
@@ -34,11 +36,17 @@ def _trace_file(settings_root: FilePath, generation_id: str, relative: str) -> F
     try:
         return resolve_trace_file(settings_root, generation_id, relative)
     except TraceNotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    except (ValueError, OSError) as exc:  # traversal, NUL bytes, names the OS refuses
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No file {relative!r} in this generation's trace.") from exc
+    except (ValueError, OSError) as exc:  # traversal, NUL bytes, names the OS refuses (messages name server paths)
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
-            [{"loc": ["path", "path"], "msg": f"invalid trace path {relative!r}: {exc}", "type": "value_error"}],
+            [
+                {
+                    "loc": ["path", "path"],
+                    "msg": f"invalid trace path {relative!r}: it must name a file inside the generation's trace",
+                    "type": "value_error",
+                }
+            ],
         ) from exc
 
 
@@ -53,7 +61,7 @@ def get_trace(
     except TraceNotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Generation {generation_id!r} has no trace yet.") from exc
     except CorruptTraceError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"A trace file does not parse: {exc}") from exc
+        raise HTTPException(status.HTTP_409_CONFLICT, CORRUPT_TRACE) from exc
 
 
 @router.get("/{generation_id}/trace/files/{path:path}", response_class=FileResponse, responses=_FILE_RESPONSES)

@@ -12,4 +12,10 @@ router = APIRouter(prefix="/api/users", tags=["users"])
 
 @router.get("/me", response_model=UserPublic)
 def read_user_me(user: CurrentUser) -> UserPublic:
-    return UserPublic.model_validate(user, from_attributes=True)
+    return UserPublic(
+        id=user.public_id,
+        email=user.email,
+        is_active=user.is_active,
+        is_superuser=user.is_superuser,
+        created_at=user.created_at,
+    )

@@ -1,7 +1,9 @@
 """The trace viewer: server-rendered pages over a generation's trace, updated live by SSE.
 
-No build step: Jinja templates and a few lines of JavaScript. The page reads the trace with
-the same reader the JSON API uses, so what an engineer sees is exactly what was recorded.
+No build step: Jinja templates and a small script file (api/web/static). The page reads the
+trace with the same reader the JSON API uses, so what an engineer sees is exactly what was
+recorded. Pages authenticate with the sign-in cookie (``routes.signin``) or a bearer header;
+a caller who is not signed in is sent to ``/login``.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ from pathlib import Path
 from typing import get_args
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from imageforge.api.crud import generation as crud
-from imageforge.api.deps import SESSION_COOKIE, SessionDep, SettingsDep, StreamUser
+from imageforge.api.deps import PageUser, SessionDep, SettingsDep
 from imageforge.api.routes.generations import GenerationId, owned_generation
+from imageforge.api.routes.traces import CORRUPT_TRACE
 from imageforge.api.services.trace_view import DIMENSIONS, scene_views
 from imageforge.graph.events import EventType
 from imageforge.traces import layout
@@ -27,26 +30,11 @@ templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "
 LIVE_STATUSES = frozenset({"queued", "running"})
 
 
-def _login_redirect(request: Request) -> RedirectResponse | None:
-    """Opening a page with ``?token=`` stores it in an HttpOnly cookie and drops it from the URL,
-    so that the page's images and event stream are authenticated and the token stays out of
-    the address bar and the history."""
-    token = request.query_params.get("token")
-    if not token:
-        return None
-    query = "&".join(f"{k}={v}" for k, v in request.query_params.items() if k != "token")
-    response = RedirectResponse(request.url.path + (f"?{query}" if query else ""), status.HTTP_303_SEE_OTHER)
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https")
-    return response
-
-
 @router.get("", response_class=HTMLResponse)
-def list_page(request: Request, session: SessionDep, user: StreamUser) -> HTMLResponse:
+def list_page(request: Request, session: SessionDep, user: PageUser) -> HTMLResponse:
     """The caller's generations, newest first, each linking to its trace page."""
-    if (redirect := _login_redirect(request)) is not None:
-        return redirect  # type: ignore[return-value]
     generations, _ = crud.list_generations(session=session, user_id=user.id, status=None, skip=0, limit=200)  # type: ignore[arg-type]
-    return templates.TemplateResponse(request, "traces.html", {"generations": generations})
+    return templates.TemplateResponse(request, "traces.html", {"generations": generations, "signed_in": True})
 
 
 @router.get("/{generation_id}", response_class=HTMLResponse)
@@ -54,12 +42,10 @@ def trace_page(
     request: Request,
     generation_id: GenerationId,
     session: SessionDep,
-    user: StreamUser,
+    user: PageUser,
     settings: SettingsDep,
     fragment: bool = Query(False, description="Only the live part, for in-page refreshes."),
 ) -> HTMLResponse:
-    if (redirect := _login_redirect(request)) is not None:
-        return redirect  # type: ignore[return-value]
     generation = owned_generation(session, generation_id, user.id)  # type: ignore[arg-type]
     document = None
     error = None
@@ -68,7 +54,7 @@ def trace_page(
     except TraceNotFoundError:
         error = "No trace yet: the job has not started writing."
     except CorruptTraceError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"A trace file does not parse: {exc}") from exc
+        raise HTTPException(status.HTTP_409_CONFLICT, CORRUPT_TRACE) from exc
     folder = layout.generation_dir(settings.trace_root, generation_id)
     context = {
         "generation": generation,
@@ -80,5 +66,6 @@ def trace_page(
         "files_url": f"/api/generations/{generation_id}/trace/files/",
         "events_url": f"/api/generations/{generation_id}/events",
         "event_names": [*get_args(EventType), "state"],
+        "signed_in": True,
     }
     return templates.TemplateResponse(request, "trace_fragment.html" if fragment else "trace.html", context)

@@ -46,9 +46,9 @@ from imageforge.api.models.generation import (
     GenerationStatusDocument,
     JobSpec,
 )
-from imageforge.api.services.jobs import JobRunner, QueueFullError
+from imageforge.api.services.job_queue import JobQueue, QueueFullError
 from imageforge.api.services.status import apply_live, build_status_document, generation_links, recorded_scenes
-from imageforge.api.services.submission import submit
+from imageforge.api.services.submission import UserJobsFullError, submit
 from imageforge.graph.assistant import AssistantContext, AssistantInput, AssistantState, compile_assistant
 from imageforge.graph.context import GenerationSettings
 from imageforge.graph.settings_change import describe_settings
@@ -262,7 +262,7 @@ class ServiceTools:
     """``AssistantService`` over the jobs API, acting for one user."""
 
     engine: Engine
-    runner: JobRunner
+    runner: JobQueue
     settings: Settings
     user_id: int
     base_url: str
@@ -290,6 +290,11 @@ class ServiceTools:
                 create=create,
                 base_url=self.base_url,
                 spec_fields=spec_fields,
+            )
+        except UserJobsFullError as exc:
+            return (
+                f"You already have {exc.active} generations queued or running, the most one user may have; "
+                f"try again when one finishes (or in {exc.retry_after_s} s)."
             )
         except QueueFullError as exc:
             return f"The job queue is full right now; try again in {exc.retry_after_s} s."

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from dataclasses import fields
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from imageforge.api.core.config import Settings
+from imageforge.api.core.redact import redact, redact_text
 from imageforge.graph.context import BackendSettings
 
 if TYPE_CHECKING:
@@ -36,7 +39,27 @@ def build_backends(settings: Settings, backends: BackendSettings | None = None) 
     from imageforge.graph.services import build_services
 
     api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    return build_services(backends if backends is not None else settings.default_backends(), api_key=api_key)
+    services = build_services(backends if backends is not None else settings.default_backends(), api_key=api_key)
+    return _redacted(services)
+
+
+@cache
+def _redacted_class() -> type[Services]:
+    from imageforge.graph.services import Services
+
+    class RedactedServices(Services):
+        def describe(self) -> dict[str, Any]:
+            return redact(super().describe())
+
+    return RedactedServices
+
+
+def _redacted(services: Services) -> Services:
+    """The same backends, with their notes (logged, shown by /health) and ``describe()`` (written
+    to every summary.json) free of secrets in endpoint URLs."""
+    values = {field.name: getattr(services, field.name) for field in fields(services)}
+    values["notes"] = [redact_text(note) for note in services.notes]
+    return _redacted_class()(**values)
 
 
 class DefaultBackends:

@@ -34,7 +34,8 @@ How OpenAI's fields map (the decisions are in the constants and functions below)
 The endpoints' deployment settings are ``api.core.config.OpenAIImagesSettings``. Errors use
 OpenAI's ``{"error": {message, type, param, code}}`` with the status codes the
 client maps to its exceptions: 400 invalid input (``param`` names the field), 401 bad key,
-429 full queue (with Retry-After), 500 a failed generation, 504 a generation that outlived
+429 full queue or the user's own cap of queued plus running jobs
+(with Retry-After; ``code`` queue_full or user_jobs_limit), 500 a failed generation, 504 a generation that outlived
 ``IMAGEFORGE_OPENAI_IMAGES__TIMEOUT_S`` (it is cancelled). The last two carry
 ``x-should-retry: false``: the official client would otherwise repeat a long generation.
 """
@@ -67,9 +68,10 @@ from imageforge.api.models.generation import (
     Scene,
     Variation,
 )
-from imageforge.api.services.jobs import JobRunner, QueueFullError
+from imageforge.api.services.job_queue import JobQueue, QueueFullError
 from imageforge.api.services.status import image_url
-from imageforge.api.services.submission import submit
+from imageforge.api.services.submission import UserJobsFullError, submit
+from imageforge.api.services.waiting import wait_for_job
 from imageforge.graph.context import AspectRatio
 from imageforge.tools.sizes import ASPECT_RATIOS
 from imageforge.traces.reader import TraceNotFoundError, resolve_trace_file
@@ -396,41 +398,6 @@ def _winning_variations(
     return None
 
 
-async def _wait(runner: JobRunner, engine: Any, request: Request, generation_id: str, timeout_s: float) -> str:
-    """The generation's terminal status, or "timeout", or "disconnected" (the client left).
-
-    The runner announces the end on the hub after storing it; the database is read again on
-    every announcement and once a second, so a missed event only costs that second.
-    """
-
-    def status() -> str:
-        with Session(engine) as session:
-            row = crud.get_generation(session=session, generation_id=generation_id, user_id=None)
-            return row.status if row is not None else "failed"
-
-    queue = runner.hub.subscribe(generation_id)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    try:
-        while True:
-            current = await asyncio.to_thread(status)
-            if current in TERMINAL_STATUSES:
-                return current
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return "timeout"
-            if await request.is_disconnected():
-                return "disconnected"
-            try:
-                async with asyncio.timeout(min(1.0, remaining)):
-                    while (await queue.get()).get("status") not in TERMINAL_STATUSES:
-                        pass
-            except TimeoutError:
-                pass
-    finally:
-        runner.hub.unsubscribe(generation_id, queue)
-
-
 def _load_result(engine: Any, generation_id: str) -> tuple[str | None, tuple[Scene, list[Variation]] | None]:
     with Session(engine) as session:
         generation = crud.get_generation(session=session, generation_id=generation_id, user_id=None)
@@ -446,7 +413,7 @@ async def run_images(
     *,
     body: ImageGenerationRequest,
     request: Request,
-    runner: JobRunner,
+    runner: JobQueue,
     settings: Settings,
     images: OpenAIImagesSettings,
     user_id: int,
@@ -472,18 +439,24 @@ async def run_images(
             base_url=base_url,
             image=image,
         )
-    except QueueFullError as exc:
+    except QueueFullError as exc:  # the global queue, or this user's share of it
         raise OpenAIError(
             429,
             str(exc),
             type="requests",
-            code="queue_full",
+            code="user_jobs_limit" if isinstance(exc, UserJobsFullError) else "queue_full",
             headers={"Retry-After": str(exc.retry_after_s)},
         ) from exc
     generation_id = accepted.generation_id
     # 3. Wait for it, bounded; a request that gives up (or whose client left) cancels it, so
     #    no worker keeps generating for nobody.
-    status = await _wait(runner, engine, request, generation_id, images.timeout_s)
+    status = await wait_for_job(
+        hub=runner.hub,
+        engine=engine,
+        generation_id=generation_id,
+        timeout_s=images.timeout_s,
+        disconnected=request.is_disconnected,
+    )
     if status not in TERMINAL_STATUSES:
         await runner.cancel(generation_id)
         reason = (

@@ -1,20 +1,25 @@
 """The bridge from a stored job to the graph: the one place the job runner calls ``run_storyboard``.
 
 The job runner calls a ``Pipeline``; the default one turns the stored ``JobSpec`` into the
-graph's request and run context (the backends come from ``api.services.backends``) and runs
-the storyboard graph. Tests inject their own ``Pipeline`` the way httpx tests inject a
-transport.
+graph's request and run context (the backends come from ``api.services.backends``), runs
+the storyboard graph, then the steps of the job's kind (``JobSpec.kind``: a smart image
+writes its analysis and adds its winner to the gallery). Everything a kind needs is in the
+stored spec, so the embedded runner and a distributed worker run any job alike. Tests
+inject their own ``Pipeline`` the way httpx tests inject a transport.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from sqlalchemy.engine import Engine
 
 from imageforge.api.core.config import Settings
+from imageforge.api.core.db import create_db_engine
 from imageforge.api.models.generation import JobSpec
 from imageforge.api.services.backends import DefaultBackends
 from imageforge.graph.context import Context
@@ -38,13 +43,23 @@ class Pipeline(Protocol):
     ) -> RunSummary: ...
 
 
-def make_pipeline(settings: Settings, backends: DefaultBackends) -> Pipeline:
-    """The real pipeline: ``graph.run.run_storyboard`` with the backends each job stored.
+def make_pipeline(settings: Settings, backends: DefaultBackends, *, engine: Engine | None = None) -> Pipeline:
+    """The real pipeline: ``graph.run.run_storyboard`` with the backends each job stored,
+    then the steps of the job's kind (a smart image's gallery image, written with ``engine``;
+    without one, the pipeline opens its own on the first smart image).
 
     Called from the app's lifespan, so the graph is imported (and compiled) at start-up
     rather than by the first job, in the middle of serving requests.
     """
+    from imageforge.api.services.smart_images import finish_smart_image
     from imageforge.graph.run import StoryboardRequest, run_storyboard
+
+    engines: list[Engine] = [] if engine is None else [engine]
+
+    def database() -> Engine:
+        if not engines:
+            engines.append(create_db_engine(settings))
+        return engines[0]
 
     async def run(
         generation_id: str,
@@ -69,13 +84,18 @@ def make_pipeline(settings: Settings, backends: DefaultBackends) -> Pipeline:
             characters=spec.characters,
             scene_characters=spec.scene_characters,
         )
-        # Building loads models on first use: keep it off the event loop.
-        services = await asyncio.to_thread(backends.for_run, spec.backends)
+        # Building loads models on first use: keep it off the event loop. A smart image runs on
+        # the deployment's default set, warm since start-up (and failing as it failed then).
+        build = backends.get if spec.kind == "smart_image" else partial(backends.for_run, spec.backends)
+        services = await asyncio.to_thread(build)
         context = Context(
             settings=spec.settings, backends=spec.backends, trace_root=str(settings.trace_root), services=services
         )
-        return await run_storyboard(
+        summary = await run_storyboard(
             request, context, checkpointer=checkpointer, resume=resume, on_event=on_event, should_stop=should_stop
         )
+        if spec.kind == "smart_image":
+            summary = await finish_smart_image(generation_id, spec, summary, engine=database(), settings=settings)
+        return summary
 
     return run

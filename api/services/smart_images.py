@@ -1,32 +1,38 @@
-"""Seed 003's smart image: a character image made by the same run as every storyboard.
+"""Seed 003's smart image: a character image made by the same run as every storyboard, as a
+job through the same queue.
 
 The request becomes a one-scene storyboard with an explicit plan (the prompt as its scene; the
 character's name and description, and the style, as its consistency markers) whose scene
 shows the character, so ``graph.run.run_storyboard`` enhances the prompt, ranks the
 character's references, follows the attempt strategy, generates, scores, validates, retries
-and selects in strict mode, and writes an ordinary trace. After the run, the prompt analysis,
-the ranking and the attempt schedule the scene followed are written beside it as
-``smart_image.json``. The run is stored as a finished generation (the trace pages and the
-status document show it like any storyboard) and an image that passed is copied into the
-character's gallery, so deleting the trace never breaks the gallery.
+and selects in strict mode, and writes an ordinary trace. It is a job of kind
+``smart_image`` (``api.models.generation.JobSpec``): submitted like every generation (the
+global queue and the user's cap apply, and a cancel by id stops it), run by whichever
+process runs jobs, and followed by two steps inside the job (:func:`finish_smart_image`):
+the prompt analysis, the ranking and the attempt schedule the scene followed are written
+beside the trace as ``smart_image.json``, and an image that passed is copied into the
+character's gallery, so deleting the trace never breaks the gallery. The run is an ordinary
+generation (the trace pages and the status document show it like any storyboard).
 
-Everything that cannot be done is a ``SmartImageFailure``: the app answers it in seed 003's
-error shape (``api.main``).
+The endpoint's contract is synchronous: the request waits for its job
+(``api.services.waiting``) at most ``IMAGEFORGE_SMART_IMAGE_TIMEOUT_S``, then cancels it and
+answers 504, and answers from what the job stored. Everything that cannot be done is a
+``SmartImageFailure``: the app answers it in seed 003's error shape (``api.main``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from imageforge.agents.schemas import ConsistencyMarkers, ScenePlan, StoryboardPlan
 from imageforge.api.core.config import Settings
@@ -40,12 +46,13 @@ from imageforge.api.models.character import (
     SmartImageRequest,
     SmartImageSuccess,
 )
+from imageforge.api.models.generation import JobSpec, SmartImageJob
 from imageforge.api.services import characters
-from imageforge.api.services.backends import DefaultBackends
-from imageforge.graph.context import BackendSettings, Context, GenerationSettings
-from imageforge.graph.services import Services
+from imageforge.api.services.job_queue import JobQueue, QueueFullError
+from imageforge.api.services.submission import submit_job
+from imageforge.api.services.waiting import wait_for_job
+from imageforge.graph.context import BackendSettings, GenerationSettings
 from imageforge.tools.references import (
-    ReferenceFeatures,
     attempt_references,
     extract_keywords,
     rank_references,
@@ -63,14 +70,13 @@ __all__ = [
     "SMART_RESOLUTION",
     "STYLE_MARKERS",
     "SmartImageFailure",
-    "SmartImageOutcome",
-    "SmartImageRunError",
+    "add_to_gallery",
+    "finish_smart_image",
+    "gallery_image_of",
     "generate_smart_image",
-    "record_smart_image",
-    "run_smart_image",
     "smart_generation_id",
+    "smart_job_spec",
     "smart_plan",
-    "smart_request_record",
     "smart_settings",
     "validation_notes",
 ]
@@ -100,15 +106,19 @@ SMART_IMAGE_FILE = "smart_image.json"
 class SmartImageFailure(Exception):
     """A smart image that cannot be made, with seed 003's status code, error and details."""
 
-    def __init__(self, status_code: int, error: str, details: SmartImageErrorDetails | None = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        error: str,
+        details: SmartImageErrorDetails | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(error)
         self.status_code = status_code
         self.error = error
         self.details = details or SmartImageErrorDetails()
-
-
-class SmartImageRunError(RuntimeError):
-    """The run ended without a scene result (a backend failed); the message is the run's error."""
+        self.headers = headers or {}
 
 
 def smart_generation_id(character_id: str) -> str:
@@ -152,183 +162,154 @@ def smart_plan(*, prompt: str, character_name: str, description: str, style: str
     return StoryboardPlan(concept=prompt, scenes=[ScenePlan(scene_number=1, prompt=prompt)], markers=markers)
 
 
-@dataclass(frozen=True)
-class SmartImageOutcome:
-    generation_id: str
-    summary: RunSummary
-    result: SceneResult
-    features: ReferenceFeatures
-    elapsed_ms: int
-
-    @property
-    def passed(self) -> bool:
-        return self.result.status == "passed" and self.result.winner is not None
-
-    @property
-    def winner_attempt(self) -> Attempt | None:
-        return next((a for a in self.result.attempts if a.attempt == self.result.winner_attempt), None)
-
-
-async def run_smart_image(
-    *,
-    generation_id: str,
-    character_id: str,
-    character_name: str,
-    description: str,
-    prompt: str,
-    style: str,
-    candidates: list[ReferenceImage],
-    settings: GenerationSettings,
-    backends: BackendSettings,
-    services: Services,
-    trace_root: Path,
-) -> SmartImageOutcome:
-    """Run the one-scene storyboard, then write ``smart_image.json`` from its enhancement.
-
-    Raises ``SmartImageRunError`` when the run ended without a scene result (a backend
-    failed; the trace then says "failed").
-    """
-    from imageforge.graph.run import StoryboardRequest, run_storyboard
-
-    # 1. Check inputs
-    if not candidates:
-        raise ValueError("`candidates` must hold at least one reference image.")
-    if not settings.strict:
-        raise ValueError("`settings.strict` must be True: a smart image that misses is an error.")
-
-    # 2. The request: an explicit one-scene plan that shows the character
-    request = StoryboardRequest(
-        generation_id=generation_id,
-        concept=prompt,
-        plan=smart_plan(prompt=prompt, character_name=character_name, description=description, style=style),
-        character_references={character_id: candidates},
-        characters=[character_id],
-    )
-    context = Context(settings=settings, backends=backends, trace_root=str(trace_root), services=services)
-
-    # 3. Run it as every storyboard runs
-    clock = time.perf_counter()
-    summary = await run_storyboard(request, context)
-    if not summary.scenes or not summary.enhancements:
-        raise SmartImageRunError(summary.error or f"generation {generation_id} ended {summary.status} without a scene")
-    result = summary.scenes[0]
-
-    # 4. What the scene followed: the analysis of the enhanced prompt, the ranking, the schedule
-    features = reference_features(summary.enhancements[0].final.prompt)
-    ranking = rank_references(candidates, features)
-    await asyncio.to_thread(
-        write_json,
-        layout.generation_dir(trace_root, generation_id) / SMART_IMAGE_FILE,
-        {
-            "character": character_name,
-            "prompt": prompt,
-            "style": style,
-            "prompt_analysis": reference_features(prompt).model_dump(),
-            "enhanced_prompt_analysis": features.model_dump(),
-            "ranking": [r.model_dump(mode="json") for r in ranking],
-            "schedule": [None if r is None else r.id for r in attempt_references(ranking, settings.max_attempts)],
-        },
-    )
-    return SmartImageOutcome(
-        generation_id=generation_id,
-        summary=summary,
-        result=result,
-        features=features,
-        elapsed_ms=round((time.perf_counter() - clock) * 1000),
-    )
-
-
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:40] or "character"
 
 
-def record_smart_image(
+# The job (whichever process runs jobs) -----------------------------------------------------
+def smart_job_spec(
     *,
-    session: Session,
     user_id: int,
-    character_id: str,
-    outcome: SmartImageOutcome,
-    request: dict[str, Any],
-    style: str,
-    tags: list[str],
-    prompt: str,
-    character_name: str,
-    data_dir: Path,
-    trace_dir: Path,
-) -> GalleryImage | None:
-    """The run as a finished generation (trace pages, status document) and, when it passed,
-    its winner as a gallery image whose file lives in the character's folder.
-
-    Returns the gallery image, or None when the run failed. Raises ``CharacterNotFoundError``
-    when the character was deleted while the image was being made (nothing is then stored).
-    """
-    character = character_crud.get_character(session=session, character_id=character_id, user_id=user_id)
-    if character is None:
-        raise characters.CharacterNotFoundError([character_id])
-    generation_crud.create_finished_generation(
-        session=session, generation_id=outcome.generation_id, user_id=user_id, request=request, summary=outcome.summary
-    )
-    generation_crud.record_scene(
-        session=session, generation_id=outcome.generation_id, result=outcome.result, trace_dir=trace_dir
-    )
-    winner = outcome.result.winner
-    if not outcome.passed or winner is None:
-        return None
-    attempt = outcome.winner_attempt
-    reference = attempt.reference if attempt is not None else None
-    features = reference_features(prompt)
-    image = GalleryImage(
-        id=character_crud.new_id(),
-        character_id=character_id,
-        filename=f"{_slug(character_name)}_smart_{int(time.time() * 1000)}.png",
-        prompt=prompt,
-        enhanced_prompt=outcome.result.enhanced_prompt,
-        style=style,
-        tags=tags,
-        quality_score=winner.overall,
-        consistency_score=winner.consistency,
-        reference_id=None if reference is None else reference.id,
-        reference_type=None if reference is None else REFERENCE_TYPE[reference.kind],
-        generation_id=outcome.generation_id,
-        shot_type=features.shot_type,
-        camera_angle=features.angle,
-        keywords=extract_keywords(prompt),
-        attempts=len(outcome.result.attempts),
-    )
-    return characters.add_gallery_image(
-        session=session,
-        character=character,
-        image=image,
-        source=outcome.result.winner_path or winner.path,
-        data_dir=data_dir,
-    )
-
-
-def smart_request_record(
-    *,
-    character_id: str,
-    body: dict[str, Any],
-    settings: GenerationSettings,
+    character: Character,
+    candidates: list[ReferenceImage],
+    body: SmartImageRequest,
     backends: BackendSettings,
-) -> dict[str, Any]:
-    """What the generation row stores as its request: JobSpec-shaped (concept, scenes,
-    settings, backends) so generic readers understand it, plus the smart-image request."""
-    return json.loads(
-        json.dumps(
-            {
-                "kind": "smart_image",
-                "character_id": character_id,
-                "concept": body["prompt"],
-                "scenes": [body["prompt"]],
-                "settings": settings.model_dump(mode="json"),
-                "backends": backends.model_dump(mode="json"),
-                "smart_image": body,
-            },
-            default=str,
-        )
+) -> JobSpec:
+    """Seed 003's request as a stored job: a one-scene storyboard with an explicit plan that
+    shows the character, strict settings, and the inputs the steps after the run need."""
+    if not candidates:
+        raise ValueError("`candidates` must hold at least one reference image.")
+    name = body.characterName or character.name
+    settings = smart_settings(
+        max_retries=body.maxRetries,
+        quality_threshold=body.qualityThreshold,
+        consistency_threshold=body.consistencyThreshold,
+        num_variations=body.numVariations,
+        seed=body.seed,
+    )
+    return JobSpec(
+        kind="smart_image",
+        smart=SmartImageJob(
+            user_id=user_id,
+            character_id=character.id,
+            character_name=name,
+            prompt=body.prompt,
+            style=body.style,
+            tags=body.tag_list(),
+            body=body.model_dump(mode="json"),
+        ),
+        concept=body.prompt,
+        settings=settings,
+        backends=backends,
+        plan=smart_plan(prompt=body.prompt, character_name=name, description=character.description, style=body.style),
+        characters=[character.id],
+        character_references={character.id: candidates},
     )
 
 
+async def finish_smart_image(
+    generation_id: str, spec: JobSpec, summary: RunSummary, *, engine: Engine, settings: Settings
+) -> RunSummary:
+    """The smart image's steps after its storyboard run, inside the job: write
+    ``smart_image.json`` (the prompt analysis, the ranking, the attempt schedule the scene
+    followed) and, when the scene passed, add its winner to the character's gallery.
+
+    Done in the job rather than by the waiting request, so a request that went away, a
+    restart that resumed the job, or a retention policy that removes a finished trace at
+    once cannot lose the image. Returns the summary, with a warning when the character was
+    deleted meanwhile (nothing is then added).
+    """
+    smart = spec.smart
+    if smart is None:
+        raise ValueError(f"job {generation_id} is a smart image without its `smart` inputs")
+    if summary.status == "cancelled" or not summary.scenes or not summary.enhancements:
+        return summary  # the run's own failure (a backend, a cancel) stands
+    result = summary.scenes[0]
+    candidates = spec.character_references.get(smart.character_id, [])
+    features = reference_features(summary.enhancements[0].final.prompt)
+    ranking = rank_references(candidates, features)
+    await asyncio.to_thread(
+        write_json,
+        layout.generation_dir(settings.trace_root, generation_id) / SMART_IMAGE_FILE,
+        {
+            "character": smart.character_name,
+            "prompt": smart.prompt,
+            "style": smart.style,
+            "prompt_analysis": reference_features(smart.prompt).model_dump(),
+            "enhanced_prompt_analysis": features.model_dump(),
+            "ranking": [r.model_dump(mode="json") for r in ranking],
+            "schedule": [None if r is None else r.id for r in attempt_references(ranking, spec.settings.max_attempts)],
+        },
+    )
+    if result.status != "passed" or result.winner is None:
+        return summary
+    try:
+        await asyncio.to_thread(add_to_gallery, engine, generation_id, smart, result, settings.data_dir)
+    except characters.CharacterNotFoundError:
+        warning = f"character {smart.character_id} was deleted during the run: the image was not added to its gallery"
+        logger.warning("smart image %s: %s", generation_id, warning)
+        return summary.model_copy(update={"warnings": [*summary.warnings, warning]})
+    return summary
+
+
+def _winner_attempt(result: SceneResult) -> Attempt | None:
+    return next((a for a in result.attempts if a.attempt == result.winner_attempt), None)
+
+
+def add_to_gallery(
+    engine: Engine, generation_id: str, smart: SmartImageJob, result: SceneResult, data_dir: Path
+) -> GalleryImage:
+    """The passed scene's winner as a gallery image whose file lives in the character's
+    folder (so deleting the trace never breaks the gallery). Once per generation: a resumed
+    job finds the image it added before. ``CharacterNotFoundError`` when the character is gone.
+    """
+    winner = result.winner
+    if winner is None:
+        raise ValueError(f"generation {generation_id}'s scene has no winner to add to the gallery")
+    with Session(engine) as session:
+        existing = gallery_image_of(session, generation_id)
+        if existing is not None:
+            return existing
+        character = character_crud.get_character(
+            session=session, character_id=smart.character_id, user_id=smart.user_id
+        )
+        if character is None:
+            raise characters.CharacterNotFoundError([smart.character_id])
+        attempt = _winner_attempt(result)
+        reference = attempt.reference if attempt is not None else None
+        features = reference_features(smart.prompt)
+        image = GalleryImage(
+            id=character_crud.new_id(),
+            character_id=smart.character_id,
+            filename=f"{_slug(smart.character_name)}_smart_{int(time.time() * 1000)}.png",
+            prompt=smart.prompt,
+            enhanced_prompt=result.enhanced_prompt,
+            style=smart.style,
+            tags=smart.tags,
+            quality_score=winner.overall,
+            consistency_score=winner.consistency,
+            reference_id=None if reference is None else reference.id,
+            reference_type=None if reference is None else REFERENCE_TYPE[reference.kind],
+            generation_id=generation_id,
+            shot_type=features.shot_type,
+            camera_angle=features.angle,
+            keywords=extract_keywords(smart.prompt),
+            attempts=len(result.attempts),
+        )
+        return characters.add_gallery_image(
+            session=session,
+            character=character,
+            image=image,
+            source=result.winner_path or winner.path,
+            data_dir=data_dir,
+        )
+
+
+def gallery_image_of(session: Session, generation_id: str) -> GalleryImage | None:
+    return session.exec(select(GalleryImage).where(GalleryImage.generation_id == generation_id)).first()
+
+
+# The request (the API process) -------------------------------------------------------------
 def validation_notes(quality: float, consistency: float | None, attempts: int) -> str:
     grade = "High" if quality >= 85 else "Good" if quality >= 70 else "Acceptable"
     if consistency is None:
@@ -343,18 +324,87 @@ def validation_notes(quality: float, consistency: float | None, attempts: int) -
     return f"{grade} quality generation with {match}{retries}"
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """What the finished job left in the database, read in one short session."""
+
+    status: str
+    error: str | None
+    elapsed_s: float | None
+    image: GalleryImage | None
+    scene_error: dict[str, Any] | None
+    has_scene: bool
+    character_exists: bool
+
+
+def _load_stored(engine: Engine, generation_id: str, character_id: str, user_id: int) -> _Stored:
+    with Session(engine) as session:
+        row = generation_crud.get_generation(session=session, generation_id=generation_id, user_id=None)
+        scenes = generation_crud.load_scenes(session=session, generation_id=generation_id)
+        scene = scenes[0][0] if scenes else None
+        character = character_crud.get_character(session=session, character_id=character_id, user_id=user_id)
+        return _Stored(
+            status=row.status if row is not None else "failed",
+            error=row.error if row is not None else "the generation was removed",
+            elapsed_s=row.elapsed_s if row is not None else None,
+            image=gallery_image_of(session, generation_id),
+            scene_error=scene.error if scene is not None else None,
+            has_scene=scene is not None,
+            character_exists=character is not None,
+        )
+
+
+def _answer(stored: _Stored, *, generation_id: str, character_id: str, name: str, base_url: str) -> SmartImageSuccess:
+    """Seed 003's answer for a finished job, or the ``SmartImageFailure`` that says why not."""
+    if stored.status == "cancelled":
+        raise SmartImageFailure(503, f"Service Unavailable: generation {generation_id} was cancelled")
+    if stored.image is None:
+        if not stored.character_exists:
+            raise SmartImageFailure(404, f"Character {character_id!r} not found (deleted during generation)")
+        if not stored.has_scene:  # a backend is down or broke: seed 003's "Service Unavailable"
+            raise SmartImageFailure(503, f"Service Unavailable: {stored.error or 'the run ended without a scene'}")
+        error = stored.scene_error or {}
+        raise SmartImageFailure(
+            400,
+            f"All Attempts Failed: {error.get('error', '')}".rstrip(": "),
+            SmartImageErrorDetails.model_validate(error.get("details") or {}),
+        )
+    image = stored.image
+    data = SmartImageData(
+        characterId=character_id,
+        characterName=name,
+        imageId=image.id,
+        publicUrl=f"{base_url.rstrip('/')}/api/v1/characters/{character_id}/gallery/{image.id}/image",
+        selectedReferenceId=image.reference_id,
+        selectedReferenceType=image.reference_type,
+        qualityScore=image.quality_score,
+        consistencyScore=image.consistency_score,
+        attempts=image.attempts,
+        generationTime=round((stored.elapsed_s or 0.0) * 1000),
+        validationNotes=validation_notes(image.quality_score, image.consistency_score, image.attempts),
+        filename=image.filename,
+        generationId=generation_id,
+        promptAnalysis=reference_features(image.enhanced_prompt).model_dump(),
+    )
+    attempts = image.attempts
+    message = f"Smart image generated successfully in {attempts} attempt{'s' if attempts > 1 else ''}"
+    return SmartImageSuccess(message=message, data=data)
+
+
 async def generate_smart_image(
     *,
+    runner: JobQueue,
     engine: Engine,
     settings: Settings,
-    backends: DefaultBackends,
     user_id: int,
     character_id: str,
     body: SmartImageRequest,
     base_url: str,
+    disconnected: Callable[[], Awaitable[bool]] | None = None,
 ) -> SmartImageSuccess:
-    """Seed 003: analyse the prompt, rank the character's references, generate, validate,
-    retry with the next reference, and add the image that passes to the gallery."""
+    """Seed 003 as a job: check the character, submit its one-scene storyboard through the
+    job queue (its limits apply: 429), wait for it, bounded by ``smart_image_timeout_s``
+    (then the job is cancelled: 504), and answer from what the job stored."""
 
     # 1. The character and its reference candidates
     def load() -> tuple[Character, list[ReferenceImage]] | None:
@@ -379,95 +429,53 @@ async def generate_smart_image(
             SmartImageErrorDetails(failureReasons=["No Reference Images"]),
         )
 
-    # 2. The run's settings and backends
-    name = body.characterName or character.name
-    run_settings = smart_settings(
-        max_retries=body.maxRetries,
-        quality_threshold=body.qualityThreshold,
-        consistency_threshold=body.consistencyThreshold,
-        num_variations=body.numVariations,
-        seed=body.seed,
+    # 2. The job, queued like every generation
+    spec = smart_job_spec(
+        user_id=user_id,
+        character=character,
+        candidates=candidates,
+        body=body,
+        backends=settings.default_backends(),
     )
-    run_backends = settings.default_backends()
-    generation_id = smart_generation_id(character_id)
 
-    # 3. The run, on this loop rather than a fresh one per request: cached async clients (an
-    #    LLM's HTTP pool) are bound to the loop that opened them. The graph's nodes run every
-    #    model call and image write in worker threads, so the loop only does the bookkeeping.
+    async def build(_: str) -> JobSpec:
+        return spec
+
     try:
-        services = await asyncio.to_thread(backends.get)
-        outcome = await run_smart_image(
-            generation_id=generation_id,
-            character_id=character_id,
-            character_name=name,
-            description=character.description,
-            prompt=body.prompt,
-            style=body.style,
-            candidates=candidates,
-            settings=run_settings,
-            backends=run_backends,
-            services=services,
-            trace_root=settings.trace_root,
+        accepted = await submit_job(
+            runner=runner,
+            engine=engine,
+            settings=settings,
+            user_id=user_id,
+            concept=body.prompt,
+            build=build,
+            base_url=base_url,
+            generation_id=smart_generation_id(character_id),
         )
-    except SmartImageRunError as exc:  # a backend is down or broke: seed 003's "Service Unavailable"
-        logger.error("smart image %s failed: %s", generation_id, exc)
-        raise SmartImageFailure(503, f"Service Unavailable: {exc}") from exc
-    except Exception as exc:
-        logger.exception("smart image %s failed", generation_id)
-        raise SmartImageFailure(503, f"Service Unavailable: {type(exc).__name__}: {exc}") from exc
-
-    # 4. Store it: the generation, and the image that passed in the gallery
-    record = smart_request_record(
-        character_id=character_id, body=body.model_dump(mode="json"), settings=run_settings, backends=run_backends
-    )
-
-    def store() -> GalleryImage | None:
-        with Session(engine) as session:
-            return record_smart_image(
-                session=session,
-                user_id=user_id,
-                character_id=character_id,
-                outcome=outcome,
-                request=record,
-                style=body.style,
-                tags=body.tag_list(),
-                prompt=body.prompt,
-                character_name=name,
-                data_dir=settings.data_dir,
-                trace_dir=layout.generation_dir(settings.trace_root, generation_id),
-            )
-
-    try:
-        image = await asyncio.to_thread(store)
-    except characters.CharacterNotFoundError as exc:
-        raise SmartImageFailure(404, f"Character {character_id!r} not found (deleted during generation)") from exc
-    result = outcome.result
-    if image is None or result.winner is None:
-        error = result.error or {}
+    except QueueFullError as exc:
         raise SmartImageFailure(
-            400,
-            f"All Attempts Failed: {error.get('error', '')}".rstrip(": "),
-            SmartImageErrorDetails.model_validate(error.get("details") or {}),
-        )
+            429, f"Too Many Requests: {exc}", headers={"Retry-After": str(exc.retry_after_s)}
+        ) from exc
+    generation_id = accepted.generation_id
 
-    # 5. Seed 003's answer
-    winner = result.winner
-    attempts = len(result.attempts)
-    data = SmartImageData(
-        characterId=character_id,
-        characterName=name,
-        imageId=image.id,
-        publicUrl=f"{base_url.rstrip('/')}/api/v1/characters/{character_id}/gallery/{image.id}/image",
-        selectedReferenceId=image.reference_id,
-        selectedReferenceType=image.reference_type,
-        qualityScore=winner.overall,
-        consistencyScore=winner.consistency,
-        attempts=attempts,
-        generationTime=outcome.elapsed_ms,
-        validationNotes=validation_notes(winner.overall, winner.consistency, attempts),
-        filename=image.filename,
-        generationId=generation_id,
-        promptAnalysis=outcome.features.model_dump(),
+    # 3. Wait for it, bounded; a request that gives up (or whose client left) cancels it
+    outcome = await wait_for_job(
+        hub=runner.hub,
+        engine=engine,
+        generation_id=generation_id,
+        timeout_s=settings.smart_image_timeout_s,
+        disconnected=disconnected,
     )
-    message = f"Smart image generated successfully in {attempts} attempt{'s' if attempts > 1 else ''}"
-    return SmartImageSuccess(message=message, data=data)
+    if outcome in ("timeout", "disconnected"):
+        await runner.cancel(generation_id)
+        reason = (
+            "the client disconnected"
+            if outcome == "disconnected"
+            else f"it did not finish within {settings.smart_image_timeout_s:g} s (IMAGEFORGE_SMART_IMAGE_TIMEOUT_S)"
+        )
+        raise SmartImageFailure(504, f"Gateway Timeout: generation {generation_id} was cancelled: {reason}")
+
+    # 4. Seed 003's answer from what the job stored
+    stored = await asyncio.to_thread(_load_stored, engine, generation_id, character_id, user_id)
+    name = spec.smart.character_name if spec.smart is not None else character.name
+    return _answer(stored, generation_id=generation_id, character_id=character_id, name=name, base_url=base_url)

@@ -1,9 +1,12 @@
-"""Reference images from users: size-limited, decoded and re-encoded before anything keeps them.
+"""Reference images from users: size-limited, decoded with bounded memory and re-encoded
+before anything keeps them.
 
-An upload is streamed to a temporary file with a byte limit, its header is checked against
-the pixel limit before any decoding (a tiny file can claim billions of pixels), it is fully
-decoded through ``tools.storage.load_image``, and only then saved, as a fresh PNG, where the
-run will read it. Each refusal says which field failed and why.
+An upload is streamed to an owner-only temporary file with a byte limit, its header is checked
+against the pixel limit before any decoding (a tiny file can claim billions of pixels), it is
+decoded reduced to the largest frame a run uses (``api.core.images``) on a small pool of its
+own, so that a burst of uploads queues instead of multiplying the peak memory and never holds
+the threads other requests need, and only then saved, as a fresh PNG, where the run will read
+it. Each refusal says which field failed and why.
 """
 
 from __future__ import annotations
@@ -12,19 +15,23 @@ import asyncio
 import os
 import shutil
 import tempfile
-import warnings
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import UploadFile
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from imageforge.tools.storage import InvalidImageError, load_image, save_png
+from imageforge.api.core.images import ImageRefused, decode_bounded
+from imageforge.tools.storage import private_dirs, save_png
 
 __all__ = [
     "ALLOWED_CONTENT_TYPES",
     "ALLOWED_FORMATS",
+    "DEFAULT_MAX_SIDE",
     "UploadError",
+    "configure_decoding",
     "discard_upload",
     "receive_image",
     "store_reference",
@@ -33,6 +40,42 @@ __all__ = [
 ALLOWED_CONTENT_TYPES = frozenset({"image/png", "image/jpeg", "image/jpg", "image/webp"})
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
 _CHUNK = 64 * 1024
+#: The long edge uploads are reduced to unless the deployment says otherwise (``upload_max_side``).
+DEFAULT_MAX_SIDE = 2048
+_STATUS = {"too_large": 413, "unsupported": 415, "invalid": 422}
+_TYPES = {"too_large": "image_too_large", "unsupported": "unsupported_type", "invalid": "invalid_image"}
+
+
+class _DecodePool:
+    """The process's image decodes, at most ``size`` at once: the rest wait in the queue."""
+
+    def __init__(self, size: int) -> None:
+        self._lock = threading.Lock()
+        self.size = size
+        self.max_side = DEFAULT_MAX_SIDE
+        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="upload-decode")
+
+    def configure(self, size: int, max_side: int) -> None:
+        with self._lock:
+            self.max_side = max_side
+            if size != self.size:
+                old, self._executor = self._executor, ThreadPoolExecutor(size, thread_name_prefix="upload-decode")
+                self.size = size
+                old.shutdown(wait=False)
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            return self._executor
+
+
+_pool = _DecodePool(2)
+
+
+def configure_decoding(*, concurrency: int, max_side: int) -> None:
+    """Set how many uploads decode at once and the long edge they are reduced to
+    (``Settings.upload_decode_concurrency``, ``Settings.upload_max_side``); ``create_app`` calls it."""
+    _pool.configure(concurrency, max_side)
 
 
 @dataclass
@@ -49,8 +92,8 @@ class UploadError(Exception):
 
 
 async def _spool(upload: UploadFile, *, field: str, max_bytes: int, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".tmp")
+    private_dirs(folder)
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".tmp")  # mkstemp: mode 0600
     size = 0
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -70,33 +113,6 @@ async def _spool(upload: UploadFile, *, field: str, max_bytes: int, folder: Path
     return Path(name)
 
 
-def _check_header(path: Path, *, field: str, max_pixels: int) -> None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
-                fmt, (width, height) = opened.format, opened.size
-    except Image.DecompressionBombError as exc:
-        raise UploadError(
-            413, field, f"`{field}` has too many pixels to decode safely: {exc}", "image_too_large"
-        ) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        # Pillow names the file it read: the server's spool path is nobody's business.
-        detail = str(exc).replace(str(path), "the upload")
-        raise UploadError(422, field, f"`{field}` is not a readable image: {detail}", "invalid_image") from exc
-    if fmt not in ALLOWED_FORMATS:
-        raise UploadError(
-            415, field, f"`{field}` must be PNG, JPEG or WebP, got {fmt or 'an unknown format'}.", "unsupported_type"
-        )
-    if width * height > max_pixels:
-        raise UploadError(
-            413,
-            field,
-            f"`{field}` is {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}.",
-            "image_too_large",
-        )
-
-
 async def receive_image(
     upload: UploadFile, *, field: str, max_bytes: int, max_pixels: int, spool_dir: Path
 ) -> Image.Image:
@@ -111,24 +127,24 @@ async def receive_image(
             "unsupported_type",
         )
     path = await _spool(upload, field=field, max_bytes=max_bytes, folder=spool_dir)
+    loop = asyncio.get_running_loop()
     try:
-        return await asyncio.to_thread(_decode, path, field=field, max_pixels=max_pixels)
+        return await loop.run_in_executor(_pool.executor, _decode, path, field, max_pixels, _pool.max_side)
     finally:
         path.unlink(missing_ok=True)
 
 
-def _decode(path: Path, *, field: str, max_pixels: int) -> Image.Image:
-    _check_header(path, field=field, max_pixels=max_pixels)
+def _decode(path: Path, field: str, max_pixels: int, max_side: int) -> Image.Image:
     try:
-        return load_image(path, max_pixels=max_pixels)
-    except InvalidImageError as exc:
-        message = str(exc).replace(str(path), "the upload")
-        raise UploadError(422, field, f"`{field}` is not a usable image: {message}", "invalid_image") from exc
+        return decode_bounded(path, formats=ALLOWED_FORMATS, max_pixels=max_pixels, max_side=max_side)
+    except ImageRefused as exc:
+        raise UploadError(_STATUS[exc.kind], field, f"`{field}` {exc}", _TYPES[exc.kind]) from exc
 
 
 def store_reference(image: Image.Image, upload_dir: Path, generation_id: str) -> Path:
-    """Where the run reads the user's image: ``<upload_dir>/<generation_id>/reference.png``."""
-    return save_png(image, upload_dir / generation_id / "reference.png").resolve()
+    """Where the run reads the user's image: ``<upload_dir>/<generation_id>/reference.png``,
+    in an owner-only folder (the file itself is written 0600)."""
+    return save_png(image, private_dirs(upload_dir / generation_id) / "reference.png").resolve()
 
 
 def discard_upload(upload_dir: Path, generation_id: str) -> None:

@@ -52,6 +52,8 @@ class Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    #: uvicorn's level: "info" writes the access log (tests that read what the log holds).
+    log_level: str = "warning"
 
     @property
     def base_url(self) -> str:
@@ -102,7 +104,7 @@ class Server:
                 "--port",
                 str(self.port),
                 "--log-level",
-                "warning",
+                self.log_level,
             ],
             cwd=self.root,
             env=self.environment(),
@@ -141,15 +143,17 @@ class Server:
     def log(self) -> str:
         return "\n".join(path.read_text(errors="replace")[-4000:] for path in sorted(self.root.glob("server-*.log")))
 
-    def add_user(self, email: str, password: str = "password123") -> dict[str, str]:
-        """A user in the server's database, and bearer headers for it."""
+    def add_user(self, email: str, password: str = "password123", *, admin: bool = False) -> dict[str, str]:
+        """A user (an administrator with ``admin``) in the server's database, and bearer headers for it."""
         settings = self.settings()
         engine = create_db_engine(settings)
         init_db(engine)
         with Session(engine) as session:
-            user = crud.create_user(session=session, user_create=UserCreate(email=email, password=password))
+            user = crud.create_user(
+                session=session, user_create=UserCreate(email=email, password=password, is_superuser=admin)
+            )
         engine.dispose()
-        return {"Authorization": f"Bearer {create_access_token(user.id, settings)}"}  # type: ignore[arg-type]
+        return {"Authorization": f"Bearer {create_access_token(user, settings)}"}
 
 
 def wait_until(

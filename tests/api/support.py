@@ -181,12 +181,15 @@ class FakePipeline:
         return summary("completed", results)
 
 
-def add_user(client: TestClient, email: str, password: str = "password123") -> dict[str, str]:
-    """Create a user directly in the database and return bearer headers for it."""
+def add_user(client: TestClient, email: str, password: str = "password123", *, admin: bool = False) -> dict[str, str]:
+    """Create a user (an administrator with ``admin``) directly in the database and return bearer
+    headers for it."""
     app = client.app
     with Session(app.state.engine) as session:  # type: ignore[attr-defined]
-        user = crud.create_user(session=session, user_create=UserCreate(email=email, password=password))
-    token = create_access_token(user.id, app.state.settings)  # type: ignore[attr-defined,arg-type]
+        user = crud.create_user(
+            session=session, user_create=UserCreate(email=email, password=password, is_superuser=admin)
+        )
+    token = create_access_token(user, app.state.settings)  # type: ignore[attr-defined]
     return {"Authorization": f"Bearer {token}"}
 
 

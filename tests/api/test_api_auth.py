@@ -122,14 +122,17 @@ def test_legacy_scrypt_hashes_still_verify_and_are_upgraded_at_login(client: Tes
 
 def test_hs256_tokens_round_trip_and_reject_tampering_and_expiry(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    token = create_access_token(42, settings)
-    assert decode_access_token(token, settings) == "42"
+    user = User(email="t@example.com", hashed_password="!", token_version=3)
+    token = create_access_token(user, settings)
+    claims = decode_access_token(token, settings)
+    assert claims.subject == user.public_id and claims.version == 3 and len(claims.jti) == 32
+    assert decode_access_token(create_access_token(user, settings), settings).jti != claims.jti
     other = make_settings(tmp_path, jwt_secret="another-secret-" + "y" * 40)
-    with pytest.raises(InvalidTokenError):
+    with pytest.raises(InvalidTokenError, match="not signed by this server"):
         decode_access_token(token, other)
     with pytest.raises(InvalidTokenError, match="expired"):
-        decode_access_token(create_access_token(42, settings, expires_delta=timedelta(seconds=-5)), settings)
-    with pytest.raises(InvalidTokenError):
+        decode_access_token(create_access_token(user, settings, expires_delta=timedelta(seconds=-5)), settings)
+    with pytest.raises(InvalidTokenError, match="malformed"):
         decode_access_token("not.a.token", settings)
 
 
@@ -148,8 +151,9 @@ def test_rs256_tokens_use_the_key_files(tmp_path: Path) -> None:
         key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     settings = make_settings(tmp_path, jwt_algorithm="RS256", jwt_private_key_path=private, jwt_public_key_path=public)
-    token = create_access_token(7, settings)
-    assert decode_access_token(token, settings) == "7"
+    user = User(email="t@example.com", hashed_password="!")
+    token = create_access_token(user, settings)
+    assert decode_access_token(token, settings).subject == user.public_id
     hs = make_settings(tmp_path)
     with pytest.raises(InvalidTokenError):
         decode_access_token(token, hs)  # an RS256 token is not accepted where HS256 is configured
@@ -173,7 +177,8 @@ def test_login_me_and_unauthenticated_requests(client: TestClient) -> None:
 
 
 def test_a_token_for_a_deleted_or_unknown_user_is_refused(client: TestClient) -> None:
-    token = create_access_token(999, client.app.state.settings)  # type: ignore[attr-defined]
+    stranger = User(email="nobody@example.com", hashed_password="!")  # never stored
+    token = create_access_token(stranger, client.app.state.settings)  # type: ignore[attr-defined]
     assert client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 

@@ -1,10 +1,10 @@
-"""The status-document and user caches: hits, invalidation, the load/invalidate race, TTL."""
+"""The status-document cache: hits, invalidation, the load/invalidate race. (Users are not
+cached: a revoked token must stop at once, so every request looks its user up.)"""
 
 from __future__ import annotations
 
 import pytest
 
-from imageforge.api.core.security import UserCache
 from imageforge.api.services.status import StatusDocumentCache
 
 
@@ -69,13 +69,3 @@ def test_forgetting_versions_never_resurrects_a_stale_load() -> None:
 
     cache.get("g1", "k", load_then_churn)
     assert cache.peek("g1", "k") is None
-
-
-def test_user_cache_expires() -> None:
-    now = [100.0]
-    cache: UserCache[str] = UserCache(ttl_s=30, clock=lambda: now[0])
-    assert cache.get(7) is None
-    cache.remember(7, "user seven")
-    assert cache.get(7) == "user seven"
-    now[0] += 31
-    assert cache.get(7) is None

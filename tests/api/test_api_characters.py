@@ -37,6 +37,14 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app with its real pipeline: a smart image is a job, run by the job runner through
+    the storyboard graph on the offline backends."""
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
 def png(color: tuple[int, int, int] = (200, 60, 40), size: tuple[int, int] = (64, 64)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, format="PNG")
@@ -351,7 +359,10 @@ def test_smart_image_when_the_backends_are_down(client: TestClient, alice: dict[
     assert response.status_code == 503
     assert response.json()["success"] is False
     assert response.json()["error"].startswith("Service Unavailable") and "no weights" in response.json()["error"]
-    assert client.get("/api/generations", headers=alice).json()["count"] == 0
+    # It ran as a job: the failed generation is in the history with the reason.
+    history = client.get("/api/generations", headers=alice).json()
+    assert history["count"] == 1 and history["data"][0]["status"] == "failed"
+    assert "no weights" in history["data"][0]["error"]
 
 
 @pytest.mark.parametrize(

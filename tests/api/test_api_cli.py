@@ -36,8 +36,8 @@ def test_users_create_then_token(cli: typer.Typer) -> None:
 
     issued = runner.invoke(cli, ["token", "--email", "dana@example.com", "--password", "long-enough-1"])
     assert issued.exit_code == 0, issued.output
-    subject = decode_access_token(issued.output.strip(), Settings(_env_file=None))  # type: ignore[call-arg]
-    assert subject == "1"
+    claims = decode_access_token(issued.output.strip(), Settings(_env_file=None))  # type: ignore[call-arg]
+    assert len(claims.subject) == 32 and claims.subject in created.output  # the random public id, not "1"
     wrong = runner.invoke(cli, ["token", "--email", "dana@example.com", "--password", "not-the-one"])
     assert wrong.exit_code == 1
 

@@ -14,7 +14,7 @@ from imageforge.api.core.metrics import percentile
 from imageforge.api.services.estimate import EstimateQuery, estimate
 from imageforge.graph.checkpoint import state_types
 from imageforge.traces.schemas import SceneResult
-from tests.api.support import make_settings, wait_for_status
+from tests.api.support import add_user, make_settings, wait_for_status
 
 
 def test_estimate_reproduces_seed_004_with_hosted_backends(tmp_path) -> None:
@@ -60,14 +60,16 @@ def test_estimate_endpoint_validates_its_query(client: TestClient) -> None:
         assert bad.status_code == 422 and field in bad.text
 
 
-def test_health_reports_workers_queue_and_backends(client: TestClient) -> None:
-    response = client.get("/health")
-    assert response.status_code == 200
-    body = response.json()
+def test_health_reports_workers_queue_and_backends(client: TestClient, alice: dict[str, str]) -> None:
+    anonymous = client.get("/health")
+    assert anonymous.status_code == 200 and anonymous.json() == {"status": "healthy"}  # the status alone
+    body = client.get("/health", headers=alice).json()
     assert body["status"] == "healthy", body
     assert body["database"] == "ok" and body["workers"] == 2 and body["queue_depth"] == 0
-    assert body["backends"]["configured"]["generator"]["backend"] == "auto"
-    assert isinstance(body["loaded_models"], list)
+    assert "configured" not in body["backends"] and "loaded_models" not in body  # deployment details: admins
+    admin = client.get("/health", headers=add_user(client, "root@example.com", admin=True)).json()
+    assert admin["backends"]["configured"]["generator"]["backend"] == "auto"
+    assert isinstance(admin["loaded_models"], list) and admin["dev_mode"] is False
 
 
 def test_metrics_count_generations_and_expose_the_slo(client: TestClient, alice: dict[str, str]) -> None:

@@ -187,7 +187,7 @@ def test_full_queue_then_sigkill_mid_job_and_resume(tmp_path: Path) -> None:
             assert [s["scene_number"] for s in resumed["storyboard_plan"]["scenes"]] == [1, 2]
             assert_images_served(client, resumed, alice)
             assert_images_served(client, queued, alice)
-            health = client.get("/health").json()
+            health = client.get("/health", headers=alice).json()  # the queue: signed-in callers only
             assert health["queue_depth"] == 0 and health["status"] in ("healthy", "degraded")
     finally:
         server.stop()

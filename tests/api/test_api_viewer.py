@@ -1,4 +1,4 @@
-"""The trace viewer pages: rendering, ownership, the token-to-cookie hand-off."""
+"""The trace viewer pages: rendering, ownership, signing in to a GET-only cookie."""
 
 from __future__ import annotations
 
@@ -40,17 +40,22 @@ def test_trace_page_shows_scenes_scores_and_the_marked_winner(client: TestClient
 def test_pages_belong_to_their_owner(client: TestClient, alice: dict[str, str], bob: dict[str, str]) -> None:
     generation_id = _finished(client, alice)
     assert client.get(f"/traces/{generation_id}", headers=bob).status_code == 404
-    assert client.get(f"/traces/{generation_id}").status_code == 401
+    anonymous = client.get(f"/traces/{generation_id}", follow_redirects=False)
+    assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login?next=")
     assert client.get("/traces/no-such-id", headers=alice).status_code == 404
 
 
-def test_token_in_the_url_becomes_a_get_only_cookie(client: TestClient, alice: dict[str, str]) -> None:
+def test_the_sign_in_form_sets_a_get_only_cookie(client: TestClient, alice: dict[str, str]) -> None:
     generation_id = _finished(client, alice)
     token = alice["Authorization"].removeprefix("Bearer ")
     client.cookies.clear()
+    # A token in the address is no longer adopted: the page asks the caller to sign in.
     response = client.get(f"/traces/{generation_id}?token={token}", follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == f"/traces/{generation_id}"
-    assert "httponly" in response.headers["set-cookie"].lower()
+    assert response.status_code == 303 and response.headers["location"].startswith("/login?next=")
+    assert "set-cookie" not in response.headers
+    signed_in = client.post("/login", data={"token": token, "next": f"/traces/{generation_id}"}, follow_redirects=False)
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == f"/traces/{generation_id}"
+    assert "httponly" in signed_in.headers["set-cookie"].lower()
     # The cookie now authenticates the page and its images ...
     assert client.get(f"/traces/{generation_id}").status_code == 200
     assert client.get(f"/api/generations/{generation_id}/trace/files/scene_1/image_1.png").status_code == 200

@@ -83,6 +83,16 @@ def _wait(predicate, timeout_s: float = 30.0, what: str = "condition") -> None:
         time.sleep(0.1)
 
 
+def _sign_in(browser, server: Server, headers: dict[str, str], page: str) -> None:
+    """Open ``page`` signed out: the viewer sends the browser to its sign-in form, which takes the
+    token in a POST (never in the address) and comes back to the page."""
+    browser.get(f"{server.base_url}{page}")
+    assert "/login?next=" in browser.current_url
+    browser.find_element("id", "token").send_keys(headers["Authorization"].removeprefix("Bearer "))
+    browser.find_element("id", "sign-in").click()
+    _wait(lambda: browser.current_url == f"{server.base_url}{page}", what="the page after signing in")
+
+
 def _submit(server: Server, headers: dict[str, str]) -> str:
     with httpx.Client(base_url=server.base_url, timeout=30) as client:
         response = client.post(
@@ -101,10 +111,8 @@ def test_finished_job_page_marks_winners_loads_every_image_and_is_not_blank(
     generation_id = _submit(server, headers)
     with httpx.Client(base_url=server.base_url, timeout=30) as client:
         wait_until(client, f"/api/generations/{generation_id}", headers, lambda d: d["status"] == "completed", 120)
-    token = headers["Authorization"].removeprefix("Bearer ")
-
-    browser.get(f"{server.base_url}/traces/{generation_id}?token={token}")
-    assert browser.current_url.endswith(f"/traces/{generation_id}")  # the token left the URL
+    _sign_in(browser, server, headers, f"/traces/{generation_id}")
+    assert "token" not in browser.current_url
     assert browser.find_element("id", "status").text == "completed"
     winners = browser.find_elements("css selector", "figure.winner")
     assert len(winners) == 2 and all("winner" in w.text for w in winners)
@@ -127,8 +135,7 @@ def test_running_job_page_updates_live(slow_server: Server, browser) -> None:
     server = slow_server
     headers = server.add_user("live@example.com")
     generation_id = _submit(server, headers)
-    token = headers["Authorization"].removeprefix("Bearer ")
-    browser.get(f"{server.base_url}/traces/{generation_id}?token={token}")
+    _sign_in(browser, server, headers, f"/traces/{generation_id}")
     # Read the status in one script call: live updates replace the element, so a found element
     # can go stale before its text is read.
     status = "return document.getElementById('status').textContent.trim();"

@@ -125,6 +125,23 @@ async def test_streaming_yields_each_step_in_order(assistant, service):
     assert steps[-1]["content"].endswith("None is running.")
 
 
+async def test_a_chat_model_reply_streams_as_it_is_written(assistant, service):
+    llm = ScriptedChatModel.from_replies(
+        [
+            tool_call_message({}, name="report_status"),
+            AIMessage(content="Your storyboard gen1 is still running, two scenes to go."),
+        ]
+    )
+    context = AssistantContext(service=service, llm=llm)
+    steps = [step async for step in stream_turn(assistant, conversation_id="w", message="status?", context=context)]
+    kinds = [s["type"] for s in steps]
+    assert kinds[:2] == ["tool_call", "tool_result"] and kinds[-1] == "reply"
+    deltas = [s["content"] for s in steps if s["type"] == "reply_delta"]
+    assert len(deltas) > 3  # word by word, before the finished reply
+    assert "".join(deltas) == steps[-1]["content"] == "Your storyboard gen1 is still running, two scenes to go."
+    assert kinds.index("reply_delta") > kinds.index("tool_result")  # the tool call streamed no text
+
+
 def test_offline_step_without_a_user_message_offers_help():
     message = offline_step([])
     assert isinstance(message, AIMessage) and not message.tool_calls and "I can help" in message.content

@@ -1,0 +1,1 @@
+"""Distributed execution: the Celery app, and the worker process that runs jobs (``imageforge worker``)."""

@@ -1,0 +1,269 @@
+"""Distributed execution benchmark (issue 9), run by hand:
+`python benchmarks/bench_distributed.py [throughput|streams|all]`.
+
+Needs ``redis-server`` and a PostgreSQL server (IMAGEFORGE_TEST_POSTGRES_URL, as the tests);
+each run uses a fresh database and its own Redis on a free port. The API is one uvicorn
+process with IMAGEFORGE_BROKER_URL set; workers are ``imageforge worker`` processes. The
+backends are offline and the generator sleeps (tests/slow_generator.py), so the machine's
+two cores are not what limits throughput.
+
+- throughput: the same batch of storyboards with 1 worker, then with 2 (each worker runs
+  ``--concurrency`` jobs at once); reported: wall time and the speed-up (target >= 1.8x).
+- streams: 200 event streams (SSE) held open on running and queued jobs while 20 clients
+  submit storyboards and poll their status documents; a prober times /health and a login.
+  Target: status and /health p99 < 50 ms, every login answered 200.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from imageforge.api.core.metrics import percentile as service_percentile
+from tests.api.server import SLOW_GENERATOR_ENV, Server
+from tests.redis_server import Worker, fresh_postgres_database, redis_server, skip_reason
+
+SETTINGS = {"num_variations": 2, "max_enhancement_iterations": 1, "max_retries": 0, "resolution": 128}
+FINAL = {"completed", "failed", "cancelled"}
+PASSWORD = "password123"
+
+
+def percentile(values: list[float], q: int) -> float:
+    value = service_percentile(values, q)
+    return float("nan") if value is None else value
+
+
+def start_workers(server: Server, broker_url: str, count: int, concurrency: int, delay_s: float) -> list[Worker]:
+    workers = [
+        Worker(server, f"bench-{uuid.uuid4().hex[:6]}", concurrency, {"SLOW_GENERATOR_DELAY_S": str(delay_s)}).start()
+        for _ in range(count)
+    ]
+    for worker in workers:
+        worker.wait_ready(broker_url)
+    return workers
+
+
+async def submit(client: httpx.AsyncClient, headers: dict[str, str], prompt: str, scenes: int) -> str:
+    body = {"prompt": prompt, "num_scenes": scenes, "settings": SETTINGS}
+    response = await client.post("/api/generate", json=body, headers=headers)
+    response.raise_for_status()
+    return str(response.json()["generation_id"])
+
+
+async def wait_all(client: httpx.AsyncClient, headers: dict[str, str], jobs: list[str]) -> dict[str, str]:
+    final: dict[str, str] = {}
+    while len(final) < len(jobs):
+        for job in jobs:
+            if job not in final:
+                document = (await client.get(f"/api/generations/{job}", headers=headers)).json()
+                if document["status"] in FINAL:
+                    final[job] = document["status"]
+        await asyncio.sleep(0.2)
+    return final
+
+
+# Throughput ----------------------------------------------------------------------------------
+async def throughput(server: Server, broker_url: str, args: argparse.Namespace) -> list[tuple[str, str]]:
+    headers = server.add_user(f"tp-{uuid.uuid4().hex[:6]}@example.com", PASSWORD)
+    walls: dict[int, float] = {}
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=60.0) as client:
+        for count in (1, 2):
+            workers = start_workers(server, broker_url, count, args.concurrency, args.delay)
+            try:
+                started = time.perf_counter()
+                jobs = [
+                    await submit(client, headers, f"Throughput {count}-{i}: artisan coffee at dawn", 2)
+                    for i in range(args.storyboards)
+                ]
+                final = await wait_all(client, headers, jobs)
+                walls[count] = time.perf_counter() - started
+                assert set(final.values()) == {"completed"}, final
+            finally:
+                for worker in workers:
+                    worker.stop()
+    return [
+        ("storyboards per run", f"{args.storyboards} (2 scenes; generator sleeps {args.delay:g} s per call)"),
+        ("worker concurrency", str(args.concurrency)),
+        ("wall time, 1 worker", f"{walls[1]:.1f} s"),
+        ("wall time, 2 workers", f"{walls[2]:.1f} s"),
+        ("speed-up", f"{walls[1] / walls[2]:.2f}x (target >= 1.8x)"),
+    ]
+
+
+# Streams -------------------------------------------------------------------------------------
+async def hold_stream(base_url: str, job: str, headers: dict[str, str], opened: list[int], stop: asyncio.Event) -> None:
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(300.0)) as client,
+        client.stream("GET", f"/api/generations/{job}/events", headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        counted = False
+        async for line in response.aiter_lines():
+            if not counted and line.startswith("event:"):
+                opened[0] += 1
+                counted = True
+            if stop.is_set():
+                break
+        if counted:
+            opened[0] -= 1
+
+
+async def streams(server: Server, broker_url: str, args: argparse.Namespace) -> list[tuple[str, str]]:
+    workers = start_workers(server, broker_url, 2, args.stream_concurrency, args.delay)
+    owner_email = f"streams-{uuid.uuid4().hex[:6]}@example.com"
+    owner = server.add_user(owner_email, PASSWORD)
+    clients = [server.add_user(f"client{i}-{uuid.uuid4().hex[:6]}@example.com", PASSWORD) for i in range(args.clients)]
+    status_ms: list[float] = []
+    health_ms: list[float] = []
+    login_ms: list[float] = []
+    errors: list[str] = []
+    opened = [0]
+    stop = asyncio.Event()
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=60.0) as client:
+            long_jobs = [
+                await submit(client, owner, f"Long storyboard {i}: a lighthouse keeper's year", 8)
+                for i in range(args.stream_jobs)
+            ]
+            holders = [
+                asyncio.create_task(hold_stream(server.base_url, long_jobs[i % len(long_jobs)], owner, opened, stop))
+                for i in range(args.streams)
+            ]
+            opening = time.monotonic()
+            while opened[0] < args.streams and time.monotonic() < opening + 300:
+                await asyncio.sleep(0.1)
+            open_s = time.monotonic() - opening
+            streams_open = opened[0]
+
+            async def submitter(headers: dict[str, str], index: int) -> None:
+                async with httpx.AsyncClient(base_url=server.base_url, timeout=60.0) as mine:
+                    for n in range(args.per_client):
+                        job = await submit(mine, headers, f"Client {index}-{n}: artisan coffee", 2)
+                        while True:
+                            started = time.perf_counter()
+                            response = await mine.get(f"/api/generations/{job}", headers=headers)
+                            status_ms.append((time.perf_counter() - started) * 1000)
+                            if response.status_code != 200:
+                                errors.append(f"status: HTTP {response.status_code}")
+                                break
+                            if response.json()["status"] in FINAL:
+                                break
+                            await asyncio.sleep(0.1)
+
+            async def prober() -> None:
+                async with httpx.AsyncClient(base_url=server.base_url, timeout=60.0) as probe:
+                    while not stop.is_set():
+                        started = time.perf_counter()
+                        response = await probe.get("/health")
+                        health_ms.append((time.perf_counter() - started) * 1000)
+                        if response.status_code != 200:
+                            errors.append(f"/health: HTTP {response.status_code}")
+                        started = time.perf_counter()
+                        response = await probe.post(
+                            "/api/login/access-token", data={"username": owner_email, "password": PASSWORD}
+                        )
+                        login_ms.append((time.perf_counter() - started) * 1000)
+                        if response.status_code != 200:
+                            errors.append(f"login: HTTP {response.status_code}")
+                        await asyncio.sleep(0.25)
+
+            probing = asyncio.create_task(prober())
+            started = time.perf_counter()
+            await asyncio.gather(*(submitter(headers, i) for i, headers in enumerate(clients)))
+            elapsed = time.perf_counter() - started
+            streams_at_end = opened[0]
+            stop.set()
+            await probing
+            for task in holders:
+                task.cancel()
+            outcomes = await asyncio.gather(*holders, return_exceptions=True)
+            failures = {repr(o) for o in outcomes if isinstance(o, Exception)}
+            errors.extend(f"stream: {failure}" for failure in sorted(failures))
+    finally:
+        for worker in workers:
+            worker.stop()
+    for error in errors[:10]:
+        print(f"error: {error}", file=sys.stderr)
+    return [
+        (
+            "event streams open",
+            f"{streams_open} at the start, {streams_at_end} at the end (on {args.stream_jobs} jobs)",
+        ),
+        ("time to open them", f"{open_s:.1f} s"),
+        ("submitting clients", f"{args.clients} x {args.per_client} storyboards, polling every 0.1 s"),
+        ("load duration", f"{elapsed:.1f} s"),
+        (
+            "GET /api/generations/{id} p50 / p99",
+            f"{percentile(status_ms, 50):.1f} / {percentile(status_ms, 99):.1f} ms",
+        ),
+        ("GET /health p50 / p99", f"{percentile(health_ms, 50):.1f} / {percentile(health_ms, 99):.1f} ms"),
+        (
+            "POST /api/login/access-token p50 / p99",
+            f"{percentile(login_ms, 50):.1f} / {percentile(login_ms, 99):.1f} ms",
+        ),
+        ("requests measured (status / health / login)", f"{len(status_ms)} / {len(health_ms)} / {len(login_ms)}"),
+        ("errors", str(len(errors))),
+    ]
+
+
+async def run(args: argparse.Namespace) -> int:
+    reason = skip_reason()
+    if reason:
+        print(f"cannot run: {reason}", file=sys.stderr)
+        return 2
+    rows: list[tuple[str, str]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="imageforge-bench-") as folder,
+        redis_server(Path(folder)) as broker_url,
+        fresh_postgres_database() as database_url,
+    ):
+        server = Server(
+            Path(folder),
+            {
+                "IMAGEFORGE_DATABASE_URL": database_url,
+                "IMAGEFORGE_BROKER_URL": broker_url,
+                "IMAGEFORGE_QUEUE_SIZE": "10000",
+                "IMAGEFORGE_MAX_JOBS_PER_USER": "10000",
+                **SLOW_GENERATOR_ENV,
+            },
+        )
+        server.start()
+        try:
+            if args.which in ("throughput", "all"):
+                rows += await throughput(server, broker_url, args)
+            if args.which in ("streams", "all"):
+                rows += await streams(server, broker_url, args)
+        finally:
+            server.stop()
+    print("| metric | value |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("which", nargs="?", choices=("throughput", "streams", "all"), default="all")
+    parser.add_argument("--storyboards", type=int, default=16, help="storyboards per throughput run")
+    parser.add_argument("--concurrency", type=int, default=2, help="jobs each worker runs at once")
+    parser.add_argument("--delay", type=float, default=1.0, help="seconds the generator sleeps per call")
+    parser.add_argument("--streams", type=int, default=200, help="event streams held open")
+    parser.add_argument("--stream-jobs", type=int, default=4, help="long jobs (8 scenes) the streams watch")
+    parser.add_argument("--stream-concurrency", type=int, default=8, help="jobs each of the 2 workers runs at once")
+    parser.add_argument("--clients", type=int, default=20, help="clients submitting and polling")
+    parser.add_argument("--per-client", type=int, default=2, help="storyboards each client submits")
+    raise SystemExit(asyncio.run(run(parser.parse_args())))
+
+
+if __name__ == "__main__":
+    main()
