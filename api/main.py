@@ -69,6 +69,7 @@ from imageforge.api.services.retention import sweep_periodically
 from imageforge.api.services.smart_images import SmartImageFailure
 from imageforge.api.services.status import StatusDocumentCache
 from imageforge.api.services.uploads import UploadError, configure_decoding
+from imageforge.tools.storage import private_dirs
 
 __all__ = ["create_app"]
 
@@ -220,8 +221,8 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
         if settings.dev_mode:
             with Session(engine) as session:
                 app.state.dev_user_id = user_crud.get_or_create_dev_user(session=session).id
-        settings.trace_root.mkdir(parents=True, exist_ok=True)
-        settings.upload_dir.mkdir(parents=True, exist_ok=True)
+        private_dirs(settings.trace_root)  # owner-only where this process creates them
+        private_dirs(settings.upload_dir)
         app.state.engine = engine
         backends = DefaultBackends(settings)
         app.state.backends = backends
@@ -240,7 +241,7 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
         else:
             runner = JobRunner(
                 engine=engine,
-                pipeline=pipeline if pipeline is not None else make_pipeline(settings, backends),
+                pipeline=pipeline if pipeline is not None else make_pipeline(settings, backends, engine=engine),
                 checkpointer=lambda: open_checkpointer(settings),
                 trace_root=settings.trace_root,
                 workers=settings.workers,

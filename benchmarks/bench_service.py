@@ -120,7 +120,14 @@ async def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="imageforge-bench-") as folder:
         server = Server(
             Path(folder),
-            {"IMAGEFORGE_WORKERS": str(args.workers), "IMAGEFORGE_QUEUE_SIZE": str(args.storyboards + 10)},
+            {
+                "IMAGEFORGE_WORKERS": str(args.workers),
+                "IMAGEFORGE_QUEUE_SIZE": str(args.storyboards + 10),
+                # One user submits everything here: lift the fairness cap and the login throttle.
+                "IMAGEFORGE_MAX_JOBS_PER_USER": str(args.storyboards + 10),
+                "IMAGEFORGE_LOGIN_LIMIT_PER_ACCOUNT": "100000/minute",
+                "IMAGEFORGE_LOGIN_LIMIT_PER_ADDRESS": "100000/minute",
+            },
         )
         server.start()
         try:

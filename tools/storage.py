@@ -61,6 +61,17 @@ def private_dirs(folder: Path) -> Path:
     return folder
 
 
+def private_file(path: Path) -> Path:
+    """Create ``path`` empty and owner-only (0600) unless it exists, before a library opens it
+    with its own mode (SQLite uses 0644 and the umask; its ``-wal`` and ``-shm`` files take
+    the database file's mode). A file an older version left readable by others is tightened."""
+    private_dirs(path.parent)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return path
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = False) -> Path:
     """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one.
 

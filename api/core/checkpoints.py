@@ -40,10 +40,12 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
             yield saver
         return
 
+    import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    import aiosqlite
+    from imageforge.tools.storage import private_file
+
+    private_file(settings.checkpoint_path)  # owner-only, like the database (runs' prompts and settings)
 
     async with aiosqlite.connect(str(settings.checkpoint_path)) as connection:
         sqlite_saver = AsyncSqliteSaver(connection, serde=checkpoint_serializer())

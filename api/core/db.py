@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from sqlmodel import Session, SQLModel, create_engine, text
 from imageforge.api.core.config import Settings
 from imageforge.api.core.migrations import upgrade_schema
 from imageforge.api.models import character, conversation, generation, preset, user  # noqa: F401  (registers the tables)
-from imageforge.tools.storage import private_dirs
+from imageforge.tools.storage import private_dirs, private_file
 
 __all__ = ["create_db_engine", "init_db", "ping", "session_scope", "sqlalchemy_url"]
 
@@ -40,17 +39,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _owner_only_sqlite(url: str) -> None:
-    """Create the SQLite file 0600 before SQLite does (it would use 0644 and the umask); its
-    ``-wal`` and ``-shm`` files take the database file's mode. A file an older version left
-    world-readable (it holds password hashes) is tightened."""
+    """The SQLite file owner-only: it holds password hashes (tools.storage.private_file)."""
     database = make_url(url).database
     if not database or database == ":memory:" or database.startswith("file:"):
         return
-    path = Path(database)
-    private_dirs(path.parent)
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o600)
+    private_file(Path(database))
 
 
 def create_db_engine(settings: Settings) -> Engine:

@@ -19,7 +19,6 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlalchemy.engine import Engine
 
 from imageforge.api.core.config import Settings
-from imageforge.api.core.db import create_db_engine
 from imageforge.api.models.generation import JobSpec
 from imageforge.api.services.backends import DefaultBackends
 from imageforge.graph.context import Context
@@ -43,23 +42,15 @@ class Pipeline(Protocol):
     ) -> RunSummary: ...
 
 
-def make_pipeline(settings: Settings, backends: DefaultBackends, *, engine: Engine | None = None) -> Pipeline:
+def make_pipeline(settings: Settings, backends: DefaultBackends, *, engine: Engine) -> Pipeline:
     """The real pipeline: ``graph.run.run_storyboard`` with the backends each job stored,
-    then the steps of the job's kind (a smart image's gallery image, written with ``engine``;
-    without one, the pipeline opens its own on the first smart image).
+    then the steps of the job's kind (a smart image's gallery image, written with ``engine``).
 
     Called from the app's lifespan, so the graph is imported (and compiled) at start-up
     rather than by the first job, in the middle of serving requests.
     """
     from imageforge.api.services.smart_images import finish_smart_image
     from imageforge.graph.run import StoryboardRequest, run_storyboard
-
-    engines: list[Engine] = [] if engine is None else [engine]
-
-    def database() -> Engine:
-        if not engines:
-            engines.append(create_db_engine(settings))
-        return engines[0]
 
     async def run(
         generation_id: str,
@@ -95,7 +86,7 @@ def make_pipeline(settings: Settings, backends: DefaultBackends, *, engine: Engi
             request, context, checkpointer=checkpointer, resume=resume, on_event=on_event, should_stop=should_stop
         )
         if spec.kind == "smart_image":
-            summary = await finish_smart_image(generation_id, spec, summary, engine=database(), settings=settings)
+            summary = await finish_smart_image(generation_id, spec, summary, engine=engine, settings=settings)
         return summary
 
     return run

@@ -49,6 +49,7 @@ from imageforge.api.services.redis_events import (
 from imageforge.api.worker import lease
 from imageforge.api.worker.celery_app import TASK_NAME
 from imageforge.api.worker.reaper import Reaper
+from imageforge.tools.storage import private_dirs
 
 __all__ = ["WorkerRuntime", "default_worker_name", "locked_start", "register_task"]
 
@@ -145,7 +146,7 @@ class WorkerRuntime:
             start=locked_start,
             owns=self._owns,
         )
-        self.settings.trace_root.mkdir(parents=True, exist_ok=True)
+        private_dirs(self.settings.trace_root)
         loop_thread = threading.Thread(target=self._loop_main, name="imageforge-worker-loop", daemon=True)
         loop_thread.start()
         self._ready.wait()

@@ -206,6 +206,11 @@ def test_the_database_and_the_data_folder_are_owner_only(server: Server, alice: 
     for sidecar in (data / "imageforge.db-wal", data / "imageforge.db-shm"):
         if sidecar.exists():
             assert _mode(sidecar) == 0o600, sidecar
+    checkpoints = [path for path in data.glob("checkpoints*") if path.is_file()]
+    assert checkpoints and all(_mode(path) == 0o600 for path in checkpoints), checkpoints  # prompts, settings
+    for folder in (server.root / "traces", server.root / "uploads"):
+        if folder.exists():
+            assert _mode(folder) == 0o700, folder
 
 
 # Finding 11: a per-user storage quota ------------------------------------------------------------
