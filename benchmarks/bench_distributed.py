@@ -43,9 +43,19 @@ def percentile(values: list[float], q: int) -> float:
     return float("nan") if value is None else value
 
 
+#: Set by --workers-on: the command prefix that keeps the workers off the API's core.
+WORKER_PREFIX: list[str] = []
+
+
 def start_workers(server: Server, broker_url: str, count: int, concurrency: int, delay_s: float) -> list[Worker]:
     workers = [
-        Worker(server, f"bench-{uuid.uuid4().hex[:6]}", concurrency, {"SLOW_GENERATOR_DELAY_S": str(delay_s)}).start()
+        Worker(
+            server,
+            f"bench-{uuid.uuid4().hex[:6]}",
+            concurrency,
+            {"SLOW_GENERATOR_DELAY_S": str(delay_s)},
+            prefix=WORKER_PREFIX,
+        ).start()
         for _ in range(count)
     ]
     for worker in workers:
@@ -265,7 +275,18 @@ def main() -> None:
     parser.add_argument("--stream-concurrency", type=int, default=8, help="jobs each of the 2 workers runs at once")
     parser.add_argument("--clients", type=int, default=20, help="clients submitting and polling")
     parser.add_argument("--per-client", type=int, default=2, help="storyboards each client submits")
-    raise SystemExit(asyncio.run(run(parser.parse_args())))
+    parser.add_argument(
+        "--workers-on",
+        type=int,
+        default=None,
+        metavar="CPU",
+        help="run the workers on this CPU only, at nice 10 (`taskset`): in a deployment they run on GPU "
+        "machines of their own, not on the API's cores",
+    )
+    args = parser.parse_args()
+    if args.workers_on is not None:
+        WORKER_PREFIX[:] = ["taskset", "-c", str(args.workers_on), "nice", "-n", "10"]
+    raise SystemExit(asyncio.run(run(args)))
 
 
 if __name__ == "__main__":

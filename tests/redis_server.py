@@ -113,11 +113,14 @@ class Worker:
     concurrency: int = 1
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    #: Runs the worker under another command (the benchmark's `taskset -c 1 nice -n 10`).
+    prefix: list[str] = field(default_factory=list)
 
     def start(self) -> Worker:
         log = (self.server.root / f"worker-{self.name}.log").open("ab")
         self.process = subprocess.Popen(
             [
+                *self.prefix,
                 sys.executable,
                 "-c",
                 "from imageforge.api.cli import app; app()",

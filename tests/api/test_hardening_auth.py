@@ -93,7 +93,11 @@ def cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
 
 def submit(http: httpx.Client, headers: dict[str, str]) -> str:
     response = http.post(
-        "/api/generate", json={"prompt": "a lighthouse", "num_scenes": 1, "settings": SMALL}, headers=headers
+        "/api/generate",
+        # The heuristic agents: the server's configured LLM is SECRET_URL, which refuses every
+        # connection, and each agent would spend its retries on it before falling back.
+        json={"prompt": "a lighthouse", "num_scenes": 1, "settings": {**SMALL, "backends": {"llm": "heuristic"}}},
+        headers=headers,
     )
     assert response.status_code == 202, response.text
     return str(response.json()["generation_id"])
