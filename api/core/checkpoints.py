@@ -34,8 +34,23 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
                 "IMAGEFORGE_DATABASE_URL is PostgreSQL, which needs the postgres extra for checkpoints: "
                 "pip install 'imageforge[postgres]'"
             ) from exc
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+
         url = settings.effective_database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-        async with AsyncPostgresSaver.from_conn_string(url, serde=checkpoint_serializer()) as saver:
+        # A pool, not one shared connection: several jobs checkpoint at once on one loop, and a
+        # job cancelled in the middle of a query makes psycopg close that connection. The pool
+        # checks a connection before lending it and replaces a closed one, so one cancelled job
+        # cannot fail every job after it (seen: "the connection is closed" on a worker).
+        async with AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=max(4, settings.workers * 2),
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            check=AsyncConnectionPool.check_connection,
+            open=False,
+        ) as pool:
+            saver = AsyncPostgresSaver(pool, serde=checkpoint_serializer())  # type: ignore[arg-type]
             await saver.setup()
             yield saver
         return

@@ -106,7 +106,8 @@ class WorkerRuntime:
         pipeline: Pipeline | None = None,
     ) -> None:
         assert settings.broker_url, "a worker needs IMAGEFORGE_BROKER_URL"
-        self.settings = settings.model_copy(update={"device": device})
+        # `workers` is this process's job slots (sizes its checkpoint connection pool, as for the embedded runner).
+        self.settings = settings.model_copy(update={"device": device, "workers": concurrency})
         self.celery = celery
         self.name = name
         self.device = device

@@ -61,3 +61,20 @@ def test_jobs_persist_and_resume_after_sigkill_on_postgres(tmp_path: Path) -> No
             assert [g["id"] for g in history["data"]] == [job]
     finally:
         server.stop()
+
+
+async def test_a_connection_closed_under_one_job_does_not_fail_the_others(tmp_path: Path) -> None:
+    """psycopg closes a connection when a cancelled job interrupts its query ("query
+    cancellation interrupted (CancelledError): closing connection"). With one shared connection
+    every later job of the process then failed with "the connection is closed" (seen on a
+    worker); the pool replaces a closed connection before lending it again."""
+    from imageforge.api.core.checkpoints import open_checkpointer
+    from tests.api.support import make_settings
+
+    settings = make_settings(tmp_path, database_url=str(POSTGRES_URL), workers=1)
+    config = {"configurable": {"thread_id": f"pg-{uuid.uuid4().hex[:8]}", "checkpoint_ns": ""}}
+    async with open_checkpointer(settings) as saver:
+        for _ in range(3):
+            async with saver.conn.connection() as connection:  # type: ignore[union-attr]
+                await connection.close()  # what psycopg does to the connection of an interrupted query
+            assert await saver.aget_tuple(config) is None  # type: ignore[arg-type]  # the next job still checkpoints
