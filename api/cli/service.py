@@ -28,10 +28,11 @@ __all__ = ["register", "serve", "token", "users_app"]
 users_app = typer.Typer(help="Manage the users who may call the API.", no_args_is_help=True)
 
 
-def _settings() -> Settings:
+def checked_settings(build: Callable[[], Settings]) -> Settings:
+    """``build()`` the settings and run its start-up checks (it raises ValueError): a bad
+    value is one error line and exit code 2, for every command that starts a process."""
     try:
-        settings = get_settings()
-        settings.check_secrets()
+        return build()
     except ValidationError as exc:
         messages = "; ".join(error["msg"] for error in exc.errors(include_url=False))
         typer.echo(f"Invalid settings: {messages}", err=True)
@@ -39,7 +40,16 @@ def _settings() -> Settings:
     except ValueError as exc:
         typer.echo(f"Invalid settings: {exc}", err=True)
         raise typer.Exit(2) from exc
+
+
+def _with_secrets_checked() -> Settings:
+    settings = get_settings()
+    settings.check_secrets()
     return settings
+
+
+def _settings() -> Settings:
+    return checked_settings(_with_secrets_checked)
 
 
 def serve(

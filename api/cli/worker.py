@@ -12,24 +12,20 @@ import logging
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
+from imageforge.api.cli.service import checked_settings
 from imageforge.api.core.config import Settings
 
 __all__ = ["worker"]
 
 
 def _settings(device: str | None) -> Settings:
-    try:
+    def build() -> Settings:
         settings = Settings(**({"device": device} if device is not None else {}))  # type: ignore[arg-type]
         settings.check_execution()
-    except ValidationError as exc:
-        messages = "; ".join(error["msg"] for error in exc.errors(include_url=False))
-        typer.echo(f"Invalid settings: {messages}", err=True)
-        raise typer.Exit(2) from exc
-    except ValueError as exc:
-        typer.echo(f"Invalid settings: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        return settings
+
+    settings = checked_settings(build)
     if not settings.broker_url:
         typer.echo(
             "imageforge worker needs IMAGEFORGE_BROKER_URL=redis://host:6379/0 (the API's broker); "

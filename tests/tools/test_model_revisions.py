@@ -6,15 +6,12 @@ network, no weights (the lookups judge layout, not tensors)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import pytest
+from fake_hub import FakeHub
 from huggingface_hub import HfApi
 from typer.testing import CliRunner
 
@@ -36,71 +33,6 @@ def _files(tag: str) -> dict[str, bytes]:
     }
 
 
-class FakeHub:
-    """``model_info``, the tree listing and file downloads for one repository at two commits."""
-
-    def __init__(self, repo_id: str) -> None:
-        commits = {"main": MAIN, "v1": V1, MAIN: MAIN, V1: V1}
-        contents = {MAIN: _files("main"), V1: _files("v1")}
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_HEAD(self) -> None:
-                self.answer(head=True)
-
-            def do_GET(self) -> None:
-                self.answer(head=False)
-
-            def answer(self, head: bool) -> None:
-                path = unquote(urlsplit(self.path).path).strip("/")
-                headers, body = {"content-type": "application/json"}, b""
-                info, tree, resolve = (
-                    f"api/models/{repo_id}/revision/",
-                    f"api/models/{repo_id}/tree/",
-                    f"{repo_id}/resolve/",
-                )
-                if path.startswith(info) and path.removeprefix(info) in commits:
-                    sha = commits[path.removeprefix(info)]
-                    siblings = [{"rfilename": n, "size": len(d)} for n, d in contents[sha].items()]
-                    body = json.dumps({"id": repo_id, "sha": sha, "siblings": siblings}).encode()
-                elif path.startswith(tree) and path.removeprefix(tree).split("/")[0] in contents:
-                    files = contents[path.removeprefix(tree).split("/")[0]]
-                    body = json.dumps(
-                        [
-                            {"type": "file", "path": n, "size": len(d), "oid": hashlib.sha1(d).hexdigest()}
-                            for n, d in files.items()
-                        ]
-                    ).encode()
-                elif path.startswith(resolve) and path.removeprefix(resolve).split("/")[0] in contents:
-                    sha, name = path.removeprefix(resolve).split("/", 1)
-                    body = contents[sha][name]
-                    headers = {"ETag": f'"{hashlib.sha1(body).hexdigest()}"', "X-Repo-Commit": sha}
-                else:
-                    self.send_response(404)
-                    self.send_header("X-Error-Code", "RevisionNotFound")
-                    self.send_header("X-Error-Message", "Invalid rev id")
-                    self.send_header("content-length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                for key, value in {**headers, "content-length": str(len(body))}.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                if not head:
-                    self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     from huggingface_hub import constants
@@ -110,7 +42,7 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    fake = FakeHub(CLIP_L)
+    fake = FakeHub(CLIP_L, {MAIN: _files("main"), V1: _files("v1")}, {"main": MAIN, "v1": V1})
     # What HfApi() and file URLs default to, read by huggingface_hub at import: the CLI builds its own client.
     monkeypatch.setattr(constants, "ENDPOINT", fake.endpoint)
     monkeypatch.setattr(

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
-from urllib.parse import unquote, urlsplit
 
 import pytest
 import torch
+from fake_hub import FakeHub
 from huggingface_hub import HfApi
 from huggingface_hub.hf_api import RepoSibling
 from tiny_models import save_tiny_sd_pipeline
@@ -390,62 +387,6 @@ def test_offline_mode_is_read_at_call_time(online, monkeypatch):
         model_store.remote_size(SD_TURBO, api=Refusing())
 
 
-class FakeHub:
-    """The Hub's HTTP API on 127.0.0.1, as far as ``model_info`` and ``snapshot_download`` use it:
-    revision info, the recursive tree listing and file downloads."""
-
-    def __init__(self, repo_id: str, files: dict[str, bytes]) -> None:
-        self.requests: list[str] = []
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_HEAD(self):
-                self.answer(head=True)
-
-            def do_GET(self):
-                self.answer(head=False)
-
-            def answer(self, head: bool) -> None:
-                path = unquote(urlsplit(self.path).path).strip("/")
-                hub.requests.append(f"{self.command} {path}")
-                headers, body = {"content-type": "application/json"}, b""
-                if path == f"api/models/{repo_id}/revision/main":
-                    siblings = [{"rfilename": name, "size": len(data)} for name, data in files.items()]
-                    body = json.dumps({"id": repo_id, "sha": COMMIT, "siblings": siblings}).encode()
-                elif path.startswith(f"api/models/{repo_id}/tree/{COMMIT}"):
-                    tree = [
-                        {"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
-                        for name, data in files.items()
-                    ]
-                    body = json.dumps(tree).encode()
-                elif path.startswith(f"{repo_id}/resolve/{COMMIT}/"):
-                    body = files[path.removeprefix(f"{repo_id}/resolve/{COMMIT}/")]
-                    headers = {"ETag": f'"{hashlib.sha1(body).hexdigest()}"', "X-Repo-Commit": COMMIT}
-                else:
-                    self.send_response(404)
-                    self.send_header("content-length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                for key, value in {**headers, "content-length": str(len(body))}.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                if not head:
-                    self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_pull_fetches_by_pattern_and_completeness_is_then_judged_offline(
     hub, tiny_folder, tmp_path, online, monkeypatch
 ):
@@ -453,7 +394,7 @@ def test_pull_fetches_by_pattern_and_completeness_is_then_judged_offline(
 
     files = {str(p.relative_to(tiny_folder)): p.read_bytes() for p in tiny_folder.rglob("*") if p.is_file()}
     junk = {"README.md": b"card", "sd_turbo.safetensors": b"single-file", "vae_encoder/model.onnx": b"onnx"}
-    fake = FakeHub(SD_TURBO, {**files, **junk})
+    fake = FakeHub(SD_TURBO, {COMMIT: {**files, **junk}}, {"main": COMMIT})
     try:
         api = HfApi(endpoint=fake.endpoint)
         plan = model_store.plan_pull("sd-turbo", api=api)
@@ -575,7 +516,7 @@ def test_the_aesthetic_head_is_verified_after_download(hub, online, monkeypatch)
     installed = model_store.hf_home() / repo.install_as
 
     served = b"not the LAION head"
-    fake = FakeHub(repo.repo_id, {repo.filename: served, "README.md": b"card"})
+    fake = FakeHub(repo.repo_id, {COMMIT: {repo.filename: served, "README.md": b"card"}}, {"main": COMMIT})
     try:
         api = HfApi(endpoint=fake.endpoint)
         with pytest.raises(model_store.HubError, match=r"SHA-256 .* not the published 21dd590f"):
