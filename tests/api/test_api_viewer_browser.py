@@ -4,28 +4,23 @@ installed by .ci/run) against a real uvicorn server with offline backends."""
 from __future__ import annotations
 
 import io
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from browser import CHROMEDRIVER, CHROMIUM, MISSING, headless_chromium
 from PIL import Image, ImageStat
 
 from tests.api.server import SLOW_GENERATOR_ENV, Server, wait_until
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = [
     pytest.mark.integration,  # a uvicorn process and a headless browser
     pytest.mark.skipif(
         not (CHROMIUM and CHROMEDRIVER),
-        reason=(
-            "headless browser test needs Debian's chromium and chromium-driver "
-            "(apt-get install chromium chromium-driver)"
-        ),
+        reason=MISSING,
     ),
 ]
 
@@ -55,20 +50,7 @@ def slow_server(tmp_path: Path) -> Iterator[Server]:
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1280,2000",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
+    driver = headless_chromium()
     try:
         yield driver
     finally:

@@ -6,28 +6,23 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from browser import CHROMEDRIVER, CHROMIUM, MISSING, headless_chromium
 from PIL import Image, ImageStat
 
 from imageforge.api.deps import SESSION_COOKIE
 from tests.api.server import SLOW_GENERATOR_ENV, Server
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = [
     pytest.mark.integration,  # a uvicorn process and a headless browser
     pytest.mark.skipif(
         not (CHROMIUM and CHROMEDRIVER),
-        reason=(
-            "headless browser test needs Debian's chromium and chromium-driver "
-            "(apt-get install chromium chromium-driver)"
-        ),
+        reason=MISSING,
     ),
 ]
 
@@ -47,17 +42,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def _browser(width: int, height: int) -> object:
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(flag)
-    options.add_argument(f"--window-size={width},{height}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    return driver
+    return headless_chromium(width, height, console_log=True)
 
 
 @pytest.fixture

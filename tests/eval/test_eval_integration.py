@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser import CHROMEDRIVER, CHROMIUM, MISSING, headless_chromium
 from typer.testing import CliRunner
 
 from imageforge.api.cli import app
@@ -22,32 +22,14 @@ pytestmark = pytest.mark.integration  # a browser, or a killed subprocess
 
 OFFLINE = ["--llm", "heuristic", "--scorers", "offline", "--resolution", "96", "--variations", "2"]
 TESTS = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
     if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip(
-            "headless browser test needs Debian's chromium and chromium-driver "
-            "(apt-get install chromium chromium-driver)"
-        )
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1280,2000",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
+        pytest.skip(MISSING)
+    driver = headless_chromium()
     try:
         yield driver
     finally:
