@@ -32,6 +32,7 @@ from imageforge.api.core.checkpoints import open_checkpointer
 from imageforge.api.core.config import Settings, get_settings
 from imageforge.api.core.db import create_db_engine, init_db
 from imageforge.api.core.headers import SecurityHeadersMiddleware
+from imageforge.api.core.heap import freeze_startup_heap
 from imageforge.api.core.json_guard import encodable, reject_invalid_json_values
 from imageforge.api.core.limits import BodyLimitMiddleware
 from imageforge.api.core.logging import install_redaction
@@ -276,6 +277,7 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
         )
         assistant_scope = AsyncExitStack()  # the assistant's checkpointer, on this (the API's) loop
         app.state.assistant = await assistant_scope.enter_async_context(open_assistant(settings))
+        freeze_startup_heap()
         retention = settings.trace_retention
         sweeper = None
         if retention.max_age is not None or retention.upload_max_age is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.abc
 import sys
 
@@ -37,6 +38,14 @@ def empty_model_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(home))
     monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _unfreeze_the_heap():
+    """Every app or worker a test starts freezes the heap at start-up (api.core.heap); give
+    what it froze back to the collector afterwards, so one test's objects do not outlive it."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from sqlmodel import Session
 from imageforge.api.core.checkpoints import open_checkpointer
 from imageforge.api.core.config import Settings
 from imageforge.api.core.db import create_db_engine, init_db
+from imageforge.api.core.heap import freeze_startup_heap
 from imageforge.api.core.metrics import ServiceMetrics
 from imageforge.api.crud import generation as crud
 from imageforge.api.models.generation import Generation, JobSpec
@@ -156,6 +157,7 @@ class WorkerRuntime:
         beat = threading.Thread(target=self._heartbeat_main, name="imageforge-heartbeat", daemon=True)
         beat.start()
         self._threads = [loop_thread, beat]
+        freeze_startup_heap()  # the models and libraries live as long as the worker
 
     def stop(self) -> None:
         self._halt.set()
