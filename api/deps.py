@@ -128,7 +128,7 @@ def user_from_token(session: Session, settings: Settings, token: str | None) -> 
 
 def load_user(app: Any, token: str | None) -> User:
     """The caller from the database (blocking: call it in the thread pool)."""
-    with Session(app.state.engine) as session:
+    with Session(app.state.reader) as session:
         return user_from_token(session, app.state.settings, token)
 
 

@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imageforge.api.core.checkpoints import open_checkpointer
 from imageforge.api.core.config import Settings, get_settings
-from imageforge.api.core.db import create_db_engine, init_db
+from imageforge.api.core.db import autocommit_reads, create_db_engine, init_db
 from imageforge.api.core.headers import SecurityHeadersMiddleware
 from imageforge.api.core.heap import freeze_startup_heap
 from imageforge.api.core.json_guard import encodable, reject_invalid_json_values
@@ -225,6 +225,7 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
         private_dirs(settings.trace_root)  # owner-only where this process creates them
         private_dirs(settings.upload_dir)
         app.state.engine = engine
+        app.state.reader = autocommit_reads(engine)  # the per-request lookups: one round trip each
         backends = DefaultBackends(settings)
         app.state.backends = backends
         if pipeline is None and not distributed:  # distributed: the workers load the models

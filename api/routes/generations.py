@@ -67,7 +67,7 @@ def owned_generation(session: Session, generation_id: str, user_id: int) -> Gene
 def _owned_document(app: Any, generation_id: str, user_id: int, base_url: str) -> GenerationStatusDocument:
     """The user's status document with live progress, or 404 (blocking)."""
     return owned_document(
-        engine=app.state.engine,
+        engine=app.state.reader,
         documents=app.state.documents,
         live=app.state.runner.live,
         generation_id=generation_id,
@@ -235,7 +235,7 @@ async def generation_websocket(websocket: WebSocket, generation_id: str) -> None
     token = websocket_token(websocket)
 
     def authorize() -> int:
-        with Session(app.state.engine) as session:
+        with Session(app.state.reader) as session:
             user = user_from_token(session, app.state.settings, token)
             owned_generation(session, generation_id, user.id)  # type: ignore[arg-type]
             return user.id  # type: ignore[return-value]
