@@ -68,11 +68,11 @@ def test_settings_read_the_environment_and_the_unprefixed_openai_key(
     assert Settings(_env_file=None, database_url="postgresql://u:p@db/x").is_postgres  # type: ignore[call-arg]
 
 
-def test_passwords_are_salted_and_verified_with_the_default_argon2id_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_passwords_are_salted_and_verified_with_the_service_argon2id_profile(monkeypatch: pytest.MonkeyPatch) -> None:
     # The other API tests hash with a cheap profile (tests/api/conftest.py); this one uses the real one.
     monkeypatch.setattr(security, "_password_hash", DEFAULT_PASSWORD_HASH)
     first, second = hash_password("correct horse"), hash_password("correct horse")
-    profile = f"m={argon2.DEFAULT_MEMORY_COST},t={argon2.DEFAULT_TIME_COST},p={argon2.DEFAULT_PARALLELISM}"
+    profile = "m=65536,t=3,p=1"  # one lane: a login takes one core, not all of them
     assert first != second and first.startswith(f"$argon2id$v=19${profile}$")
     assert verify_password("correct horse", first) and verify_password("correct horse", second)
     assert not verify_password("wrong horse", first)
@@ -80,6 +80,10 @@ def test_passwords_are_salted_and_verified_with_the_default_argon2id_profile(mon
     assert verify_and_update("correct horse", first) == (True, None)  # current: nothing to upgrade
     weaker = CHEAP_PASSWORD_HASH.hash("correct horse")
     valid, upgraded = verify_and_update("correct horse", weaker)  # weaker parameters: upgraded at login
+    assert valid and upgraded is not None and upgraded.startswith(f"$argon2id$v=19${profile}$")
+    four_lanes = argon2.PasswordHasher().hash("correct horse")  # the library's default, as earlier versions stored
+    assert f"p={argon2.DEFAULT_PARALLELISM}$" in four_lanes and argon2.DEFAULT_PARALLELISM != 1
+    valid, upgraded = verify_and_update("correct horse", four_lanes)
     assert valid and upgraded is not None and upgraded.startswith(f"$argon2id$v=19${profile}$")
     with pytest.raises(ValueError, match="password"):
         hash_password("")
