@@ -68,11 +68,15 @@ def create_db_engine(settings: Settings) -> Engine:
 
 
 def autocommit_reads(engine: Engine) -> Engine:
-    """``engine`` (same pool) in autocommit mode, for the lookups every request makes (the
-    caller's user, a status document). In a transaction a lookup costs PostgreSQL three round
-    trips, BEGIN, the SELECT and the ROLLBACK when the session closes; in autocommit, one.
-    Under the load of benchmarks/bench_distributed.py that took the status request's median
-    in the server from 24 to 14 ms. Only for reads that need no snapshot across statements."""
+    """The engine for the lookups every request makes (the caller's user, a status document):
+    on PostgreSQL, ``engine``'s pool in autocommit mode. In a transaction a lookup costs three
+    round trips, BEGIN, the SELECT and the ROLLBACK when the session closes; in autocommit,
+    one (under benchmarks/bench_distributed.py the status request's median in the server went
+    from 24 to 14 ms). SQLite has no round trip to save, and switching its connections' mode
+    cost more than it saved (bench_service.py: status p50 10.9 -> 16 ms), so it keeps
+    ``engine``. Only for reads that need no snapshot across statements."""
+    if engine.dialect.name != "postgresql":
+        return engine
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from imageforge.api.core.checkpoints import checkpoint_serializer, open_checkpointer
 from imageforge.api.core.config import Settings
-from imageforge.api.core.db import create_db_engine, sqlalchemy_url
+from imageforge.api.core.db import autocommit_reads, create_db_engine, sqlalchemy_url
 from imageforge.api.core.metrics import percentile
 from imageforge.api.main import create_app
 from imageforge.api.services.estimate import EstimateQuery, estimate
@@ -160,3 +160,13 @@ def test_the_service_freezes_its_start_up_heap(settings: Settings, pipeline: Fak
     with TestClient(create_app(settings, pipeline=pipeline)) as client:
         assert client.get("/health").status_code == 200
         assert gc.get_freeze_count() > 10_000  # the libraries and the app, not a handful
+
+
+def test_sqlite_keeps_its_engine_for_the_per_request_lookups(tmp_path) -> None:
+    """No round trip to save on SQLite, and switching a connection to autocommit cost more
+    than it saved there (api.core.db.autocommit_reads)."""
+    engine = create_db_engine(make_settings(tmp_path))
+    try:
+        assert autocommit_reads(engine) is engine
+    finally:
+        engine.dispose()

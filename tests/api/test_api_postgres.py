@@ -11,7 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlmodel import Session, create_engine, text
 
+from imageforge.api.core.db import autocommit_reads, sqlalchemy_url
 from tests.api.server import SLOW_GENERATOR_ENV, Server, wait_until
 from tests.api.test_api_server import FINAL, _scene_files, assert_images_served, submit
 
@@ -78,3 +80,21 @@ async def test_a_connection_closed_under_one_job_does_not_fail_the_others(tmp_pa
             async with saver.conn.connection() as connection:  # type: ignore[union-attr]
                 await connection.close()  # what psycopg does to the connection of an interrupted query
             assert await saver.aget_tuple(config) is None  # type: ignore[arg-type]  # the next job still checkpoints
+
+
+def test_per_request_lookups_on_postgres_open_no_transaction() -> None:
+    """The caller's user and status documents are read in autocommit: the session leaves no
+    transaction open behind its SELECT, so closing it sends no ROLLBACK (one round trip, not
+    three: BEGIN, SELECT, ROLLBACK)."""
+    from psycopg.pq import TransactionStatus  # the postgres extra: imported once the skip has passed
+
+    engine = create_engine(sqlalchemy_url(str(POSTGRES_URL)))
+    try:
+        cases = ((autocommit_reads(engine), TransactionStatus.IDLE), (engine, TransactionStatus.INTRANS))
+        for reader, expected in cases:
+            with Session(reader) as session:
+                assert tuple(session.exec(text("SELECT 1")).one()) == (1,)  # type: ignore[call-overload]
+                raw = session.connection().connection.dbapi_connection
+                assert raw is not None and raw.info.transaction_status == expected
+    finally:
+        engine.dispose()
