@@ -10,10 +10,10 @@ that cancel them.
 The workers are tasks on the API's event loop. They used to run on a second loop in their
 own thread, with the interpreter's switch interval cut to 1 ms, because graph nodes made
 blocking calls on their loop; now file I/O, image encoding, model calls and database calls
-run in worker threads, and a measurement (issue 9: benchmarks/bench_service.py, 40
-storyboards from 20 clients on the shared 2-core machine) found the single loop with the
-default 5 ms interval no worse: status p50/p99 43/240 ms and 0.97 storyboards/s, against
-52/269 ms and 0.89 storyboards/s with the second loop and 1 ms. So both are gone.
+run in worker threads. Measured with benchmarks/bench_service.py (200 storyboards, 20
+clients, 2 cores), once the collector's full passes were tamed (api.core.heap): status p99
+42-45 ms and ~3 storyboards/s on one loop, 56-57 ms and ~2.35/s with the second loop
+(benchmarks/README.md, "Collector pauses"). So the second loop and the setting are gone.
 """
 
 from __future__ import annotations
