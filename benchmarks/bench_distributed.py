@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -48,6 +49,9 @@ def percentile(values: list[float], q: int) -> float:
     value = service_percentile(values, q)
     return float("nan") if value is None else value
 
+
+#: How the `hold` child process gets the stream owner's token (not on its command line).
+HOLD_TOKEN_ENV = "BENCH_STREAM_TOKEN"
 
 #: Set by --workers-on: the command prefix that keeps the workers off the API's core.
 WORKER_PREFIX: list[str] = []
@@ -144,6 +148,63 @@ async def hold_stream(
                 open_now[0] -= 1
 
 
+async def hold_streams(args: argparse.Namespace) -> int:
+    """The ``hold`` mode: the event streams in a process of their own, printing how many are
+    open every 0.1 s until stdin closes. Held in the measuring process, each event's delivery
+    to 50 streams delayed the pollers' own timings (its loop, not the server's)."""
+    headers = {"Authorization": f"Bearer {os.environ[HOLD_TOKEN_ENV]}"}
+    jobs = args.jobs.split(",")
+    open_now = [0]
+    stop = asyncio.Event()
+    holders = [
+        asyncio.create_task(hold_stream(args.base_url, jobs[i % len(jobs)], headers, open_now, stop))
+        for i in range(args.streams)
+    ]
+    loop = asyncio.get_running_loop()
+    stdin_closed = loop.run_in_executor(None, sys.stdin.read)
+    while not stdin_closed.done():
+        print(f"open {open_now[0]}", flush=True)
+        await asyncio.wait([stdin_closed], timeout=0.1)
+    stop.set()
+    for task in holders:
+        task.cancel()
+    await asyncio.gather(*holders, return_exceptions=True)
+    return 0
+
+
+class StreamHolders:
+    """``hold_streams`` in a child process; ``open`` follows its reports."""
+
+    def __init__(self, base_url: str, jobs: list[str], token: str, count: int) -> None:
+        self.command = [sys.executable, __file__, "hold", "--base-url", base_url, "--jobs", ",".join(jobs)]
+        self.command += ["--streams", str(count)]
+        self.environment = {**os.environ, HOLD_TOKEN_ENV: token}
+        self.open = 0
+        self.process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=self.environment
+        )
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        async for line in self.process.stdout:
+            if line.startswith(b"open "):
+                self.open = int(line.split()[1])
+
+    async def stop(self) -> None:
+        if self.process is None:
+            return
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        await self.process.wait()
+        if self._reader is not None:
+            await self._reader
+
+
 async def streams(server: Server, broker_url: str, args: argparse.Namespace) -> list[tuple[str, str]]:
     workers = start_workers(server, broker_url, 2, args.stream_concurrency, args.delay, args.long_delay)
     owner_email = f"streams-{uuid.uuid4().hex[:6]}@example.com"
@@ -154,20 +215,18 @@ async def streams(server: Server, broker_url: str, args: argparse.Namespace) -> 
     login_ms: list[float] = []
     open_samples: list[int] = []
     errors: list[str] = []
-    open_now = [0]
     stop = asyncio.Event()
+    holders: StreamHolders | None = None
     try:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=60.0) as client:
             long_jobs = [
                 await submit(client, owner, f"Long storyboard {i}: a lighthouse keeper's year", 12, LONG_SETTINGS)
                 for i in range(args.stream_jobs)
             ]
-            holders = [
-                asyncio.create_task(hold_stream(server.base_url, long_jobs[i % len(long_jobs)], owner, open_now, stop))
-                for i in range(args.streams)
-            ]
+            holders = StreamHolders(server.base_url, long_jobs, owner["Authorization"].split()[1], args.streams)
+            await holders.start()
             opening = time.monotonic()
-            while open_now[0] < args.streams and time.monotonic() < opening + 300:
+            while holders.open < args.streams and time.monotonic() < opening + 300:
                 await asyncio.sleep(0.1)
             open_s = time.monotonic() - opening
 
@@ -197,7 +256,7 @@ async def streams(server: Server, broker_url: str, args: argparse.Namespace) -> 
                 async with httpx.AsyncClient(base_url=server.base_url, timeout=60.0) as probe:
                     while not stop.is_set():
                         await timed(health_ms, "/health", probe.get("/health"))
-                        open_samples.append(open_now[0])
+                        open_samples.append(holders.open)
                         await asyncio.sleep(0.25)
 
             async def login_prober() -> None:
@@ -216,12 +275,9 @@ async def streams(server: Server, broker_url: str, args: argparse.Namespace) -> 
             elapsed = time.perf_counter() - started
             stop.set()
             await asyncio.gather(*probes)
-            for task in holders:
-                task.cancel()
-            outcomes = await asyncio.gather(*holders, return_exceptions=True)
-            failures = {repr(o) for o in outcomes if isinstance(o, Exception)}
-            errors.extend(f"stream: {failure}" for failure in sorted(failures))
     finally:
+        if holders is not None:
+            await holders.stop()
         for worker in workers:
             worker.stop()
     for error in errors[:10]:
@@ -292,7 +348,7 @@ async def run(args: argparse.Namespace) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", nargs="?", choices=("throughput", "streams", "all"), default="all")
+    parser.add_argument("which", nargs="?", choices=("throughput", "streams", "all", "hold"), default="all")
     parser.add_argument("--storyboards", type=int, default=16, help="storyboards per throughput run")
     parser.add_argument("--concurrency", type=int, default=2, help="jobs each worker runs at once")
     parser.add_argument("--delay", type=float, default=1.0, help="seconds the generator sleeps per call")
@@ -313,7 +369,11 @@ def main() -> None:
         help="run the workers on this CPU only, at nice 10 (`taskset`): in a deployment they run on GPU "
         "machines of their own, not on the API's cores",
     )
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)  # the `hold` mode's (internal)
+    parser.add_argument("--jobs", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.which == "hold":
+        raise SystemExit(asyncio.run(hold_streams(args)))
     if args.workers_on is not None:
         WORKER_PREFIX[:] = ["taskset", "-c", str(args.workers_on), "nice", "-n", "10"]
     raise SystemExit(asyncio.run(run(args)))
