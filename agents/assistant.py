@@ -28,6 +28,9 @@ __all__ = [
     "amend_prompt",
     "capabilities",
     "load_assistant_prompt",
+    "scene_refined",
+    "status_reported",
+    "storyboard_started",
 ]
 
 ToolName = Literal["start_storyboard", "change_settings", "refine_scene", "explain_winner", "report_status"]
@@ -133,6 +136,59 @@ def amend_prompt(prompt: str, instruction: str) -> str:
 
 
 # Tool outcomes ------------------------------------------------------------------------------
+def storyboard_started(
+    generation_id: str,
+    *,
+    concept: str,
+    target_duration_s: float | None,
+    num_scenes: int | None,
+    settings: dict[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    """The ``storyboard_started`` action, as the service and the standalone runner report it
+    (``extra``: what only one of them knows, such as the status URL)."""
+    return {
+        "type": "storyboard_started",
+        "generation_id": generation_id,
+        "concept": concept,
+        "target_duration_s": target_duration_s,
+        "num_scenes": num_scenes,
+        "settings": settings,
+        **extra,
+    }
+
+
+def scene_refined(
+    generation_id: str, *, reuse_from: str, scene: int, instruction: str, prompt: str, **extra: Any
+) -> dict[str, Any]:
+    """The ``scene_refined`` action: storyboard ``generation_id`` keeps the scenes before
+    ``scene`` from ``reuse_from`` and redoes the rest from ``prompt``."""
+    return {
+        "type": "scene_refined",
+        "generation_id": generation_id,
+        "reuse_from": reuse_from,
+        "scene": scene,
+        "keep_scenes": scene - 1,
+        "instruction": instruction,
+        "prompt": prompt,
+        **extra,
+    }
+
+
+def status_reported(
+    generation_id: str, *, status: str, scenes_finished: int, scenes_total: int, **extra: Any
+) -> dict[str, Any]:
+    """The ``status_reported`` action."""
+    return {
+        "type": "status_reported",
+        "generation_id": generation_id,
+        "status": status,
+        "scenes_finished": scenes_finished,
+        "scenes_total": scenes_total,
+        **extra,
+    }
+
+
 class ToolOutcome(BaseModel):
     """What a tool implementation returns: the text the user (or the model) reads, the action
     the API reports, and the storyboard that becomes the conversation's current one."""

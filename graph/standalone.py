@@ -23,6 +23,9 @@ from imageforge.agents.assistant import (
     StartStoryboardArgs,
     ToolOutcome,
     amend_prompt,
+    scene_refined,
+    status_reported,
+    storyboard_started,
 )
 from imageforge.graph.context import BackendSettings, Context, GenerationSettings
 from imageforge.graph.run import StoryboardRequest, run_storyboard
@@ -92,14 +95,13 @@ class EmbeddedRunner:
         except ValidationError as exc:
             return ToolOutcome(reply=f"I can't start that storyboard: {_problems(exc)}.", refused=True)
         self._launch(request, settings)
-        action = {
-            "type": "storyboard_started",
-            "generation_id": generation_id,
-            "concept": args.description,
-            "target_duration_s": args.target_duration_s,
-            "num_scenes": args.num_scenes,
-            "settings": settings.model_dump(mode="json"),
-        }
+        action = storyboard_started(
+            generation_id,
+            concept=args.description,
+            target_duration_s=args.target_duration_s,
+            num_scenes=args.num_scenes,
+            settings=settings.model_dump(mode="json"),
+        )
         reply = f'Started storyboard {generation_id} about "{args.description}". Ask "how is it going?" for progress.'
         return ToolOutcome(reply=reply, action=action, generation_id=generation_id)
 
@@ -121,13 +123,7 @@ class EmbeddedRunner:
         reply += f" (quality: {scores})." if scores else "."
         if summary.error:
             reply += f" Error: {summary.error}"
-        action = {
-            "type": "status_reported",
-            "generation_id": generation_id,
-            "status": summary.status,
-            "scenes_finished": finished,
-            "scenes_total": total,
-        }
+        action = status_reported(generation_id, status=summary.status, scenes_finished=finished, scenes_total=total)
         return ToolOutcome(reply=reply, action=action)
 
     async def explain_winner(self, generation_id: str | None, args: ExplainWinnerArgs) -> ToolOutcome:
@@ -186,15 +182,7 @@ class EmbeddedRunner:
         except ValidationError as exc:
             return ToolOutcome(reply=f"I can't refine scene {k}: {_problems(exc)}.", refused=True)
         self._launch(request, settings)
-        action = {
-            "type": "scene_refined",
-            "generation_id": new_id,
-            "reuse_from": generation_id,
-            "scene": k,
-            "keep_scenes": k - 1,
-            "instruction": args.instruction,
-            "prompt": prompt,
-        }
+        action = scene_refined(new_id, reuse_from=generation_id, scene=k, instruction=args.instruction, prompt=prompt)
         reply = f'Refining scene {k} of {generation_id} as new storyboard {new_id}, with the prompt "{prompt}".'
         return ToolOutcome(reply=reply, action=action, generation_id=new_id)
 

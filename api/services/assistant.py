@@ -32,6 +32,9 @@ from imageforge.agents.assistant import (
     StartStoryboardArgs,
     ToolOutcome,
     amend_prompt,
+    scene_refined,
+    status_reported,
+    storyboard_started,
 )
 from imageforge.agents.schemas import ConsistencyMarkers, ScenePlan, StoryboardPlan
 from imageforge.api.core.checkpoints import open_checkpointer
@@ -327,15 +330,14 @@ class ServiceTools:
             f'Started storyboard {generation_id} about "{create.prompt}" ({length}; {describe_settings(settings)}). '
             'Ask "how is it going?" for progress.'
         )
-        action = {
-            "type": "storyboard_started",
-            "generation_id": generation_id,
-            "concept": create.prompt,
-            "target_duration_s": create.target_duration,
-            "num_scenes": create.num_scenes,
-            "settings": settings.model_dump(mode="json"),
-            "status_url": status_url,
-        }
+        action = storyboard_started(
+            generation_id,
+            concept=create.prompt,
+            target_duration_s=create.target_duration,
+            num_scenes=create.num_scenes,
+            settings=settings.model_dump(mode="json"),
+            status_url=status_url,
+        )
         return ToolOutcome(reply=reply, action=action, generation_id=generation_id)
 
     async def refine_scene(
@@ -415,16 +417,14 @@ class ServiceTools:
             f"Refining scene {k} of {generation_id} as new storyboard {new_id}: it keeps {kept} and re-enhances and "
             f'regenerates {redone}, with scene {k}\'s prompt now "{prompt}". It is the current storyboard.'
         )
-        action = {
-            "type": "scene_refined",
-            "generation_id": new_id,
-            "reuse_from": generation_id,
-            "scene": k,
-            "keep_scenes": k - 1,
-            "instruction": args.instruction,
-            "prompt": prompt,
-            "status_url": status_url,
-        }
+        action = scene_refined(
+            new_id,
+            reuse_from=generation_id,
+            scene=k,
+            instruction=args.instruction,
+            prompt=prompt,
+            status_url=status_url,
+        )
         return ToolOutcome(reply=reply, action=action, generation_id=new_id)
 
     async def explain_winner(self, generation_id: str | None, args: ExplainWinnerArgs) -> ToolOutcome:
@@ -492,14 +492,13 @@ class ServiceTools:
         if document is None:
             return ToolOutcome(reply=f"I can't find storyboard {generation_id}.", refused=True)
         scenes = document.storyboard_plan.scenes
-        action = {
-            "type": "status_reported",
-            "generation_id": generation_id,
-            "status": document.status,
-            "progress": document.progress,
-            "current_step": document.current_step,
-            "scenes_finished": sum(1 for s in scenes if s.status in ("passed", "accepted_with_warning", "failed")),
-            "scenes_total": len(scenes),
-            "status_url": generation_links(self.base_url, generation_id)["status"],
-        }
+        action = status_reported(
+            generation_id,
+            status=document.status,
+            scenes_finished=sum(1 for s in scenes if s.status in ("passed", "accepted_with_warning", "failed")),
+            scenes_total=len(scenes),
+            progress=document.progress,
+            current_step=document.current_step,
+            status_url=generation_links(self.base_url, generation_id)["status"],
+        )
         return ToolOutcome(reply=status_reply(document), action=action)
