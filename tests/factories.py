@@ -1,9 +1,17 @@
-"""Test factories: offline backends and run contexts (imported by tests and conftest)."""
+"""Test factories: offline backends, run contexts and the enhancement loop's replies (imported
+by tests and conftest)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from fakes import ScriptedChatModel
+
+from imageforge.agents.schemas import ConsistencyMarkers, CritiqueDraft, DimensionScores, EnhancedPrompt, ScenePlan
 from imageforge.graph.context import BackendSettings, Context, GenerationSettings
+from imageforge.graph.enhancement import enhancement_graph
 from imageforge.graph.services import Services
+from imageforge.graph.state import EnhanceInput
 from imageforge.scoring.consistency import HistogramConsistencyScorer
 from imageforge.scoring.factory import ScorerSet
 from imageforge.scoring.settings import ScorerSettings
@@ -32,3 +40,37 @@ def make_context(tmp_path, *, llm=None, **settings) -> Context:
         trace_root=str(tmp_path / "traces"),
         services=offline_services(llm),
     )
+
+
+# The enhancement loop's LLM replies and a run of its graph ----------------------------------
+def enhanced_prompt(text: str) -> EnhancedPrompt:
+    """A cinematographer's reply: ``text`` with a full camera and lighting spec."""
+    return EnhancedPrompt(
+        prompt=f"{text}, medium close-up, 85mm f/1.8, window light from the left, 4500K.",
+        shot_type="medium close-up",
+        camera_angle="eye-level",
+        lens="85mm",
+        aperture="f/1.8",
+        lighting="window light from the left",
+        color_temperature_k=4500,
+        composition="rule of thirds",
+    )
+
+
+def critique(score: float, *, suggestions: tuple[str, ...] = (), subject_kept: bool = True) -> CritiqueDraft:
+    """A prompt engineer's reply scoring every dimension ``score``."""
+    scores = DimensionScores(
+        completeness=score, specificity=score, professionalism=score, cinematography=score, brand_alignment=score
+    )
+    return CritiqueDraft(
+        scores=scores, critique=f"scored {score}", suggestions=list(suggestions), subject_kept=subject_kept
+    )
+
+
+async def run_enhancement(tmp_path, scene: ScenePlan, markers: ConsistencyMarkers, replies: list, **settings):
+    """One scene through the enhancement graph on a scripted chat model: (its result, its trace folder)."""
+    context = make_context(tmp_path, llm=ScriptedChatModel.from_replies(replies), **settings)
+    out = await enhancement_graph.ainvoke(
+        EnhanceInput(generation_id="g", scene=scene, markers=markers), context=context
+    )
+    return out["enhancements"][scene.scene_number], Path(context.trace_root) / "g" / f"scene_{scene.scene_number}"

@@ -4,17 +4,13 @@ that keeps failing is retried by the node's RetryPolicy and then answered by the
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import openai
-from factories import make_context
-from fakes import ScriptedChatModel, tool_call_message
+from factories import critique, enhanced_prompt, run_enhancement
+from fakes import tool_call_message
 
 from imageforge.agents.heuristics import plan_heuristic
-from imageforge.agents.schemas import CritiqueDraft, DimensionScores, EnhancedPrompt
-from imageforge.graph.enhancement import enhancement_graph
-from imageforge.graph.state import EnhanceInput
+from imageforge.agents.schemas import CritiqueDraft, EnhancedPrompt
 from imageforge.traces import layout
 
 PLAN = plan_heuristic("Artisan coffee that starts your morning right", None, 1)
@@ -22,32 +18,11 @@ SCENE, MARKERS = PLAN.scenes[0], PLAN.markers
 
 
 def _draft(n: int) -> EnhancedPrompt:
-    return EnhancedPrompt(
-        prompt=f"Version {n}: barista pours latte art, medium close-up, 85mm f/1.8, window light from the left, 4500K.",
-        shot_type="medium close-up",
-        camera_angle="eye-level",
-        lens="85mm",
-        aperture="f/1.8",
-        lighting="window light from the left",
-        color_temperature_k=4500,
-        composition="rule of thirds",
-    )
+    return enhanced_prompt(f"Version {n}: barista pours latte art")
 
 
 def _critique(score: float) -> CritiqueDraft:
-    scores = DimensionScores(
-        completeness=score, specificity=score, professionalism=score, cinematography=score, brand_alignment=score
-    )
-    return CritiqueDraft(scores=scores, critique=f"scored {score}", suggestions=["name the cup's material"])
-
-
-async def _run(tmp_path: Path, replies: list, **settings):
-    llm = ScriptedChatModel.from_replies(replies)
-    context = make_context(tmp_path, llm=llm, **settings)
-    out = await enhancement_graph.ainvoke(
-        EnhanceInput(generation_id="g", scene=SCENE, markers=MARKERS), context=context
-    )
-    return out["enhancements"][SCENE.scene_number], Path(context.trace_root) / "g" / "scene_1"
+    return critique(score, suggestions=("name the cup's material",))
 
 
 async def test_stops_at_the_approval_threshold(tmp_path):
@@ -57,7 +32,7 @@ async def test_stops_at_the_approval_threshold(tmp_path):
         tool_call_message(_draft(2)),
         tool_call_message(_critique(90)),
     ]
-    result, folder = await _run(tmp_path, replies, max_enhancement_iterations=4)
+    result, folder = await run_enhancement(tmp_path, SCENE, MARKERS, replies, max_enhancement_iterations=4)
     assert [i.critique.overall for i in result.iterations] == [70.0, 90.0]
     assert result.stop_reason == "approved" and result.best_iteration == 2
     assert all(i.enhanced.source == "llm" and i.critique.source == "llm" for i in result.iterations)
@@ -68,7 +43,7 @@ async def test_stops_at_the_cap_and_keeps_the_best_version_not_the_last(tmp_path
     replies = []
     for n, score in enumerate((60, 80, 70), start=1):
         replies += [tool_call_message(_draft(n)), tool_call_message(_critique(score))]
-    result, folder = await _run(tmp_path, replies, max_enhancement_iterations=3)
+    result, folder = await run_enhancement(tmp_path, SCENE, MARKERS, replies, max_enhancement_iterations=3)
     assert len(result.iterations) == 3 and result.stop_reason == "max_iterations"
     assert result.best_iteration == 2 and result.final.prompt.startswith("Version 2")
     assert (folder / layout.FINAL_PROMPT).read_text().startswith("Version 2")
@@ -78,7 +53,7 @@ async def test_a_failing_llm_is_retried_then_the_heuristic_answers(tmp_path):
     request = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
     down = [openai.APIConnectionError(request=request) for _ in range(3)]  # every RetryPolicy attempt
     replies = [*down, tool_call_message(_critique(90))]
-    result, folder = await _run(tmp_path, replies, max_enhancement_iterations=1)
+    result, folder = await run_enhancement(tmp_path, SCENE, MARKERS, replies, max_enhancement_iterations=1)
     [iteration] = result.iterations
     assert iteration.enhanced.source == "fallback" and iteration.critique.source == "llm"
     kinds = [e.kind for e in iteration.events]
