@@ -88,6 +88,13 @@ class Server:
             database_url=env.get("IMAGEFORGE_DATABASE_URL"),
         )
 
+    def __enter__(self) -> Server:
+        """``with Server(...) as server``: started, and stopped on the way out."""
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def start(self, timeout_s: float = 60.0, **env_overrides: str) -> Server:
         self.env_overrides.update(env_overrides)
         self.starts += 1

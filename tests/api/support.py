@@ -209,3 +209,14 @@ def wait_for_status(
         if time.monotonic() > deadline:
             raise AssertionError(f"generation {generation_id} stuck in {document['status']}: {document}")
         time.sleep(0.02)
+
+
+def cli_environment(tmp_path: Path, monkeypatch: Any) -> None:
+    """What an ``imageforge`` command sees in the CLI tests: a data folder under ``tmp_path``,
+    the test JWT secret, no stray ``.env`` and no settings cached from an earlier test."""
+    from imageforge.api.core.config import get_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IMAGEFORGE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("IMAGEFORGE_JWT_SECRET", SECRET)
+    get_settings.cache_clear()

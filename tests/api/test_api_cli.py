@@ -11,15 +11,12 @@ from typer.testing import CliRunner
 from imageforge.api.cli.service import register
 from imageforge.api.core.config import Settings, get_settings
 from imageforge.api.core.security import decode_access_token
-from tests.api.support import SECRET
+from tests.api.support import cli_environment
 
 
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.setenv("IMAGEFORGE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("IMAGEFORGE_JWT_SECRET", SECRET)
-    get_settings.cache_clear()
+    cli_environment(tmp_path, monkeypatch)
     app = typer.Typer()
     register(app)
     yield app

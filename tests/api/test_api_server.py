@@ -55,11 +55,8 @@ def assert_images_served(client: httpx.Client, document: dict[str, Any], headers
 def server(tmp_path: Path) -> Iterator[Server]:
     # A small generator delay keeps jobs running long enough to be cancelled mid-run.
     instance = Server(tmp_path, {"IMAGEFORGE_WORKERS": "2", **SLOW_GENERATOR_ENV, "SLOW_GENERATOR_DELAY_S": "0.4"})
-    instance.start()
-    try:
+    with instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 def test_submit_follow_cancel_and_isolate(server: Server) -> None:

@@ -30,22 +30,16 @@ SMALL = {"num_variations": 2, "max_enhancement_iterations": 1, "max_retries": 0,
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     instance = Server(tmp_path)
-    instance.start()
-    try:
+    with instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture
 def slow_server(tmp_path: Path) -> Iterator[Server]:
     """Each generator call waits 2 s, so the job is still running when the page opens."""
     instance = Server(tmp_path, {**SLOW_GENERATOR_ENV, "SLOW_GENERATOR_DELAY_S": "2.0"})
-    instance.start()
-    try:
+    with instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture

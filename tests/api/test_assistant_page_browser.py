@@ -34,11 +34,8 @@ SCREENSHOT = "assistant_panel.png"
 def server(tmp_path: Path) -> Iterator[Server]:
     """Each generator call waits a little, so the cards are seen filling in while the job runs."""
     instance = Server(tmp_path, {**SLOW_GENERATOR_ENV, "SLOW_GENERATOR_DELAY_S": "1.0"})
-    instance.start()
-    try:
+    with instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 def _browser(width: int, height: int) -> object:

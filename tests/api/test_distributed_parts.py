@@ -24,7 +24,7 @@ from imageforge.api.models.user import UserCreate
 from imageforge.api.services.event_hub import EventHub
 from imageforge.api.services.redis_events import EventBridge, live_from_event
 from imageforge.api.worker.reaper import requeue_or_fail
-from tests.api.support import SECRET, make_settings
+from tests.api.support import cli_environment, make_settings
 
 REDIS = "redis://127.0.0.1:1/0"  # never contacted by these tests
 
@@ -39,10 +39,7 @@ def test_the_api_refuses_a_broker_with_sqlite_in_one_line(tmp_path: Path) -> Non
 
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.setenv("IMAGEFORGE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("IMAGEFORGE_JWT_SECRET", SECRET)
-    get_settings.cache_clear()
+    cli_environment(tmp_path, monkeypatch)
     app = typer.Typer()
     app.command()(worker)
     app.command("other")(lambda: None)  # two commands, so `worker` is addressed by name

@@ -65,11 +65,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         },
         log_level="info",
     )
-    instance.start()
-    try:
+    with instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture
