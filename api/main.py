@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -70,6 +71,7 @@ from imageforge.api.services.retention import sweep_periodically
 from imageforge.api.services.smart_images import SmartImageFailure
 from imageforge.api.services.status import StatusDocumentCache
 from imageforge.api.services.uploads import UploadError, configure_decoding
+from imageforge.api.services.user_cache import UserCache
 from imageforge.tools.storage import private_dirs
 
 __all__ = ["create_app"]
@@ -195,6 +197,14 @@ async def upload_refused(_: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.detail()}, status_code=exc.status_code)
 
 
+def _unregister_user_cache(engine: Engine) -> None:
+    """An embedded process serves its database alone: no API process caches its users any more,
+    so ``imageforge users`` need not reach a broker."""
+    with Session(engine) as session:
+        if user_crud.unregister_user_cache(session=session):
+            logger.info("removed this database's user cache registration (it was served in distributed mode)")
+
+
 # The app -------------------------------------------------------------------------------------
 def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = None) -> FastAPI:
     """The app for ``settings`` (default: the environment). ``pipeline`` replaces the storyboard
@@ -265,6 +275,16 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
         app.state.metrics = metrics
         app.state.runner = runner
         app.state.documents = documents
+        app.state.users = None
+        revocations = None
+        if distributed and settings.user_cache_entries and not settings.dev_mode:
+            from imageforge.api.services.revocations import start_listening
+
+            users = UserCache(max_entries=settings.user_cache_entries)
+            revocations = await start_listening(engine=engine, broker_url=settings.broker_url, cache=users)  # type: ignore[arg-type]
+            app.state.users = users
+        elif not distributed:
+            await asyncio.to_thread(_unregister_user_cache, engine)
         recovered = await runner.start()
         if recovered:
             logger.info("re-queued %d unfinished generation(s) from a previous run", recovered)
@@ -296,6 +316,8 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
                 with suppress(asyncio.CancelledError):
                     await sweeper
             await runner.stop()
+            if revocations is not None:
+                await revocations.stop()
             await assistant_scope.aclose()
         engine.dispose()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -22,6 +22,9 @@ from imageforge.api.core.logging import log_config
 from imageforge.api.core.security import create_access_token
 from imageforge.api.crud import user as crud
 from imageforge.api.models.user import User, UserCreate
+
+if TYPE_CHECKING:
+    import redis
 
 __all__ = ["register", "serve", "token", "users_app"]
 
@@ -143,7 +146,8 @@ def token(
 
 def _change_user(email: str, change: Callable[[Session, User], str]) -> None:
     """Apply ``change`` to the user with this e-mail and print what it says; exit 2 when there is
-    no such user."""
+    no such user. API processes that keep users in memory are told after the change commits;
+    when they could not be told, nothing is changed (exit 2)."""
     settings = _settings()
     engine = create_db_engine(settings)
     try:
@@ -153,9 +157,45 @@ def _change_user(email: str, change: Callable[[Session, User], str]) -> None:
             if user is None:
                 typer.echo(f"No user with the e-mail {email!r}.", err=True)
                 raise typer.Exit(2)
-            typer.echo(change(session, user))
+            public_id = user.public_id  # before the change: a deletion gives the row a new one
+            broker = _revocation_broker(settings, session, changed=False)
+            message = change(session, user)
+            if broker is None:  # an API process that caches users may have started meanwhile
+                broker = _revocation_broker(settings, session, changed=True)
+            if broker is not None:
+                _publish_revocation(broker, public_id)
+            typer.echo(message)
     finally:
         engine.dispose()
+
+
+def _revocation_broker(settings: Settings, session: Session, *, changed: bool) -> redis.Redis | None:
+    """Where the API processes that cache this database's users hear of a change (None: no
+    process does)."""
+    from imageforge.api.services.revocations import RevocationUnheardError, revocation_client
+
+    try:
+        return revocation_client(settings.broker_url, crud.get_user_cache_registration(session=session))
+    except RevocationUnheardError as exc:
+        _unheard(exc, changed=changed)
+
+
+def _publish_revocation(broker: redis.Redis, public_id: str) -> None:
+    from imageforge.api.services.revocations import RevocationUnheardError, publish_revocation
+
+    try:
+        publish_revocation(broker, public_id)
+    except RevocationUnheardError as exc:
+        _unheard(exc, changed=True)
+
+
+def _unheard(exc: Exception, *, changed: bool) -> NoReturn:
+    """Exit 2 when nothing was changed yet, 1 when the change is made but unheard."""
+    if not changed:
+        typer.echo(f"{exc} Nothing was changed.", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"{exc} The change is made, but the API processes accept the old tokens until restarted.", err=True)
+    raise typer.Exit(1) from exc
 
 
 EmailOption = Annotated[str, typer.Option(help="The user's e-mail address.")]

@@ -210,6 +210,12 @@ class Settings(BaseSettings):
     status_cache_entries: int = Field(
         512, ge=1, description="Status documents kept in memory between polls (invalidated on every change)."
     )
+    user_cache_entries: int = Field(
+        10_000,
+        ge=0,
+        description="Distributed mode: callers kept in memory between requests, each dropped the moment "
+        "`imageforge users` revokes it (0: look every caller up in the database).",
+    )
 
     # Health and metrics ----------------------------------------------------------------------
     slo_p95_s: float = Field(30.0, gt=0, description="Seed 002: P95 image-generation time target.")

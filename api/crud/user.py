@@ -3,10 +3,12 @@ commits its own unit of work."""
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from imageforge.api.core.security import hash_password, verify_and_update, verify_dummy
-from imageforge.api.models.user import User, UserCreate, new_public_id
+from imageforge.api.models import utcnow
+from imageforge.api.models.user import User, UserCacheRegistration, UserCreate, new_public_id
 
 __all__ = [
     "DEV_USER_EMAIL",
@@ -18,7 +20,10 @@ __all__ = [
     "get_user",
     "get_user_by_email",
     "get_user_by_public_id",
+    "get_user_cache_registration",
+    "register_user_cache",
     "set_password",
+    "unregister_user_cache",
 ]
 
 DEV_USER_EMAIL = "dev@localhost"
@@ -123,3 +128,37 @@ def get_or_create_dev_user(*, session: Session) -> User:
     session.commit()
     session.refresh(user)
     return user
+
+
+def get_user_cache_registration(*, session: Session) -> UserCacheRegistration | None:
+    return session.get(UserCacheRegistration, "users")
+
+
+def register_user_cache(*, session: Session, broker: str) -> UserCacheRegistration:
+    """Record that API processes keep users in memory and listen on ``broker``; the token stays
+    the one the first process made, so every process sets the same one on the broker."""
+    registration = get_user_cache_registration(session=session)
+    if registration is None:
+        session.add(UserCacheRegistration(broker=broker))
+        try:
+            session.commit()
+        except IntegrityError:  # another API process registered at the same moment
+            session.rollback()
+        registration = get_user_cache_registration(session=session)
+        assert registration is not None
+    registration.broker = broker
+    registration.registered_at = utcnow()
+    session.add(registration)
+    session.commit()
+    session.refresh(registration)
+    return registration
+
+
+def unregister_user_cache(*, session: Session) -> bool:
+    """Forget the registration (an embedded API process serves this database alone now)."""
+    registration = get_user_cache_registration(session=session)
+    if registration is None:
+        return False
+    session.delete(registration)
+    session.commit()
+    return True

@@ -74,6 +74,11 @@ class HealthPublic(BaseModel):
     queue_size: int | None = None
     backends: dict[str, Any] | None = None
     loaded_models: list[dict[str, Any]] | None = None
+    user_cache: dict[str, Any] | None = Field(
+        None,
+        description="Distributed API process (administrators): callers kept in memory (`entries`), and whether "
+        "its revocation channel is confirmed (`live`; when not, every caller is looked up in the database).",
+    )
     generator_p95_s: float | None = None
     slo_p95_s: float | None = None
     issues: list[str] | None = None

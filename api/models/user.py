@@ -11,7 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from imageforge.api.models import utcnow
 
-__all__ = ["Token", "User", "UserBase", "UserCreate", "UserPublic", "new_public_id"]
+__all__ = ["Token", "User", "UserBase", "UserCacheRegistration", "UserCreate", "UserPublic", "new_public_id"]
 
 _EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,190}$"
 
@@ -50,6 +50,24 @@ class User(UserBase, table=True):
         description="Part of every token; raised on deactivation or a password change, which revokes older tokens.",
     )
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class UserCacheRegistration(SQLModel, table=True):
+    """Written by distributed API processes that keep users in memory (one row, or none): the
+    ``imageforge users`` commands, which change users from another process, read it to know
+    that they must tell those processes, and through which broker."""
+
+    __tablename__ = "user_cache_registration"
+
+    name: str = Field(default="users", primary_key=True, max_length=32)
+    token: str = Field(
+        default_factory=new_public_id,
+        max_length=32,
+        description="Also set on the broker by every listening API process: a command that finds it "
+        "there knows it publishes where they listen.",
+    )
+    broker: str = Field(max_length=512, description="The broker's URL, password masked (for messages).")
+    registered_at: datetime = Field(default_factory=utcnow)
 
 
 class UserPublic(UserBase):

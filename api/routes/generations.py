@@ -31,8 +31,7 @@ from imageforge.api.deps import (
     SessionDep,
     StreamUser,
     TokenDep,
-    load_user,
-    user_from_token,
+    authenticate,
     websocket_token,
 )
 from imageforge.api.models.generation import (
@@ -96,14 +95,15 @@ def list_generations(
 async def get_generation(generation_id: GenerationId, token: TokenDep, request: Request) -> Response:
     """Seed 004's status document: status, progress, current step and the storyboard plan.
 
-    Clients poll this, so it is the hot path: the caller is looked up on every request (one
-    indexed query, so that a revoked token stops at once), and the document usually comes
-    from memory (cached until the job runner changes the generation, live progress added);
-    otherwise a second trip to the thread pool loads and caches it.
+    Clients poll this, so it is the hot path: the caller is checked on every request, so that a
+    revoked token stops at once (one indexed query; from memory in a distributed API process,
+    see ``UserCache``), and the document usually comes from memory (cached until the job
+    runner changes the generation, live progress added); otherwise a trip to the thread pool
+    loads and caches it.
     """
     app = request.app
     base_url = str(request.base_url)
-    user_id = (await run_in_threadpool(load_user, app, token)).id  # every request: revocation bites at once
+    user_id = (await authenticate(app, token)).id  # every request: revocation bites at once
     cached = app.state.documents.peek(generation_id, base_url)
     if cached is None:
 
@@ -234,14 +234,13 @@ async def generation_websocket(websocket: WebSocket, generation_id: str) -> None
     app = websocket.app
     token = websocket_token(websocket)
 
-    def authorize() -> int:
+    def authorize(user_id: int) -> None:
         with Session(app.state.reader) as session:
-            user = user_from_token(session, app.state.settings, token)
-            owned_generation(session, generation_id, user.id)  # type: ignore[arg-type]
-            return user.id  # type: ignore[return-value]
+            owned_generation(session, generation_id, user_id)
 
     try:
-        user_id = await run_in_threadpool(authorize)
+        user_id: int = (await authenticate(app, token)).id  # type: ignore[assignment]
+        await run_in_threadpool(authorize, user_id)
     except HTTPException as exc:
         code = status.WS_1008_POLICY_VIOLATION
         await websocket.close(code=code, reason=str(exc.detail)[:120])

@@ -15,13 +15,12 @@ from typing import Annotated
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from imageforge.api.core.config import Settings
 from imageforge.api.core.security import create_access_token
-from imageforge.api.deps import SESSION_COOKIE, SettingsDep, load_user
+from imageforge.api.deps import SESSION_COOKIE, SettingsDep, authenticate
 from imageforge.api.routes.login import authenticate_request
 
 __all__ = ["router", "safe_next", "same_origin", "set_session_cookie"]
@@ -108,7 +107,7 @@ async def sign_in(
     target = safe_next(next)
     if token:
         try:
-            await run_in_threadpool(load_user, request.app, token)  # the same checks as a bearer token's
+            await authenticate(request.app, token)  # the same checks as a bearer token's
         except HTTPException as exc:
             if exc.status_code != status.HTTP_401_UNAUTHORIZED:
                 raise

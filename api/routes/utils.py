@@ -38,6 +38,11 @@ def _loaded_models() -> list[dict[str, Any]]:
 _WORKER_SUMMARY = ("name", "device", "concurrency", "running")
 
 
+def _user_cache(app: Any) -> dict[str, Any] | None:
+    users = getattr(app.state, "users", None)
+    return None if users is None else {"entries": len(users), "live": users.live}
+
+
 def _worker_processes(workers: list[dict[str, Any]], *, admin: bool) -> list[dict[str, Any]]:
     """The live worker processes, from their heartbeats (distributed) or this process (embedded)."""
     if admin:
@@ -132,6 +137,7 @@ def health(
         queue_size=runner.queue_size,
         backends=backends,
         loaded_models=redact(_loaded_models()) if user.is_superuser else None,
+        user_cache=_user_cache(request.app) if user.is_superuser else None,
         generator_p95_s=metrics.generator_p95(),
         slo_p95_s=settings.slo_p95_s,
         issues=issues,

@@ -1,11 +1,16 @@
-"""The status-document cache: hits, invalidation, the load/invalidate race. (Users are not
-cached: a revoked token must stop at once, so every request looks its user up.)"""
+"""The status-document cache (hits, invalidation, the load/invalidate race) and the user cache
+of distributed API processes (served only while its revocation channel is confirmed live; a
+fill that raced with a revocation stores nothing). Its Redis side is in test_user_revocation.py."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from imageforge.api.models.user import User
 from imageforge.api.services.status import StatusDocumentCache
+from imageforge.api.services.user_cache import STALE_AFTER_S, UserCache
 
 
 def test_status_document_cache_hits_until_invalidated() -> None:
@@ -69,3 +74,67 @@ def test_forgetting_versions_never_resurrects_a_stale_load() -> None:
 
     cache.get("g1", "k", load_then_churn)
     assert cache.peek("g1", "k") is None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _user(public_id: str = "a" * 32, **fields: object) -> User:
+    return User(id=1, public_id=public_id, email="ann@example.com", hashed_password="!", **fields)
+
+
+def test_the_user_cache_serves_only_while_its_channel_is_confirmed() -> None:
+    clock = Clock()
+    cache = UserCache(clock=clock)
+    ann = _user()
+    cache.fill(cache.version, ann)
+    assert cache.get(ann.public_id) is None and len(cache) == 0  # never confirmed: neither served nor kept
+
+    cache.confirm(clock.now)
+    cache.fill(cache.version, ann)
+    served = cache.get(ann.public_id)
+    assert served is not None and served.email == ann.email and served.token_version == ann.token_version
+    assert served is not ann and cache.get(ann.public_id) is not served  # every request its own copy
+    served.is_active = False
+    assert cache.get(ann.public_id).is_active  # type: ignore[union-attr]  # a request cannot change the cache
+
+    clock.now += STALE_AFTER_S  # no ping has come back for that long: a revocation may be lost
+    assert not cache.live and cache.get(ann.public_id) is None
+    cache.confirm(clock.now - STALE_AFTER_S - 1)  # an old answer arriving late changes nothing
+    assert cache.get(ann.public_id) is None
+    cache.confirm(clock.now - 0.2)
+    assert cache.get(ann.public_id) is not None
+
+
+def test_a_revocation_drops_the_user_and_any_lookup_that_raced_with_it() -> None:
+    clock = Clock()
+    cache = UserCache(clock=clock)
+    cache.confirm(clock.now)
+    ann, bob = _user("a" * 32), _user("b" * 32)
+    cache.fill(cache.version, ann)
+    version = cache.version  # a lookup of bob starts ...
+    cache.revoke(ann.public_id)  # ... a revocation arrives while it reads the database ...
+    cache.fill(version, bob)  # ... so what it read may predate the change: not kept
+    assert cache.get(ann.public_id) is None and cache.get(bob.public_id) is None
+    cache.fill(cache.version, bob)
+    assert cache.get(bob.public_id) is not None
+
+    cache.forget()  # a (re)subscription: nothing served until the channel is confirmed again
+    assert len(cache) == 0 and not cache.live
+    cache.confirm(clock.now)
+    assert cache.get(bob.public_id) is None
+
+
+def test_the_user_cache_is_bounded() -> None:
+    cache = UserCache(max_entries=2)
+    cache.confirm(time.monotonic())
+    for letter in "abc":
+        cache.fill(cache.version, _user(letter * 32))
+    assert len(cache) == 2 and cache.get("a" * 32) is None
+    with pytest.raises(ValueError, match="max_entries"):
+        UserCache(max_entries=0)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -231,3 +233,63 @@ def test_sigkill_a_worker_mid_scene_loses_nothing(cluster: Cluster) -> None:
         assert failed["status"] == "failed"
         assert "stopped (killed or crashed) 3 times" in failed["error"]
     broker.close()
+
+
+# Revocation across processes ------------------------------------------------------------------
+def _imageforge(cluster: Cluster, *args: str, **env: str | None) -> subprocess.CompletedProcess[str]:
+    """An ``imageforge`` command in its own process, with the API's environment changed by
+    ``env`` (None removes a variable)."""
+    environment = cluster.server.environment()
+    for name, value in env.items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
+    return subprocess.run(
+        [sys.executable, "-c", "from imageforge.api.cli import app; app()", *args],
+        env=environment,
+        cwd=cluster.server.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_token_revoked_by_a_command_is_refused_at_the_next_request(cluster: Cluster) -> None:
+    """The API keeps its callers in memory (no query per request); ``imageforge users`` still
+    revokes at once, and refuses to change a user where the API would not hear of it."""
+    email = f"revoked-{uuid.uuid4().hex[:6]}@example.com"
+    ann = cluster.server.add_user(email)
+    admin = cluster.server.add_user(f"admin-{uuid.uuid4().hex[:6]}@example.com", admin=True)
+    missing = f"/api/generations/{uuid.uuid4().hex}"  # the status route, the one clients poll
+    with httpx.Client(base_url=cluster.server.base_url, timeout=30.0) as client:
+        for _ in range(3):
+            assert client.get("/api/users/me", headers=ann).status_code == 200
+            assert client.get(missing, headers=ann).status_code == 404
+        cache = client.get("/health", headers=admin).json()["user_cache"]
+        assert cache["live"] and cache["entries"] >= 1, cache
+
+        unheard = _imageforge(cluster, "users", "deactivate", "--email", email, IMAGEFORGE_BROKER_URL=None)
+        assert unheard.returncode == 2, unheard.stderr
+        assert "IMAGEFORGE_BROKER_URL" in unheard.stderr and "Nothing was changed" in unheard.stderr
+        elsewhere = cluster.broker_url.rsplit("/", 1)[0] + "/7"  # the same server, another database
+        wrong = _imageforge(cluster, "users", "deactivate", "--email", email, IMAGEFORGE_BROKER_URL=elsewhere)
+        assert wrong.returncode == 2 and "No API process listens" in wrong.stderr, wrong.stderr
+        assert client.get("/api/users/me", headers=ann).status_code == 200
+
+        done = _imageforge(cluster, "users", "deactivate", "--email", email)
+        assert done.returncode == 0, done.stderr
+        for url in ("/api/users/me", missing):
+            refused = client.get(url, headers=ann)
+            assert refused.status_code == 401 and "inactive" in refused.json()["detail"], refused.text
+
+        bea_email = f"password-{uuid.uuid4().hex[:6]}@example.com"
+        bea = cluster.server.add_user(bea_email)
+        assert client.get("/api/users/me", headers=bea).status_code == 200
+        changed = _imageforge(cluster, "users", "password", "--email", bea_email, "--password", "a-new-secret-9")
+        assert changed.returncode == 0, changed.stderr
+        stale = client.get("/api/users/me", headers=bea)
+        assert stale.status_code == 401 and "revoked" in stale.json()["detail"], stale.text
+        login = client.post("/api/login/access-token", data={"username": bea_email, "password": "a-new-secret-9"})
+        fresh = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        assert [client.get("/api/users/me", headers=fresh).status_code for _ in range(2)] == [200, 200]
