@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imageforge.api.core.checkpoints import open_checkpointer
 from imageforge.api.core.config import Settings, get_settings
-from imageforge.api.core.db import autocommit_reads, create_db_engine, init_db
+from imageforge.api.core.db import DatabaseProbe, autocommit_reads, create_db_engine, init_db
 from imageforge.api.core.headers import SecurityHeadersMiddleware
 from imageforge.api.core.heap import freeze_startup_heap
 from imageforge.api.core.json_guard import encodable, reject_invalid_json_values
@@ -298,6 +298,8 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
         )
         assistant_scope = AsyncExitStack()  # the assistant's checkpointer, on this (the API's) loop
         app.state.assistant = await assistant_scope.enter_async_context(open_assistant(settings))
+        app.state.database = database = DatabaseProbe(app.state.reader)  # what /health reports
+        await database.start()
         freeze_startup_heap()
         retention = settings.trace_retention
         sweeper = None
@@ -315,6 +317,7 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
                 sweeper.cancel()
                 with suppress(asyncio.CancelledError):
                     await sweeper
+            await database.stop()
             await runner.stop()
             if revocations is not None:
                 await revocations.stop()

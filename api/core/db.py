@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,15 @@ from imageforge.api.core.migrations import upgrade_schema
 from imageforge.api.models import character, conversation, generation, preset, user  # noqa: F401  (registers the tables)
 from imageforge.tools.storage import private_dirs, private_file
 
-__all__ = ["autocommit_reads", "create_db_engine", "init_db", "ping", "session_scope", "sqlalchemy_url"]
+__all__ = [
+    "DatabaseProbe",
+    "autocommit_reads",
+    "create_db_engine",
+    "init_db",
+    "ping",
+    "session_scope",
+    "sqlalchemy_url",
+]
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -92,6 +103,63 @@ def ping(engine: Engine) -> bool:
         return True
     except (SQLAlchemyError, OSError):
         return False
+
+
+class DatabaseProbe:
+    """Whether the database answers, from a ``SELECT 1`` every ``every_s`` in the background.
+
+    Load balancers poll ``/health`` several times a second per API process; with a query of
+    its own, each poll paid a thread hop and a round trip to a database busy with the jobs'
+    checkpoints, and that was its whole tail latency. Read from here, the answer is at most
+    ``every_s`` old. A probe that hangs (a database cut off without a reset) counts as
+    unreachable once the last answer is ``stale_after_s`` old.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        every_s: float = 1.0,
+        stale_after_s: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.every_s = every_s
+        self.stale_after_s = stale_after_s
+        self._clock = clock
+        self._answered_at: float | None = None  # when the last successful probe started
+        self._decided_at = float("-inf")  # when the probe whose answer stands started
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def reachable(self) -> bool:
+        return self._answered_at is not None and self._clock() - self._answered_at < self.stale_after_s
+
+    async def probe(self) -> bool:
+        started = self._clock()
+        try:
+            answered = await asyncio.to_thread(ping, self.engine)
+        except Exception:  # whatever the driver raised, the database did not answer
+            answered = False
+        if started >= self._decided_at:  # a slower, older probe does not overrule a newer one
+            self._decided_at = started
+            self._answered_at = started if answered else None
+        return answered
+
+    async def start(self) -> None:
+        await self.probe()
+        self._task = asyncio.create_task(self._probe_forever(), name="imageforge-database-probe")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _probe_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_s)
+            await self.probe()
 
 
 def session_scope(engine: Engine) -> Iterator[Session]:

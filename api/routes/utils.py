@@ -11,9 +11,9 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from imageforge.api.core.db import ping
 from imageforge.api.core.dbcheck import integrity_problems
 from imageforge.api.core.redact import redact, redact_text
 from imageforge.api.deps import BackendsDep, MetricsDep, OptionalUser, RunnerDep, SettingsDep, require_admin
@@ -60,7 +60,7 @@ def _worker_processes(workers: list[dict[str, Any]], *, admin: bool) -> list[dic
         403: {"description": "`deep=1` by a user who is not an administrator."},
     },
 )
-def health(
+async def health(
     request: Request,
     response: Response,
     settings: SettingsDep,
@@ -88,12 +88,13 @@ def health(
             )
         require_admin(user)
     issues: list[str] = []
-    database_ok = ping(request.app.state.engine)
+    app = request.app
+    database_ok = await app.state.database.probe() if deep else app.state.database.reachable
     database = "ok" if database_ok else "unreachable"
     if not database_ok:
         issues.append("database unreachable")
     elif deep:
-        problems = integrity_problems(request.app.state.engine)
+        problems = await run_in_threadpool(integrity_problems, app.state.engine)
         if problems:
             database = "corrupt"
             issues.append("database integrity check failed: " + "; ".join(problems))
@@ -137,7 +138,7 @@ def health(
         queue_size=runner.queue_size,
         backends=backends,
         loaded_models=redact(_loaded_models()) if user.is_superuser else None,
-        user_cache=_user_cache(request.app) if user.is_superuser else None,
+        user_cache=_user_cache(app) if user.is_superuser else None,
         generator_p95_s=metrics.generator_p95(),
         slo_p95_s=settings.slo_p95_s,
         issues=issues,

@@ -8,10 +8,11 @@ import sys
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
 
 from imageforge.api.core.checkpoints import checkpoint_serializer, open_checkpointer
 from imageforge.api.core.config import Settings
-from imageforge.api.core.db import autocommit_reads, create_db_engine, sqlalchemy_url
+from imageforge.api.core.db import DatabaseProbe, autocommit_reads, create_db_engine, sqlalchemy_url
 from imageforge.api.core.metrics import percentile
 from imageforge.api.main import create_app
 from imageforge.api.services.estimate import EstimateQuery, estimate
@@ -73,6 +74,35 @@ def test_health_reports_workers_queue_and_backends(client: TestClient, alice: di
     admin = client.get("/health", headers=add_user(client, "root@example.com", admin=True)).json()
     assert admin["backends"]["configured"]["generator"]["backend"] == "auto"
     assert isinstance(admin["loaded_models"], list) and admin["dev_mode"] is False
+
+
+async def test_the_database_probe_says_whether_and_how_recently_the_database_answered(tmp_path) -> None:
+    now = [100.0]
+    probe = DatabaseProbe(create_engine(f"sqlite:///{tmp_path / 'ok.db'}"), stale_after_s=3.0, clock=lambda: now[0])
+    assert not probe.reachable  # never asked
+    assert await probe.probe() and probe.reachable
+    now[0] += 3.0  # no answer since: a probe hanging on a database cut off without a reset
+    assert not probe.reachable
+    assert await probe.probe() and probe.reachable
+    probe.engine = create_engine(f"sqlite:///{tmp_path / 'no-such-folder' / 'x.db'}")
+    assert not await probe.probe() and not probe.reachable
+
+
+def test_health_answers_503_while_the_database_does_not(client: TestClient, alice: dict[str, str], tmp_path) -> None:
+    """/health reads the background probe's answer (no query per poll); ``deep=1`` asks afresh."""
+    assert client.get("/health", headers=alice).json()["database"] == "ok"
+    probe: DatabaseProbe = client.app.state.database  # type: ignore[attr-defined]
+    engine = probe.engine
+    probe.engine = create_engine(f"sqlite:///{tmp_path / 'no-such-folder' / 'x.db'}")
+    asyncio.run(probe.probe())
+    response = client.get("/health")
+    assert response.status_code == 503 and response.json() == {"status": "unhealthy"}
+    assert client.get("/health", headers=alice).json()["database"] == "unreachable"
+    probe.engine = engine
+    admin = add_user(client, "root@example.com", admin=True)
+    deep = client.get("/health", params={"deep": 1}, headers=admin)  # probes now: healthy again at once
+    assert deep.status_code == 200 and deep.json()["database"] == "ok"
+    assert client.get("/health").status_code == 200
 
 
 def test_metrics_count_generations_and_expose_the_slo(client: TestClient, alice: dict[str, str]) -> None:
