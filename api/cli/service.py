@@ -74,12 +74,15 @@ def serve(
         overrides["workers"] = workers
     if dev:
         overrides["dev_mode"] = True
-    try:
+
+    def build() -> Settings:
         settings = Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        messages = "; ".join(error["msg"] for error in exc.errors(include_url=False))
-        typer.echo(f"Invalid settings: {messages}", err=True)
-        raise typer.Exit(2) from exc
+        settings.check_execution()
+        return settings
+
+    settings = checked_settings(build)
+    if settings.broker_url:
+        _require_broker(settings.broker_url)
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
@@ -87,6 +90,22 @@ def serve(
         log_level=log_level,
         log_config=log_config(log_level),
     )
+
+
+def _require_broker(url: str) -> None:
+    """One line and exit 2 when the broker does not answer, rather than a start-up traceback."""
+    import redis
+
+    from imageforge.api.core.redact import redact_url
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        typer.echo(f"Cannot reach the broker {redact_url(url)} (IMAGEFORGE_BROKER_URL): {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        client.close()
 
 
 @users_app.command("create")

@@ -70,7 +70,11 @@ class RevocationListener:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="imageforge-revocation-listener")
-        await asyncio.wait_for(self._subscribed.wait(), timeout=10)
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), timeout=10)
+        except TimeoutError:
+            await self.stop()
+            raise RuntimeError("could not subscribe to the user revocations on the broker within 10 s") from None
 
     async def stop(self) -> None:
         """Stop listening (the cache serves no one from then on) and close the client."""

@@ -13,6 +13,7 @@ import typer
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from imageforge.api.cli.service import serve
 from imageforge.api.cli.worker import worker
 from imageforge.api.core.config import get_settings
 from imageforge.api.core.db import create_db_engine, init_db
@@ -60,6 +61,22 @@ def test_the_worker_needs_a_broker_and_postgres(cli: typer.Typer, monkeypatch: p
 
     bad = runner.invoke(cli, ["worker", "--concurrency", "0"])
     assert bad.exit_code == 2
+
+
+def test_serve_refuses_an_unusable_broker_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli_environment(tmp_path, monkeypatch)
+    app = typer.Typer()
+    app.command()(serve)
+    app.command("other")(lambda: None)
+    monkeypatch.setenv("IMAGEFORGE_BROKER_URL", REDIS)
+    on_sqlite = CliRunner().invoke(app, ["serve"])
+    assert on_sqlite.exit_code == 2 and "needs PostgreSQL" in on_sqlite.output, on_sqlite.output
+    monkeypatch.setenv("IMAGEFORGE_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")  # never reached
+    get_settings.cache_clear()
+    unreachable = CliRunner().invoke(app, ["serve"])
+    assert unreachable.exit_code == 2 and "Cannot reach the broker" in unreachable.output, unreachable.output
+    assert "Traceback" not in unreachable.output
+    get_settings.cache_clear()
 
 
 def _running_job(tmp_path: Path) -> tuple[Any, str]:
