@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from cachetools import LRUCache
 
@@ -50,7 +51,7 @@ class UserCache:
     ) -> None:
         if max_entries < 1:
             raise ValueError(f"`max_entries` must be at least 1, got {max_entries!r}.")
-        self._users: LRUCache[str, User] = LRUCache(maxsize=max_entries)
+        self._users: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=max_entries)  # public id -> columns
         self._stale_after_s = stale_after_s
         self._clock = clock
         self._confirmed_at: float | None = None  # send time of the newest ping that came back
@@ -62,18 +63,19 @@ class UserCache:
         return self._confirmed_at is not None and self._clock() - self._confirmed_at < self._stale_after_s
 
     def get(self, public_id: str) -> User | None:
-        """A copy of the cached user (requests may not share one instance), or None on a miss
-        or while the channel is not confirmed live."""
+        """A new instance of the cached user, or None on a miss or while the channel is not
+        confirmed live. Requests never share one instance, and not ``model_copy()``: a copy
+        would share the loaded row's SQLAlchemy state."""
         if not self.live:
             return None
-        user = self._users.get(public_id)
-        return user.model_copy() if user is not None else None
+        fields = self._users.get(public_id)
+        return User.model_validate(fields) if fields is not None else None
 
     def fill(self, version: int, user: User) -> None:
         """Keep ``user``, looked up when the cache was at ``version``, unless something was
         revoked since (the lookup may have read the row before that change committed)."""
         if version == self.version and self.live:
-            self._users[user.public_id] = user.model_copy()
+            self._users[user.public_id] = user.model_dump()
 
     def revoke(self, public_id: str) -> None:
         self.version += 1

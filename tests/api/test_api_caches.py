@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlalchemy import inspect
 
 from imageforge.api.models.user import User
 from imageforge.api.services.status import StatusDocumentCache
@@ -99,7 +100,8 @@ def test_the_user_cache_serves_only_while_its_channel_is_confirmed() -> None:
     cache.fill(cache.version, ann)
     served = cache.get(ann.public_id)
     assert served is not None and served.email == ann.email and served.token_version == ann.token_version
-    assert served is not ann and cache.get(ann.public_id) is not served  # every request its own copy
+    assert served is not ann and cache.get(ann.public_id) is not served  # every request its own instance
+    assert inspect(served) is not inspect(ann) and inspect(served).transient  # with its own SQLAlchemy state
     served.is_active = False
     assert cache.get(ann.public_id).is_active  # type: ignore[union-attr]  # a request cannot change the cache
 
