@@ -20,6 +20,7 @@ from typing import Any
 
 from cachetools import LRUCache
 from redis import asyncio as aioredis
+from redis.asyncio.client import PubSub
 
 from imageforge.api.models.generation import TERMINAL_STATUSES
 from imageforge.api.services.event_hub import EventHub
@@ -28,6 +29,7 @@ __all__ = [
     "EVENTS_PATTERN",
     "EventBridge",
     "EventPublisher",
+    "Subscription",
     "async_client",
     "cancel_key",
     "events_channel",
@@ -101,8 +103,67 @@ def live_from_event(previous: dict[str, Any] | None, event: dict[str, Any]) -> d
     return live
 
 
-class EventBridge:
-    """Redis pub/sub to this process's hub, plus the live progress of jobs running elsewhere."""
+class Subscription:
+    """One pub/sub connection kept open by a task: ``_subscribe`` on every (re)connection, then
+    ``_read`` until the connection fails; ``_lost`` is told, and it reconnects with a backoff
+    (0.2 s, doubling to 5 s). ``start`` returns once the first subscription is in place."""
+
+    name = "imageforge-subscription"
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self.name)
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), timeout=10)
+        except TimeoutError:
+            await self.stop()
+            raise RuntimeError(f"{self.name} could not subscribe on the broker within 10 s") from None
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _subscribe(self, pubsub: PubSub) -> None:
+        raise NotImplementedError
+
+    async def _read(self, pubsub: PubSub) -> None:
+        raise NotImplementedError
+
+    def _lost(self) -> None:
+        """The connection failed: what it would have delivered until the next one is lost."""
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await self._subscribe(pubsub)
+                self._subscribed.set()
+                backoff = 0.2
+                await self._read(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis went away: reconnect
+                self._lost()
+                logger.warning("%s: the Redis subscription failed; reconnecting", self.name, exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+
+class EventBridge(Subscription):
+    """Redis pub/sub to this process's hub, plus the live progress of jobs running elsewhere.
+    Events published while it reconnects are lost; the state keys cover the gap."""
+
+    name = "imageforge-event-bridge"
 
     def __init__(
         self,
@@ -112,22 +173,10 @@ class EventBridge:
         on_change: Callable[[str], None] = lambda generation_id: None,
         max_live: int = 10_000,
     ) -> None:
-        self.redis = redis
+        super().__init__(redis)
         self.hub = hub
         self.on_change = on_change  # a worker wrote to the generation before it published
         self.live: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=max_live)
-        self._task: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen(), name="imageforge-event-bridge")
-        await asyncio.wait_for(self._subscribed.wait(), timeout=10)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def catch_up(self, generation_id: str) -> None:
         """Load a job's latest state from its key, for a subscriber that arrives late."""
@@ -150,35 +199,22 @@ class EventBridge:
             self.on_change(generation_id)
         self.hub.publish(generation_id, event)
 
-    async def _listen(self) -> None:
-        backoff = 0.2
-        while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+    async def _subscribe(self, pubsub: PubSub) -> None:
+        await pubsub.psubscribe(EVENTS_PATTERN)
+
+    async def _read(self, pubsub: PubSub) -> None:
+        async for message in pubsub.listen():
+            if message.get("type") != "pmessage":
+                continue
+            channel = message["channel"]
+            channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+            generation_id = channel.rsplit(":", 1)[-1]
             try:
-                await pubsub.psubscribe(EVENTS_PATTERN)
-                self._subscribed.set()
-                backoff = 0.2
-                async for message in pubsub.listen():
-                    if message.get("type") != "pmessage":
-                        continue
-                    channel = message["channel"]
-                    channel = channel.decode() if isinstance(channel, bytes) else str(channel)
-                    generation_id = channel.rsplit(":", 1)[-1]
-                    try:
-                        event = json.loads(message["data"])
-                    except (TypeError, ValueError):
-                        logger.warning("ignored a malformed event on %s", channel)
-                        continue
-                    self.deliver(generation_id, event)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # Redis went away: reconnect; the state keys cover the gap
-                logger.warning("the Redis event subscription failed; reconnecting", exc_info=True)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                event = json.loads(message["data"])
+            except (TypeError, ValueError):
+                logger.warning("ignored a malformed event on %s", channel)
+                continue
+            self.deliver(generation_id, event)
 
 
 async def publish_event(

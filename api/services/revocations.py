@@ -22,13 +22,14 @@ import time
 
 import redis
 from redis import asyncio as aioredis
+from redis.asyncio.client import PubSub
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from imageforge.api.core.redact import redact_url
 from imageforge.api.crud import user as crud
 from imageforge.api.models.user import UserCacheRegistration
-from imageforge.api.services.redis_events import async_client
+from imageforge.api.services.redis_events import Subscription, async_client
 from imageforge.api.services.user_cache import STALE_AFTER_S, UserCache
 
 __all__ = [
@@ -51,64 +52,36 @@ REGISTRATION_KEY = "imageforge:users:registration"
 PING_EVERY_S = STALE_AFTER_S / 3
 
 
-class RevocationListener:
-    """This process's subscription to ``REVOCATIONS_CHANNEL``, feeding a ``UserCache``.
+class RevocationListener(Subscription):
+    """This process's subscription to ``REVOCATIONS_CHANNEL``, feeding a ``UserCache``: it
+    pings through the subscription between reads, and a failed connection forgets every user."""
 
-    One task reads the subscription and pings through it between reads; any failure forgets
-    every user and reconnects.
-    """
+    name = "imageforge-revocation-listener"
 
     def __init__(
         self, redis: aioredis.Redis, cache: UserCache, *, registration: str, ping_every_s: float = PING_EVERY_S
     ) -> None:
-        self.redis = redis
+        super().__init__(redis)
         self.cache = cache
         self.registration = registration
         self.ping_every_s = ping_every_s
-        self._task: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen(), name="imageforge-revocation-listener")
-        try:
-            await asyncio.wait_for(self._subscribed.wait(), timeout=10)
-        except TimeoutError:
-            await self.stop()
-            raise RuntimeError("could not subscribe to the user revocations on the broker within 10 s") from None
 
     async def stop(self) -> None:
         """Stop listening (the cache serves no one from then on) and close the client."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await super().stop()
         self.cache.forget()
         await self.redis.aclose()
 
-    async def _listen(self) -> None:
-        backoff = 0.2
-        while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(REVOCATIONS_CHANNEL)
-                # Only once subscribed: a command that finds the token publishes to us.
-                await self.redis.set(REGISTRATION_KEY, self.registration)
-                self.cache.forget()  # whatever was published while we were not subscribed is lost
-                self._subscribed.set()
-                backoff = 0.2
-                await self._read(pubsub)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # Redis went away: serve no cached user until we hear it again
-                self.cache.forget()
-                logger.warning("the user revocation subscription failed; reconnecting", exc_info=True)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+    async def _subscribe(self, pubsub: PubSub) -> None:
+        await pubsub.subscribe(REVOCATIONS_CHANNEL)
+        # Only once subscribed: a command that finds the token publishes to us.
+        await self.redis.set(REGISTRATION_KEY, self.registration)
+        self.cache.forget()  # whatever was published while we were not subscribed is lost
 
-    async def _read(self, pubsub: aioredis.client.PubSub) -> None:
+    def _lost(self) -> None:
+        self.cache.forget()  # serve no cached user until we hear the channel again
+
+    async def _read(self, pubsub: PubSub) -> None:
         next_ping = 0.0
         while True:
             now = time.monotonic()
@@ -142,7 +115,8 @@ async def start_listening(*, engine: Engine, broker_url: str, cache: UserCache) 
 
 
 class RevocationUnheardError(Exception):
-    """A change to a user could not reach the API processes that cache users; nothing was changed."""
+    """A change to a user could not reach the API processes that cache users (the caller says
+    whether it was made)."""
 
 
 def revocation_client(broker_url: str | None, registration: UserCacheRegistration | None) -> redis.Redis | None:
